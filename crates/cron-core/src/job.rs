@@ -1,0 +1,182 @@
+//! The job model: the spec users write, and its validation into a [`Job`].
+//!
+//! The form proposed for IronFunctions is accepted as it is:
+//!
+//! ```json
+//! {"id": "report", "function": {"app": "app", "path": "/fn",
+//!   "headers": ["Content-Type: application/json"], "body": "...."},
+//!  "frequency": "*/10 * * * *"}
+//! ```
+//!
+//! Extensions: `function.image`, `function.priority` (0-2), `function.timeout`, `timezone`,
+//! `paused`, `catchup` (`policy`, `window`), `description`, `tags`. Unknown fields are rejected by
+//! name. [`JobSpec`] is the stored form (Consul KV `<prefix>/jobs/<id>`); [`Job`] is a spec that
+//! passed [`JobSpec::validate`], with its schedule parsed.
+//!
+//! SKELETON: the cron-core issue completes this module (validation rules and tests).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::{Schedule, ScheduleError};
+
+/// A job as written by users and stored in Consul.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// `[A-Za-z0-9_.-]{1,128}`, not starting with `.`, no `..`.
+    pub id: String,
+    /// The function call to make at every slot.
+    pub function: FunctionCall,
+    /// The schedule expression (see [`crate::schedule`]).
+    pub frequency: String,
+    /// IANA time zone of the schedule; UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A paused job keeps its spec but makes no calls.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
+    /// What a new leader (or a resume) does with slots that were missed.
+    #[serde(default)]
+    pub catchup: CatchUp,
+    /// Free text for operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Free labels for operators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Set by the job store when the job is created; ignored on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Set by the job store on every write; ignored on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The function call of a job: an IronFunctions app and route, and what to send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionCall {
+    /// The IronFunctions app.
+    pub app: String,
+    /// The route path, starting with `/`.
+    pub path: String,
+    /// Request headers as `Name: value` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// The request body (the function's stdin); at most 256 KiB.
+    #[serde(default)]
+    pub body: String,
+    /// The container image; falls back to the daemon's default image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Queue priority 0-2 (2 is served first).
+    #[serde(default)]
+    pub priority: u8,
+    /// Run timeout in seconds, 1-3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
+}
+
+/// The catch-up policy of a job and its window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatchUp {
+    /// Which missed slots to enqueue.
+    #[serde(default)]
+    pub policy: CatchUpPolicy,
+    /// How far back to look for missed slots (a duration such as `1h`); at most 7 days.
+    #[serde(default = "default_window")]
+    pub window: String,
+}
+
+/// The default catch-up window.
+pub const DEFAULT_CATCHUP_WINDOW: &str = "1h";
+
+fn default_window() -> String {
+    DEFAULT_CATCHUP_WINDOW.to_string()
+}
+
+impl Default for CatchUp {
+    fn default() -> Self {
+        CatchUp {
+            policy: CatchUpPolicy::default(),
+            window: default_window(),
+        }
+    }
+}
+
+/// Which missed slots a catch-up enqueues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUpPolicy {
+    /// None of them.
+    Skip,
+    /// Only the most recent one.
+    Latest,
+    /// Every one inside the window (capped per job; the rest are counted as skipped).
+    #[default]
+    All,
+}
+
+/// A validated job: the spec, its parsed schedule and catch-up window.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The spec as stored.
+    pub spec: JobSpec,
+    /// The parsed schedule (expression and zone).
+    pub schedule: Schedule,
+    /// The parsed catch-up window.
+    pub catchup_window: Duration,
+}
+
+/// Why a job spec was refused. Every variant names the field and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// The JSON did not parse, or had an unknown or missing field (serde's message names it).
+    #[error("invalid job JSON: {0}")]
+    Json(String),
+    /// A field has a value outside what is allowed.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field's path, e.g. `function.priority`.
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The frequency or time zone did not parse.
+    #[error("frequency: {0}")]
+    Schedule(#[from] ScheduleError),
+}
+
+impl JobSpec {
+    /// Parses a spec from JSON, naming unknown or missing fields.
+    pub fn from_json(bytes: &[u8]) -> Result<JobSpec, JobError> {
+        serde_json::from_slice(bytes).map_err(|e| JobError::Json(e.to_string()))
+    }
+
+    /// Checks every field and parses the schedule.
+    pub fn validate(self) -> Result<Job, JobError> {
+        crate::job::validate(self)
+    }
+}
+
+fn validate(spec: JobSpec) -> Result<Job, JobError> {
+    let schedule = Schedule::parse(&spec.frequency, spec.timezone.as_deref())?;
+    let catchup_window =
+        crate::schedule::parse_duration(&spec.catchup.window).map_err(|e| JobError::Field {
+            field: "catchup.window",
+            message: e.to_string(),
+        })?;
+    Ok(Job {
+        spec,
+        schedule,
+        catchup_window,
+    })
+}
