@@ -82,6 +82,9 @@ pub struct FunctionCall {
     /// Run timeout in seconds, 1-3600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
+    /// Seconds the task waits in the platform's delayed set before it is queued (0-86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u32>,
 }
 
 /// The catch-up policy of a job and its window.
