@@ -1,0 +1,196 @@
+//! A benchmark cluster: one redis-server, one consul-dev, N cronnode nodes each behind its own
+//! counting proxy to Consul, and helpers to load jobs and to watch the nodes.
+//!
+//! Jobs are written straight into Consul KV with `/v1/txn` (128 sets per call) because the API
+//! creates one job per request, which would make loading 1,000,000 jobs take longer than the
+//! benchmark itself; the stored form is the job store's (a JobSpec as JSON under
+//! `cronnode/jobs/<id>`), so the leader sees exactly what the API would have written.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use hyper::Method;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::http::Http;
+use crate::procs::{Bins, ConsulDev, Node, Redis};
+use crate::proxy::Proxy;
+
+/// Sets per `/v1/txn` call (consul-dev's and Consul's limit is higher; this keeps bodies small).
+const TXN_OPS: usize = 128;
+/// Transactions in flight while loading.
+const TXN_PARALLEL: usize = 4;
+/// The KV directory of the jobs (cronnode's default prefix).
+pub const JOBS_DIR: &str = "cronnode/jobs/";
+
+/// What a benchmark job looks like.
+pub fn job_spec(id: &str, frequency: &str, body: &str) -> Value {
+    json!({
+        "id": id,
+        "function": {"app": "bench", "path": "/fn", "body": body},
+        "frequency": frequency,
+    })
+}
+
+/// A running cluster. Dropping it stops every process and removes the temp dir.
+pub struct Cluster {
+    /// The nodes (index = node number).
+    pub nodes: Vec<Node>,
+    /// One counting proxy per node, same index.
+    pub proxies: Vec<Proxy>,
+    /// The agent.
+    pub consul: ConsulDev,
+    /// The queue.
+    pub redis: Redis,
+    /// HTTP pool.
+    pub http: Http,
+    /// Logs and Redis' dir (kept when `BENCH_KEEP` is set).
+    pub dir: TempDir,
+}
+
+impl Cluster {
+    /// Starts Redis, consul-dev and `n` nodes (not waiting for a leader).
+    pub async fn start(bins: &Bins, n: usize) -> Result<Cluster> {
+        let dir = tempfile::Builder::new().prefix("cronnode-bench-").tempdir()?;
+        let redis = Redis::start(dir.path()).await?;
+        let consul = ConsulDev::start(bins, dir.path()).await?;
+        let mut nodes = Vec::new();
+        let mut proxies = Vec::new();
+        for i in 0..n {
+            let proxy = Proxy::start(consul.port).await?;
+            let mut node = Node::new(bins, dir.path(), &format!("n{i}"), &proxy.url(), &redis.url())?;
+            node.start().await?;
+            nodes.push(node);
+            proxies.push(proxy);
+        }
+        Ok(Cluster {
+            nodes,
+            proxies,
+            consul,
+            redis,
+            http: Http::new(),
+            dir,
+        })
+    }
+
+    /// The run's directory (logs).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Scrapes one node's `/metrics` (never touches Consul).
+    pub async fn metric(&self, node: usize, name: &str) -> Result<f64> {
+        let text = self.http.get(&format!("{}/metrics", self.nodes[node].api())).await?;
+        let text = String::from_utf8_lossy(&text);
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == name).then(|| v.trim().parse::<f64>().ok()).flatten()
+            })
+            .with_context(|| format!("metric {name} missing on node {node}"))
+    }
+
+    /// The index of the node whose metrics say it leads, if exactly one does.
+    pub async fn leader(&self) -> Option<usize> {
+        let mut found = None;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.proc.is_none() {
+                continue;
+            }
+            if let Ok(v) = self.metric(i, "cronnode_is_leader").await {
+                if v == 1.0 {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(i);
+                }
+            }
+        }
+        found
+    }
+
+    /// Waits for a leader.
+    pub async fn wait_leader(&self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(i) = self.leader().await {
+                return Ok(i);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("no leader after {timeout:?} (logs in {})", self.path().display())
+    }
+
+    /// Waits until `node` reports `n` valid jobs loaded.
+    pub async fn wait_jobs(&self, node: usize, n: usize, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let mut last = -1.0;
+        while Instant::now() < deadline {
+            if let Ok(v) = self.metric(node, "cronnode_jobs_loaded").await {
+                last = v;
+                if v as usize == n {
+                    return Ok(start.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("node {node} has {last} jobs loaded, not {n}, after {timeout:?}")
+    }
+
+    /// Writes `specs` into Consul KV, `TXN_OPS` per transaction, `TXN_PARALLEL` at a time.
+    pub async fn put_jobs(&self, specs: Vec<Value>) -> Result<()> {
+        let url = format!("{}/v1/txn", self.consul.url());
+        let mut chunks = specs.chunks(TXN_OPS).map(<[Value]>::to_vec).collect::<Vec<_>>().into_iter();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        loop {
+            let mut set = tokio::task::JoinSet::new();
+            for chunk in chunks.by_ref().take(TXN_PARALLEL) {
+                let ops: Vec<Value> = chunk
+                    .iter()
+                    .map(|s| {
+                        let key = format!("{JOBS_DIR}{}", s["id"].as_str().unwrap_or(""));
+                        json!({"KV": {"Verb": "set", "Key": key, "Value": b64.encode(s.to_string())}})
+                    })
+                    .collect();
+                let http = self.http.clone();
+                let url = url.clone();
+                set.spawn(async move {
+                    let (st, body) = http
+                        .call(Method::PUT, &url, Some(serde_json::to_vec(&ops)?))
+                        .await?;
+                    if !st.is_success() {
+                        bail!("txn: {st}: {}", String::from_utf8_lossy(&body));
+                    }
+                    Ok(())
+                });
+            }
+            if set.is_empty() {
+                return Ok(());
+            }
+            while let Some(r) = set.join_next().await {
+                r??;
+            }
+        }
+    }
+
+    /// Deletes every job (one recursive delete).
+    pub async fn delete_jobs(&self) -> Result<()> {
+        let url = format!("{}/v1/kv/{JOBS_DIR}?recurse=true", self.consul.url());
+        let (st, body) = self.http.call(Method::DELETE, &url, None).await?;
+        if !st.is_success() {
+            bail!("delete jobs: {st}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(())
+    }
+
+    /// A Redis connection to the cluster's server.
+    pub async fn redis_con(&self) -> Result<redis::aio::MultiplexedConnection> {
+        Ok(redis::Client::open(self.redis.url())?
+            .get_multiplexed_async_connection()
+            .await?)
+    }
+}

@@ -1,0 +1,252 @@
+//! The report: the machine, then one markdown table per scenario, each figure beside its goal
+//! or its reference from the same run. Pure formatting: every number comes from a scenario.
+
+use std::fmt::Write as _;
+
+use crate::stats::fmt;
+use crate::{churn, consul_load, failover, lateness, memory, peer, procs};
+
+/// A line on the machine and its load now.
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let redis = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("").to_string())
+        .unwrap_or_default();
+    format!(
+        "{cpus} CPUs ({model}), {:.1} GiB memory, Linux, Redis {redis}",
+        mem as f64 / 1024.0 / 1024.0
+    )
+}
+
+/// The 1-minute load average now.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn goal(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+/// Scenario 1 and 2.
+pub fn lateness(rows: &[lateness::Outcome]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| jobs | slots | created_at − slot p50 / p99 / max (ms) | popped − slot p50 / p99 / max (ms) | leader CPU in window (s) | jobs loaded in (s) |");
+    let _ = writeln!(s, "|---:|---|---|---|---:|---:|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} / {} / {} | {} / {} / {} | {} | {} |",
+            r.n,
+            r.spread.label(),
+            fmt(r.created.p50),
+            fmt(r.created.p99),
+            fmt(r.created.max),
+            fmt(r.recv.p50),
+            fmt(r.recv.p99),
+            fmt(r.recv.max),
+            fmt(r.cpu_s),
+            fmt(r.load_s)
+        );
+    }
+    if let Some(r) = rows.iter().find(|r| r.n == 10_000 && r.spread == lateness::Spread::SameSecond) {
+        let _ = writeln!(
+            s,
+            "\nGoal at 10,000 in one second (p99 ≤ 25 ms, max ≤ 250 ms), judged on the consumer's side (the later of the two): p99 {} ms {}, max {} ms {}.",
+            fmt(r.recv.p99),
+            goal(r.recv.p99 <= 25.0),
+            fmt(r.recv.max),
+            goal(r.recv.max <= 250.0)
+        );
+    }
+    s
+}
+
+/// Scenario 2.
+pub fn throughput(rows: &[lateness::Outcome]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| burst (jobs in one second) | leader enqueue rate, first→last created_at (fires/s) | end to end, slot→last popped (fires/s) | redis-benchmark LPUSH -P 64, same task size, same Redis (req/s) | task size (B) |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
+    for r in rows.iter().filter(|r| r.spread == lateness::Spread::SameSecond) {
+        let enq = if r.burst_ms > 0.0 { r.n as f64 / (r.burst_ms / 1000.0) } else { f64::NAN };
+        let e2e = r.n as f64 / (r.last_recv_ms / 1000.0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.n,
+            fmt(enq),
+            fmt(e2e),
+            r.redis_lpush.map_or("not run".into(), fmt),
+            r.task_bytes
+        );
+    }
+    s
+}
+
+/// Scenario 3.
+pub fn memory(m: &memory::Outcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Leader RSS with no jobs: {} KiB.\n", m.baseline);
+    let _ = writeln!(s, "| jobs | leader RSS (KiB) | leader peak RSS (KiB) | per job beyond baseline (B) | goal ≤ 1 KiB | consul-dev RSS (KiB) | redis RSS (KiB) | loaded in (s) |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---|---:|---:|---:|");
+    for st in &m.steps {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            st.jobs,
+            st.rss,
+            st.hwm,
+            fmt(st.per_job),
+            goal(st.per_job <= 1024.0),
+            st.consul_rss,
+            st.redis_rss,
+            fmt(st.load_s)
+        );
+    }
+    s
+}
+
+/// Scenario 4.
+pub fn consul_load(rows: &[consul_load::Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| jobs | leader (requests/min) | follower (requests/min) | window (s) | leader's requests in the window | follower's requests in the window |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---|---|");
+    let by = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter().map(|(k, v)| format!("`{k}` {v}")).collect::<Vec<_>>().join(", ")
+    };
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.jobs,
+            fmt(r.leader_rpm),
+            fmt(r.follower_rpm),
+            r.window_s,
+            by(&r.leader_by),
+            by(&r.follower_by)
+        );
+    }
+    if let (Some(a), Some(b)) = (rows.first(), rows.last()) {
+        let same = (b.leader_rpm - a.leader_rpm).abs() <= a.leader_rpm.max(1.0) * 0.25
+            && (b.follower_rpm - a.follower_rpm).abs() <= a.follower_rpm.max(1.0) * 0.25;
+        let _ = writeln!(
+            s,
+            "\nGoal (the same at {} and {} jobs, within 25%): {}.",
+            a.jobs,
+            b.jobs,
+            goal(same)
+        );
+    }
+    s
+}
+
+/// Scenario 5.
+pub fn failover(f: &failover::Outcome) -> String {
+    let mut s = String::new();
+    let crash_goal = 2.0 * procs::SESSION_TTL.as_secs_f64() * 1000.0 + procs::LOCK_DELAY.as_secs_f64() * 1000.0 + 1000.0;
+    let _ = writeln!(s, "| kind | rounds | successor leads, median / max (ms) | successor's first enqueue, median / max (ms) | goal | verdict (on first enqueue, max) |");
+    let _ = writeln!(s, "|---|---:|---|---|---|---|");
+    for (kind, g) in [(failover::Kind::Graceful, 1000.0), (failover::Kind::Crash, crash_goal)] {
+        let rs: Vec<_> = f.rounds.iter().filter(|r| r.kind == kind).collect();
+        if rs.is_empty() {
+            continue;
+        }
+        let (lm, lx) = crate::stats::median_max(&rs.iter().map(|r| r.lock_ms).collect::<Vec<_>>());
+        let (em, ex) = crate::stats::median_max(&rs.iter().map(|r| r.enqueue_ms).collect::<Vec<_>>());
+        let _ = writeln!(
+            s,
+            "| {kind:?} | {} | {} / {} | {} / {} | ≤ {} ms | {} |",
+            rs.len(),
+            fmt(lm),
+            fmt(lx),
+            fmt(em),
+            fmt(ex),
+            g,
+            goal(ex <= g)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nProbe (every second) over the whole run: {} slots, {} missing, {} doubled.",
+        f.probe_slots, f.missing, f.doubled
+    );
+    s
+}
+
+/// Scenario 6.
+pub fn churn(c: &churn::Outcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| every-minute jobs | updates/s asked | answered 2xx/s | errors | PUT latency p50 / p99 (ms) | fire lateness p50 / p99 / max (ms) | update → first task with it, p50 / p99 / max (ms) | probe updates never seen | seconds |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---|---|---|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {} / {} | {} / {} / {} | {} / {} / {} | {} | {} |",
+        c.jobs,
+        c.rate,
+        fmt(c.achieved),
+        c.errors,
+        fmt(c.api.p50),
+        fmt(c.api.p99),
+        fmt(c.lateness.p50),
+        fmt(c.lateness.p99),
+        fmt(c.lateness.max),
+        fmt(c.effect.p50),
+        fmt(c.effect.p99),
+        fmt(c.effect.max),
+        c.never,
+        c.secs
+    );
+    if let Some(e) = &c.first_error {
+        let _ = writeln!(s, "\nFirst failed update: `{}`", e.chars().take(300).collect::<String>());
+    }
+    s
+}
+
+/// Scenario 7.
+pub fn peer(rows: &[peer::Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| schedules | system | lateness (popped − minute) p50 / p99 / max (ms) | not arrived by +58 s | scheduler CPU over the minute (s) | scheduler RSS (KiB) | schedules loaded in (s) |");
+    let _ = writeln!(s, "|---:|---|---|---:|---:|---:|---:|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} / {} / {} | {} | {} | {} | {} |",
+            r.n,
+            r.system,
+            fmt(r.lateness.p50),
+            fmt(r.lateness.p99),
+            fmt(r.lateness.max),
+            r.missing,
+            fmt(r.cpu_s),
+            r.rss,
+            fmt(r.load_s)
+        );
+    }
+    s
+}
