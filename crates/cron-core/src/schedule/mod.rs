@@ -142,9 +142,16 @@ impl Schedule {
         } else {
             Kind::Cron(compile(text)?)
         };
+        let slots = Slots { tz, kind };
+        // Day fields repeat every 400 years: no slot in the first 400 means none ever.
+        if slots.next_after(0).is_none() {
+            return Err(ScheduleError::Form(format!(
+                "{text:?} never fires: no date matches its day and month fields"
+            )));
+        }
         Ok(Schedule {
             expression: expression.to_string(),
-            slots: Slots { tz, kind },
+            slots,
         })
     }
 
