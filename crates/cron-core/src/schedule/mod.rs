@@ -165,6 +165,15 @@ impl Schedule {
         self.slots.tz.name()
     }
 
+    /// The slots strictly after `after`, in order (what `cronnode next` prints).
+    pub fn upcoming(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut t = after;
+        std::iter::from_fn(move || {
+            t = self.next_after(t)?;
+            Some(t)
+        })
+    }
+
     pub(crate) fn slots(&self) -> Slots {
         self.slots
     }

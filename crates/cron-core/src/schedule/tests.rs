@@ -72,6 +72,16 @@ fn macros_and_every() {
 }
 
 #[test]
+fn upcoming_lists_slots_in_order() {
+    let s = Schedule::parse("0 0 1 * *", None).unwrap();
+    let got: Vec<_> = s.upcoming(utc("2026-11-26T00:00:00Z")).take(2).collect();
+    assert_eq!(
+        got,
+        [utc("2026-12-01T00:00:00Z"), utc("2027-01-01T00:00:00Z")]
+    );
+}
+
+#[test]
 fn six_fields_have_seconds() {
     assert_eq!(
         next("*/20 * * * * *", None, "2026-11-26T20:31:10Z", 3),
