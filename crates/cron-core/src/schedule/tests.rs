@@ -408,3 +408,15 @@ fn every_error_message() {
         }
     );
 }
+
+#[test]
+fn civil_conversion_matches_chrono() {
+    let mut ts = -62_135_596_800i64; // 0001-01-01
+    while ts < 253_402_300_799 {
+        let c = civil_of(ts).unwrap();
+        let n = DateTime::from_timestamp(ts, 0).unwrap().naive_utc();
+        assert_eq!(c, civil_of_naive(n), "{ts}");
+        assert_eq!(timestamp_of_civil(c), ts);
+        ts += 86_400 * 13 + 3_607;
+    }
+}
