@@ -71,7 +71,7 @@ fn node_json(s: &Store) -> Value {
 }
 
 /// Service instances named `name`: the `consul` service of the server itself, then ours.
-fn instances<'a>(s: &'a Store, name: &str) -> Vec<Service> {
+fn instances(s: &Store, name: &str) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
     if name == "consul" {
         out.push(Service {
@@ -243,11 +243,8 @@ fn parse_check(v: &Value, default_id: String) -> Result<(Check, bool), Reply> {
     let (status, given) = if status_text.is_empty() {
         (CheckStatus::Critical, false)
     } else {
-        let st = CheckStatus::parse(&status_text).ok_or_else(|| {
-            Reply::bad(format!(
-                "Status for checks must 'passing', 'warning', 'critical'"
-            ))
-        })?;
+        let st = CheckStatus::parse(&status_text)
+            .ok_or_else(|| Reply::bad("Status for checks must 'passing', 'warning', 'critical'"))?;
         (st, true)
     };
     let id = Some(s("CheckID"))
