@@ -60,6 +60,11 @@ pub async fn route(shared: &Shared, ctx: &Ctx, sub: &str) -> Reply {
     if ctx.method != want {
         return Reply::method_not_allowed(&ctx.method);
     }
+    if matches!(op, "destroy" | "renew" | "info") && !arg.is_empty() {
+        if let Some(e) = crate::state::session::lookup_error(arg) {
+            return Reply::internal(e);
+        }
+    }
     match op {
         "create" => create(shared, ctx),
         "destroy" | "renew" if arg.is_empty() => Reply::bad("Missing session"),

@@ -331,7 +331,11 @@ async fn catalog_and_health() {
     let all = t.get(&format!("/v1/health/service/{a}")).await.ok().json();
     assert_eq!(all.as_array().unwrap().len(), 1);
     // `passing` is a bool: `passing=false` filters nothing (what rs-consul sends).
-    let unfiltered = t.get(&format!("/v1/health/service/{a}?passing=false")).await.ok().json();
+    let unfiltered = t
+        .get(&format!("/v1/health/service/{a}?passing=false"))
+        .await
+        .ok()
+        .json();
     assert_eq!(unfiltered.as_array().unwrap().len(), 1);
     let hc = t.get(&format!("/v1/health/checks/{a}")).await.ok().json();
     assert_eq!(hc[0]["Status"], json!("critical"));

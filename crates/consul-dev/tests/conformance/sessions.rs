@@ -302,3 +302,21 @@ async fn ttl_expiry_between_ttl_and_twice_ttl() {
     );
     assert!(t.entry(&k).await.get("Session").is_none(), "key released");
 }
+
+/// agent/consul/state/session.go (sessions are indexed by UUID): an ID that is not shaped like
+/// a UUID fails the lookup with 500 `failed session lookup: …`, for info, renew, destroy and
+/// acquire alike, rather than being treated as an unknown session.
+#[tokio::test]
+async fn non_uuid_session_ids() {
+    let t = Target::start().await;
+    let k = format!("{}/nu", prefix());
+    for r in [
+        t.get("/v1/session/info/not-a-uuid").await,
+        t.put("/v1/session/renew/not-a-uuid", "").await,
+        t.put("/v1/session/destroy/not-a-uuid", "").await,
+        t.put(&format!("/v1/kv/{k}?acquire=not-a-uuid"), "").await,
+    ] {
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+        assert!(r.text().contains("failed session lookup"), "{}", r.text());
+    }
+}

@@ -35,7 +35,11 @@ async fn writes_at_one_index_and_reads() {
         kv("get-tree", &format!("{p}/")),
         kv("get-or-empty", &format!("{p}/none"))
     ]);
-    let r = t.put("/v1/txn", reads.to_string()).await.ok().json();
+    let r = t.put("/v1/txn", reads.to_string()).await.ok();
+    // A read-only transaction answers like Txn.Read: leader headers, no index header.
+    assert!(r.headers.get("x-consul-knownleader").is_some());
+    assert!(r.headers.get("x-consul-index").is_none());
+    let r = r.json();
     let res = r["Results"].as_array().unwrap();
     assert_eq!(b64(&res[0]["KV"]["Value"]), b"A");
     assert_eq!(res.len(), 4, "get + two from get-tree + get-or-empty");
