@@ -126,7 +126,9 @@ fn split_addr(addr: &str) -> (String, u16) {
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => match port.parse() {
             Ok(p) => (
-                host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
                 p,
             ),
             Err(_) => (addr.to_string(), 0),
@@ -137,7 +139,11 @@ fn split_addr(addr: &str) -> (String, u16) {
 
 fn registration_body(spec: &ServiceSpec) -> serde_json::Value {
     let (address, port) = split_addr(&spec.api_addr);
-    let tags: Vec<&str> = if spec.leader { vec![LEADER_TAG] } else { vec![] };
+    let tags: Vec<&str> = if spec.leader {
+        vec![LEADER_TAG]
+    } else {
+        vec![]
+    };
     serde_json::json!({
         "Name": SERVICE_NAME,
         "ID": spec.service_id(),
@@ -169,12 +175,11 @@ impl Consul {
     /// Registers (or re-registers) the node's service with its check passing.
     pub async fn service_register(&self, spec: &ServiceSpec) -> Result<(), ConsulError> {
         const PATH: &str = "/v1/agent/service/register";
-        let body = serde_json::to_vec(&registration_body(spec)).map_err(|e| {
-            ConsulError::Decode {
+        let body =
+            serde_json::to_vec(&registration_body(spec)).map_err(|e| ConsulError::Decode {
                 endpoint: format!("PUT {PATH}"),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         self.call_ok(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
             .await?;
         Ok(())

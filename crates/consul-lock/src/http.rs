@@ -88,9 +88,8 @@ impl Consul {
         let base = cfg.base_url()?;
         let tls = match &cfg.ca_cert {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    ConsulError::Config(format!("CA file {}: {e}", path.display()))
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| ConsulError::Config(format!("CA file {}: {e}", path.display())))?;
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(&pem)?)
             }
             None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
@@ -151,14 +150,19 @@ impl Consul {
         if let Some(token) = &self.inner.token {
             req = req.header("X-Consul-Token", token);
         }
-        let req = req.body(body).map_err(|e| ConsulError::Config(format!("{endpoint}: {e}")))?;
+        let req = req
+            .body(body)
+            .map_err(|e| ConsulError::Config(format!("{endpoint}: {e}")))?;
         let exchange = async {
-            let resp = self.inner.http.request(req).await.map_err(|e| {
-                ConsulError::Unreachable {
-                    endpoint: endpoint.clone(),
-                    message: error_chain(&e),
-                }
-            })?;
+            let resp =
+                self.inner
+                    .http
+                    .request(req)
+                    .await
+                    .map_err(|e| ConsulError::Unreachable {
+                        endpoint: endpoint.clone(),
+                        message: error_chain(&e),
+                    })?;
             let status = resp.status().as_u16();
             let index = resp
                 .headers()
@@ -312,7 +316,10 @@ mod tests {
 
     #[test]
     fn bad_ca_file_is_a_config_error() {
-        assert!(matches!(tls_config(b"nothing"), Err(ConsulError::Config(_))));
+        assert!(matches!(
+            tls_config(b"nothing"),
+            Err(ConsulError::Config(_))
+        ));
         let cfg = ConsulConfig::new("https://h:1").with_ca_cert("/nonexistent/ca.pem");
         let e = Consul::new(cfg).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");

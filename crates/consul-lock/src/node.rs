@@ -44,7 +44,8 @@ impl Node {
         let settings = clamp(settings);
         let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let supervisor = AbortOnDrop::spawn(supervise(consul, settings, leadership_tx, shutdown_rx));
+        let supervisor =
+            AbortOnDrop::spawn(supervise(consul, settings, leadership_tx, shutdown_rx));
         NodeHandle {
             leadership,
             shutdown,
@@ -158,7 +159,10 @@ async fn check_loop(
             }
         }
         let result = if register {
-            consul.service_register(&spec).await.map(|()| CheckPass::Passed)
+            consul
+                .service_register(&spec)
+                .await
+                .map(|()| CheckPass::Passed)
         } else {
             consul.check_pass(&spec.node, "cronnode is running").await
         };
