@@ -37,7 +37,8 @@ const STALE_SLACK: usize = 1024;
 pub struct CatchUpPlan {
     /// The missed slots to enqueue, oldest first.
     pub fires: Vec<Fire>,
-    /// Missed slots not enqueued (policy `skip` or `latest`, or beyond the per-job cap).
+    /// Missed slots inside the window not enqueued (policy `skip` or `latest`, or beyond the
+    /// per-job cap). Slots older than the window are outside the catch-up and not counted.
     pub skipped: u64,
 }
 

@@ -401,10 +401,13 @@ pub async fn route_catalog(shared: &Shared, ctx: &Ctx, area: &str, sub: &str) ->
         },
     };
     let tag = ctx.get("tag").map(str::to_string);
-    blocking::run(shared, opts, |s| {
-        let idx = s.catalog_index;
-        let has_tag = |x: &Service| tag.as_ref().is_none_or(|t| x.tags.contains(t));
-        let body = match (area, op) {
+    blocking::run(
+        shared,
+        opts,
+        |s| s.catalog_index,
+        |s| {
+            let has_tag = |x: &Service| tag.as_ref().is_none_or(|t| x.tags.contains(t));
+            let body = match (area, op) {
             ("catalog", "services") => {
                 let mut m = Map::new();
                 if !filtered {
@@ -483,7 +486,8 @@ pub async fn route_catalog(shared: &Shared, ctx: &Ctx, area: &str, sub: &str) ->
                     .collect(),
             ),
         };
-        (idx, Reply::json(&body))
-    })
+            Reply::json(&body)
+        },
+    )
     .await
 }

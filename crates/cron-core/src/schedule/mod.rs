@@ -142,9 +142,16 @@ impl Schedule {
         } else {
             Kind::Cron(compile(text)?)
         };
+        let slots = Slots { tz, kind };
+        // Day fields repeat every 400 years: no slot in the first 400 means none ever.
+        if slots.next_after(0).is_none() {
+            return Err(ScheduleError::Form(format!(
+                "{text:?} never fires: no date matches its day and month fields"
+            )));
+        }
         Ok(Schedule {
             expression: expression.to_string(),
-            slots: Slots { tz, kind },
+            slots,
         })
     }
 
@@ -156,6 +163,15 @@ impl Schedule {
     /// The IANA name of the schedule's zone (`UTC` by default).
     pub fn timezone(&self) -> &'static str {
         self.slots.tz.name()
+    }
+
+    /// The slots strictly after `after`, in order (what `cronnode next` prints).
+    pub fn upcoming(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut t = after;
+        std::iter::from_fn(move || {
+            t = self.next_after(t)?;
+            Some(t)
+        })
     }
 
     pub(crate) fn slots(&self) -> Slots {
