@@ -16,7 +16,7 @@
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
 //! - [`script`]: the Lua scripts (`enqueue.lua`), key names and argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
-//! - [`error`]: [`QueueError`];
+//! - [`error`]: the error type, [`QueueError`];
 //! - `test_server` (feature `test-server`): a private redis-server for tests.
 //!
 //! ## Redis layout

@@ -502,3 +502,22 @@ pub fn mask_password(url: &str) -> String {
         None => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(mask_password("redis://u:pw@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(mask_password("redis://h:1/"), "redis://h:1/");
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(version_at_least("7.0.15", MIN_REDIS));
+        assert!(version_at_least("10.0.0", MIN_REDIS));
+        assert!(!version_at_least("4.0.14", MIN_REDIS));
+        assert!(!version_at_least("unknown", MIN_REDIS));
+    }
+}
