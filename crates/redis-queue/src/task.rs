@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn bad_jobs_are_refused_with_the_reason() {
         let s = TaskSettings::default();
-        let no_image = job(serde_json::json!({"app": "a", "path": "/p", "image": ""}));
+        let no_image = job(serde_json::json!({"app": "a", "path": "/p"}));
         assert!(matches!(
             s.check_job(&no_image),
             Err(TaskError::NoImage { .. })
