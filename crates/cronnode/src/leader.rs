@@ -429,15 +429,18 @@ impl LeaderLoop {
         let planned = fires.len() as u64;
         self.metrics.catchup(planned, skipped);
         self.enqueue_all(term, fires).await?;
-        tracing::info!(
-            token = term.token,
-            reason = why,
-            jobs = ids.len(),
-            jobs_behind,
-            enqueued = planned,
-            skipped,
-            "catch-up done"
-        );
+        // One line per term start, and per job change only when something was missed.
+        if why == "leadership" || jobs_behind > 0 {
+            tracing::info!(
+                token = term.token,
+                reason = why,
+                jobs = ids.len(),
+                jobs_behind,
+                planned = planned,
+                skipped,
+                "catch-up done"
+            );
+        }
         Ok(())
     }
 
