@@ -22,7 +22,11 @@ fn tagged_leaders(consul: &Consul) -> Vec<String> {
                         .and_then(Value::as_array)
                         .is_some_and(|t| t.iter().any(|x| x == "leader"))
                 })
-                .filter_map(|e| e.pointer("/Service/ID").and_then(Value::as_str).map(str::to_string))
+                .filter_map(|e| {
+                    e.pointer("/Service/ID")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -44,15 +48,24 @@ fn three_nodes_one_leader_and_a_clean_handover_on_sigterm() {
     for n in &nodes {
         assert_eq!(n.leader().as_deref(), Some(leader.as_str()));
         let me = n.get("/v1/leader").json();
-        let role = me.pointer("/this_node/role").and_then(Value::as_str).unwrap();
+        let role = me
+            .pointer("/this_node/role")
+            .and_then(Value::as_str)
+            .unwrap();
         assert_eq!(role == "leader", n.name == leader, "{me}");
     }
     // The Consul health endpoint: the tag on the leader's instance alone.
-    wait_for("the leader tag on the leader alone", Duration::from_secs(15), || {
-        (tagged_leaders(&consul) == vec![format!("cronnode-{leader}")]).then_some(())
-    });
+    wait_for(
+        "the leader tag on the leader alone",
+        Duration::from_secs(15),
+        || (tagged_leaders(&consul) == vec![format!("cronnode-{leader}")]).then_some(()),
+    );
     let nodes_answer = nodes[1].get("/v1/nodes").json();
-    assert_eq!(nodes_answer["nodes"].as_array().unwrap().len(), 3, "{nodes_answer}");
+    assert_eq!(
+        nodes_answer["nodes"].as_array().unwrap().len(),
+        3,
+        "{nodes_answer}"
+    );
 
     let r = nodes[0].post_json("/v1/cronjobs", &job("hb", "@every 1s"));
     assert_eq!(r.status, 201, "{}", r.text());
@@ -72,7 +85,10 @@ fn three_nodes_one_leader_and_a_clean_handover_on_sigterm() {
     let code = old.wait_exit(Duration::from_secs(15));
     eprintln!("handover after SIGTERM: {handover:?} ({leader} → {new_leader}); old leader exit status {code:?}");
     assert_eq!(code, Some(0), "graceful exit; log:\n{}", old.log());
-    assert!(handover < Duration::from_secs(2), "handover took {handover:?}");
+    assert!(
+        handover < Duration::from_secs(2),
+        "handover took {handover:?}"
+    );
     wait_for("the leader tag moved", Duration::from_secs(15), || {
         (tagged_leaders(&consul) == vec![format!("cronnode-{new_leader}")]).then_some(())
     });
@@ -90,14 +106,34 @@ fn three_nodes_one_leader_and_a_clean_handover_on_sigterm() {
     let first = *per_slot.keys().next().unwrap();
     let last = *per_slot.keys().last().unwrap();
     for s in first..=last {
-        assert_eq!(per_slot.get(&s), Some(&1), "slot {s} enqueued {:?} times; all: {per_slot:?}", per_slot.get(&s));
+        assert_eq!(
+            per_slot.get(&s),
+            Some(&1),
+            "slot {s} enqueued {:?} times; all: {per_slot:?}",
+            per_slot.get(&s)
+        );
     }
     let by_node: BTreeMap<String, usize> = tasks.iter().fold(BTreeMap::new(), |mut m, t| {
-        *m.entry(t.pointer("/cron/node").and_then(Value::as_str).unwrap_or("?").to_string()).or_default() += 1;
+        *m.entry(
+            t.pointer("/cron/node")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+        )
+        .or_default() += 1;
         m
     });
-    assert!(by_node.contains_key(&leader) && by_node.contains_key(&new_leader), "{by_node:?}");
+    assert!(
+        by_node.contains_key(&leader) && by_node.contains_key(&new_leader),
+        "{by_node:?}"
+    );
     // The new term's token is above the old one's.
-    let tokens: Vec<u64> = tasks.iter().map(|t| t.pointer("/cron/token").and_then(Value::as_u64).unwrap()).collect();
-    assert!(tokens.windows(2).all(|w| w[0] <= w[1]), "tokens never go backwards: {tokens:?}");
+    let tokens: Vec<u64> = tasks
+        .iter()
+        .map(|t| t.pointer("/cron/token").and_then(Value::as_u64).unwrap())
+        .collect();
+    assert!(
+        tokens.windows(2).all(|w| w[0] <= w[1]),
+        "tokens never go backwards: {tokens:?}"
+    );
 }

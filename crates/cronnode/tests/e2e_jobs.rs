@@ -42,7 +42,11 @@ fn job_created_on_a_follower_fires_on_time_as_ironfunctions_tasks() {
     let mut lateness: Vec<i64> = tasks.iter().map(check_task).collect();
     let slots: Vec<i64> = tasks.iter().map(slot_of).collect();
     for w in slots.windows(2) {
-        assert_eq!(w[1] - w[0], 1, "consecutive slots one second apart: {slots:?}");
+        assert_eq!(
+            w[1] - w[0],
+            1,
+            "consecutive slots one second apart: {slots:?}"
+        );
     }
     let ids: BTreeSet<&str> = tasks.iter().map(|t| t["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), tasks.len(), "fire ids are unique");
@@ -51,13 +55,23 @@ fn job_created_on_a_follower_fires_on_time_as_ironfunctions_tasks() {
         assert_eq!(t["path"], "/tick");
         assert_eq!(t["image"], "iron/hello");
         assert_eq!(t["payload"], "{\"n\":1}");
-        assert_eq!(t.pointer("/env_vars/HEADER_CONTENT_TYPE").and_then(Value::as_str), Some("application/json"));
-        assert_eq!(t.pointer("/cron/kind").and_then(Value::as_str), Some("scheduled"));
+        assert_eq!(
+            t.pointer("/env_vars/HEADER_CONTENT_TYPE")
+                .and_then(Value::as_str),
+            Some("application/json")
+        );
+        assert_eq!(
+            t.pointer("/cron/kind").and_then(Value::as_str),
+            Some("scheduled")
+        );
     }
     lateness.sort_unstable();
     let max = *lateness.last().unwrap();
     let median = lateness[lateness.len() / 2];
-    eprintln!("lateness over {} fires: median {median} ms, max {max} ms", lateness.len());
+    eprintln!(
+        "lateness over {} fires: median {median} ms, max {max} ms",
+        lateness.len()
+    );
     assert!(max < LATENESS_LIMIT_MS, "lateness {lateness:?} ms");
 
     // The history says the same, through the other node.
@@ -85,7 +99,9 @@ fn pause_resume_delete_and_manual_run() {
 
     let r = a.post_json("/v1/cronjobs", &job("pr", "@every 1s"));
     assert_eq!(r.status, 201, "{}", r.text());
-    wait_for("first fires", Duration::from_secs(30), || (tasks_of(&url, "pr").len() >= 2).then_some(()));
+    wait_for("first fires", Duration::from_secs(30), || {
+        (tasks_of(&url, "pr").len() >= 2).then_some(())
+    });
 
     // Pause: after the change has reached the leader, nothing more is enqueued.
     let r = follower.post_json("/v1/cronjobs/pr/pause", &Value::Null);
@@ -95,7 +111,11 @@ fn pause_resume_delete_and_manual_run() {
     std::thread::sleep(Duration::from_millis(2500));
     let paused_count = tasks_of(&url, "pr").len();
     std::thread::sleep(Duration::from_millis(3000));
-    assert_eq!(tasks_of(&url, "pr").len(), paused_count, "no fire while paused");
+    assert_eq!(
+        tasks_of(&url, "pr").len(),
+        paused_count,
+        "no fire while paused"
+    );
 
     // Resume: the policy (default `all`) catches up the paused slots, then it goes on.
     let r = follower.post_json("/v1/cronjobs/pr/resume", &Value::Null);
@@ -108,10 +128,16 @@ fn pause_resume_delete_and_manual_run() {
     let mut slots: Vec<i64> = tasks.iter().map(slot_of).collect();
     slots.sort_unstable();
     for w in slots.windows(2) {
-        assert_eq!(w[1] - w[0], 1, "every slot exactly once across pause and resume: {slots:?}");
+        assert_eq!(
+            w[1] - w[0],
+            1,
+            "every slot exactly once across pause and resume: {slots:?}"
+        );
     }
     assert!(
-        tasks.iter().any(|t| t.pointer("/cron/kind").and_then(Value::as_str) == Some("catchup")),
+        tasks
+            .iter()
+            .any(|t| t.pointer("/cron/kind").and_then(Value::as_str) == Some("catchup")),
         "the paused slots came back as catch-up"
     );
 
@@ -130,7 +156,10 @@ fn pause_resume_delete_and_manual_run() {
             .first()
             .cloned()
     });
-    assert_eq!(manual.pointer("/cron/kind").and_then(Value::as_str), Some("manual"));
+    assert_eq!(
+        manual.pointer("/cron/kind").and_then(Value::as_str),
+        Some("manual")
+    );
     let manual_count = tasks_of(&url, "pr")
         .iter()
         .filter(|t| t.pointer("/cron/kind").and_then(Value::as_str) == Some("manual"))
@@ -145,7 +174,11 @@ fn pause_resume_delete_and_manual_run() {
     std::thread::sleep(Duration::from_millis(2500));
     let after_delete = tasks_of(&url, "pr").len();
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(tasks_of(&url, "pr").len(), after_delete, "no fire after delete");
+    assert_eq!(
+        tasks_of(&url, "pr").len(),
+        after_delete,
+        "no fire after delete"
+    );
     let r = follower.post_json("/v1/cronjobs/pr/run", &Value::Null);
     assert_eq!(r.status, 404, "{}", r.text());
 }
@@ -163,7 +196,14 @@ fn put_round_trips_a_get_and_checks_the_version() {
     // GET → PUT as is: read-only fields are ignored, version makes it a check-and-set.
     let mut got = a.get("/v1/cronjobs/rt").json();
     got["description"] = "weekday mornings".into();
-    let r = common::http::request(a.port, "PUT", "/v1/cronjobs/rt", &[("Content-Type", "application/json")], got.to_string().as_bytes()).unwrap();
+    let r = common::http::request(
+        a.port,
+        "PUT",
+        "/v1/cronjobs/rt",
+        &[("Content-Type", "application/json")],
+        got.to_string().as_bytes(),
+    )
+    .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     let new = r.json();
     assert_eq!(new["description"], "weekday mornings");
@@ -171,7 +211,14 @@ fn put_round_trips_a_get_and_checks_the_version() {
     assert_eq!(new["created_at"], got["created_at"]);
 
     // The old version is stale now.
-    let r = common::http::request(a.port, "PUT", "/v1/cronjobs/rt", &[], got.to_string().as_bytes()).unwrap();
+    let r = common::http::request(
+        a.port,
+        "PUT",
+        "/v1/cronjobs/rt",
+        &[],
+        got.to_string().as_bytes(),
+    )
+    .unwrap();
     assert_eq!(r.status, 409, "{}", r.text());
 
     // The list, with the app filter.
@@ -182,17 +229,25 @@ fn put_round_trips_a_get_and_checks_the_version() {
 
     // A job without an image is refused when the node has no default image.
     let mut no_image = job("noimg", "@hourly");
-    no_image["function"].as_object_mut().unwrap().remove("image");
+    no_image["function"]
+        .as_object_mut()
+        .unwrap()
+        .remove("image");
     let r = a.post_json("/v1/cronjobs", &no_image);
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.error().1.contains("image"), "{}", r.text());
 
     // Schedule preview and the OpenAPI document.
-    let r = a.get("/v1/schedule?frequency=0+9+*+*+1-5&tz=Europe%2FBerlin&n=3&from=2026-03-27T00:00:00Z");
+    let r = a
+        .get("/v1/schedule?frequency=0+9+*+*+1-5&tz=Europe%2FBerlin&n=3&from=2026-03-27T00:00:00Z");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["slots"],
-        serde_json::json!(["2026-03-27T08:00:00Z", "2026-03-30T07:00:00Z", "2026-03-31T07:00:00Z"])
+        serde_json::json!([
+            "2026-03-27T08:00:00Z",
+            "2026-03-30T07:00:00Z",
+            "2026-03-31T07:00:00Z"
+        ])
     );
     let doc = a.get("/v1/openapi.json").json();
     assert!(doc["paths"]["/v1/cronjobs/{id}"]["put"].is_object());

@@ -277,17 +277,31 @@ pub fn slot_of(task: &Value) -> i64 {
 pub fn check_task(task: &Value) -> i64 {
     for field in ["id", "image", "app_name", "path", "payload", "created_at"] {
         let v = task.get(field).and_then(Value::as_str);
-        assert!(v.is_some_and(|s| !s.is_empty() || field == "payload"), "task field {field} missing or empty: {task}");
+        assert!(
+            v.is_some_and(|s| !s.is_empty() || field == "payload"),
+            "task field {field} missing or empty: {task}"
+        );
     }
     let prio = task.get("priority").and_then(Value::as_u64).unwrap();
     assert!(prio <= 2, "{task}");
-    assert_eq!(task.pointer("/env_vars/METHOD").and_then(Value::as_str), Some("POST"), "{task}");
+    assert_eq!(
+        task.pointer("/env_vars/METHOD").and_then(Value::as_str),
+        Some("POST"),
+        "{task}"
+    );
     assert!(task.pointer("/env_vars/ROUTE").is_some(), "{task}");
     for null_forbidden in ["created_at", "started_at", "completed_at"] {
-        assert!(!task.get(null_forbidden).is_some_and(Value::is_null), "{null_forbidden} is null: {task}");
+        assert!(
+            !task.get(null_forbidden).is_some_and(Value::is_null),
+            "{null_forbidden} is null: {task}"
+        );
     }
-    let created = chrono::DateTime::parse_from_rfc3339(task["created_at"].as_str().unwrap()).unwrap();
-    let slot = chrono::DateTime::parse_from_rfc3339(task.pointer("/cron/slot").and_then(Value::as_str).unwrap()).unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(task["created_at"].as_str().unwrap()).unwrap();
+    let slot = chrono::DateTime::parse_from_rfc3339(
+        task.pointer("/cron/slot").and_then(Value::as_str).unwrap(),
+    )
+    .unwrap();
     (created - slot).num_milliseconds()
 }
 
@@ -321,15 +335,22 @@ pub mod http {
         pub fn error(&self) -> (String, String) {
             let v = self.json();
             (
-                v.pointer("/error/code").and_then(Value::as_str).unwrap_or("").to_string(),
-                v.pointer("/error/message").and_then(Value::as_str).unwrap_or("").to_string(),
+                v.pointer("/error/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                v.pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
             )
         }
     }
 
     pub fn get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<Response> {
         let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         request(port, "GET", path, &headers, b"")
     }
 
@@ -358,7 +379,10 @@ pub mod http {
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
         parse(&raw).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad HTTP answer: {:?}", String::from_utf8_lossy(&raw)))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad HTTP answer: {:?}", String::from_utf8_lossy(&raw)),
+            )
         })
     }
 
@@ -378,14 +402,26 @@ pub mod http {
         if chunked {
             body = dechunk(&body)?;
         }
-        Some(Response { status, headers, body })
+        Some(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         loop {
             let eol = b.windows(2).position(|w| w == b"\r\n")?;
-            let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).ok()?.split(';').next()?.trim(), 16).ok()?;
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&b[..eol])
+                    .ok()?
+                    .split(';')
+                    .next()?
+                    .trim(),
+                16,
+            )
+            .ok()?;
             b = &b[eol + 2..];
             if size == 0 {
                 return Some(out);
