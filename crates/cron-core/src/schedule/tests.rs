@@ -307,11 +307,17 @@ fn february_29() {
 }
 
 #[test]
-fn impossible_dates_have_no_slot() {
+fn impossible_dates_are_refused() {
     for e in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31W 2 *"] {
-        let s = Schedule::parse(e, None).unwrap();
-        assert_eq!(s.next_after(utc("2026-01-01T00:00:00Z")), None, "{e}");
+        let err = Schedule::parse(e, None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("{e:?} never fires: no date matches its day and month fields")
+        );
     }
+    // Rare but possible: a fifth Friday in February (leap years starting on a Friday).
+    let s = Schedule::parse("0 0 * 2 5#5", None).unwrap();
+    assert_eq!(s.next_after(utc("2026-01-01T00:00:00Z")), Some(utc("2036-02-29T00:00:00Z")));
 }
 
 #[test]
