@@ -52,7 +52,9 @@ pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 pub const RECONNECT_ATTEMPTS: usize = 6;
 /// Margin added to a job's catch-up window for the dedupe TTL (see [`dedupe_ttl`]).
 pub const DEDUPE_MARGIN: Duration = Duration::from_secs(24 * 3600);
-/// Job ids per ZMSCORE call when reading cursors.
+/// The oldest Redis the script is written for (variadic HSET, scripts replicated by effects).
+pub const MIN_REDIS: (u32, u32) = (5, 0);
+/// Job ids per HMGET call when reading cursors.
 const CURSOR_READ_CHUNK: usize = 1_000;
 
 /// Where Redis is and how cronnode's keys are laid out.
@@ -315,16 +317,15 @@ impl Queue {
         let mut out = HashMap::with_capacity(job_ids.len());
         let mut conn = self.conn.clone();
         for chunk in job_ids.chunks(CURSOR_READ_CHUNK) {
-            let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+            let slots: Vec<Option<i64>> = redis::cmd("HMGET")
                 .arg(&self.keys.cursors)
                 .arg(chunk)
                 .query_async(&mut conn)
                 .await
                 .map_err(QueueError::from_call)?;
-            for (id, score) in chunk.iter().zip(scores) {
-                let Some(secs) = score else { continue };
-                // Scores are whole seconds written by the script; anything else is not ours.
-                if let Some(t) = Utc.timestamp_opt(secs as i64, 0).single() {
+            for (id, slot) in chunk.iter().zip(slots) {
+                let Some(secs) = slot else { continue };
+                if let Some(t) = Utc.timestamp_opt(secs, 0).single() {
                     out.insert((*id).to_string(), t);
                 }
             }
@@ -386,7 +387,7 @@ fn parse_token(s: &str) -> Result<u64, QueueError> {
 }
 
 /// One direct connection (no retries) to turn setup failures into precise errors, and the
-/// version check: the script needs `ZADD GT` (Redis 6.2).
+/// version check (see [`MIN_REDIS`]).
 async fn probe(client: &Client, addr: &str) -> Result<(), QueueError> {
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -405,7 +406,7 @@ async fn probe(client: &Client, addr: &str) -> Result<(), QueueError> {
         .find_map(|l| l.strip_prefix("redis_version:"))
         .map(str::trim)
         .unwrap_or("unknown");
-    if !version_at_least(version, (6, 2)) {
+    if !version_at_least(version, MIN_REDIS) {
         return Err(QueueError::TooOld {
             addr: addr.to_string(),
             version: version.to_string(),
