@@ -243,6 +243,9 @@ fn put(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
             if sess.is_empty() {
                 return Err("missing session".to_string());
             }
+            if let Some(e) = crate::state::session::lookup_error(sess) {
+                return Err(e);
+            }
             if !s.sessions.contains_key(sess) {
                 return Err(format!("invalid session {sess:?}"));
             }
