@@ -53,7 +53,7 @@ pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG};
 pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
 pub use node::{Node, NodeHandle};
 pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
-pub use session::{Renewal, SessionInfo};
+pub use session::SessionInfo;
 pub use settings::{
     host_name, lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX,
     DEFAULT_SESSION_TTL, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL,
