@@ -317,7 +317,10 @@ fn impossible_dates_are_refused() {
     }
     // Rare but possible: a fifth Friday in February (leap years starting on a Friday).
     let s = Schedule::parse("0 0 * 2 5#5", None).unwrap();
-    assert_eq!(s.next_after(utc("2026-01-01T00:00:00Z")), Some(utc("2036-02-29T00:00:00Z")));
+    assert_eq!(
+        s.next_after(utc("2026-01-01T00:00:00Z")),
+        Some(utc("2036-02-29T00:00:00Z"))
+    );
 }
 
 #[test]
