@@ -39,7 +39,7 @@ fn lpush_rate(server: &RedisServer) -> f64 {
     rate
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     let server = RedisServer::start().unwrap();
     let lpush = lpush_rate(&server);

@@ -35,6 +35,8 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
 /// this bounds the pause other clients see to a few milliseconds; larger batches are split
 /// into several calls sent in one pipeline.
 pub const DEFAULT_FIRES_PER_CALL: usize = 500;
+/// Script calls per pipeline; one pipeline is in flight while the next is encoded.
+pub const CALLS_PER_PIPELINE: usize = 4;
 /// Cap for [`Queue::with_fires_per_call`]: keeps one call's argument list and pause sane.
 pub const MAX_FIRES_PER_CALL: usize = 5_000;
 /// Largest fencing token: the script compares tokens as decimal strings, any u64 fits; the
@@ -199,7 +201,7 @@ impl Queue {
     /// the task is pushed (`queue<priority>`, or the delayed set for a job with a delay), the
     /// job's cursor advances to the slot (never backwards; manual fires do not move it) and an
     /// entry goes into the job's history. The batch is split into calls of
-    /// [`DEFAULT_FIRES_PER_CALL`] sent in one pipeline, in order. A token above the fence
+    /// [`DEFAULT_FIRES_PER_CALL`], sent in order in pipelines of [`CALLS_PER_PIPELINE`] calls. A token above the fence
     /// raises the fence. `now` is the enqueue instant: the task's `created_at`, the history's
     /// `enqueued_at`, and the base of a delayed task's ready time.
     ///
@@ -218,20 +220,29 @@ impl Queue {
         if batch.is_empty() {
             return Ok(BatchOutcome::Done(Vec::new()));
         }
-        let mut calls = Vec::with_capacity(batch.len().div_ceil(self.fires_per_call));
-        for chunk in batch.chunks(self.fires_per_call) {
-            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
-            for (job, fire) in chunk {
-                call.push(job, fire, token, settings, now)?;
-            }
-            calls.push(call);
+        // Every job is checked before anything is sent, so a job that cannot be encoded
+        // never leaves half a batch behind.
+        for (job, _) in batch {
+            settings.check_job(job)?;
         }
-        let answers = self.run_calls(&calls).await?;
+        // Pipelines of a few calls, one in flight while the next is encoded: Redis runs the
+        // scripts while this task builds arguments. Only one is in flight at a time, so the
+        // calls reach Redis in input order, and nothing is sent after a Fenced answer.
+        let group_len = self.fires_per_call * CALLS_PER_PIPELINE;
         let mut outcomes = Vec::with_capacity(batch.len());
-        for answer in answers {
-            match script::decode(answer)? {
-                script::Answer::Fenced(fence) => return Ok(BatchOutcome::Fenced { fence }),
-                script::Answer::Done(mut o) => outcomes.append(&mut o),
+        let mut inflight: Option<tokio::task::JoinHandle<Result<Vec<Value>, QueueError>>> = None;
+        for group in batch.chunks(group_len) {
+            let pipe = self.pipeline(group, token, settings, now)?;
+            if let Some(handle) = inflight.take() {
+                if let Some(fence) = collect(handle, &mut outcomes).await? {
+                    return Ok(BatchOutcome::Fenced { fence });
+                }
+            }
+            inflight = Some(tokio::spawn(run_pipeline(self.conn.clone(), pipe)));
+        }
+        if let Some(handle) = inflight {
+            if let Some(fence) = collect(handle, &mut outcomes).await? {
+                return Ok(BatchOutcome::Fenced { fence });
             }
         }
         if outcomes.len() != batch.len() {
@@ -244,28 +255,28 @@ impl Queue {
         Ok(BatchOutcome::Done(outcomes))
     }
 
-    /// Sends the calls in one pipeline, after a SCRIPT LOAD on the same connection so EVALSHA
-    /// cannot miss the script (a restarted Redis has lost it). If NOSCRIPT comes back anyway
-    /// (a SCRIPT FLUSH in between), the whole pipeline is sent once more: safe, by dedupe.
-    async fn run_calls(&self, calls: &[EnqueueCall]) -> Result<Vec<Value>, QueueError> {
+    /// One pipeline: SCRIPT LOAD (so EVALSHA cannot miss the script on a restarted Redis),
+    /// then one EVALSHA per `fires_per_call` fires.
+    fn pipeline(
+        &self,
+        group: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+    ) -> Result<redis::Pipeline, QueueError> {
         let mut pipe = redis::pipe();
         pipe.cmd("SCRIPT")
             .arg("LOAD")
             .arg(script::ENQUEUE_LUA)
             .ignore();
-        for call in calls {
+        for chunk in group.chunks(self.fires_per_call) {
+            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
+            for (job, fire) in chunk {
+                call.push(job, fire, token, settings, now)?;
+            }
             pipe.add_command(call.command());
         }
-        let mut conn = self.conn.clone();
-        match pipe.query_async::<Vec<Value>>(&mut conn).await {
-            Ok(v) => Ok(v),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                pipe.query_async::<Vec<Value>>(&mut conn)
-                    .await
-                    .map_err(QueueError::from_call)
-            }
-            Err(e) => Err(QueueError::from_call(e)),
-        }
+        Ok(pipe)
     }
 
     /// Raises the fence to `token` if it is higher; answers the fence now in Redis.
@@ -379,6 +390,39 @@ impl Queue {
             .await
             .map_err(QueueError::from_call)
     }
+}
+
+/// Sends a pipeline. If NOSCRIPT comes back despite the SCRIPT LOAD in front (a SCRIPT FLUSH
+/// in between), it is sent once more: safe, since applied fires come back as duplicates.
+async fn run_pipeline(
+    mut conn: ConnectionManager,
+    pipe: redis::Pipeline,
+) -> Result<Vec<Value>, QueueError> {
+    match pipe.query_async::<Vec<Value>>(&mut conn).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => pipe
+            .query_async::<Vec<Value>>(&mut conn)
+            .await
+            .map_err(QueueError::from_call),
+        Err(e) => Err(QueueError::from_call(e)),
+    }
+}
+
+/// Waits for a pipeline and appends its outcomes; answers the fence if a call was fenced.
+async fn collect(
+    handle: tokio::task::JoinHandle<Result<Vec<Value>, QueueError>>,
+    outcomes: &mut Vec<FireOutcome>,
+) -> Result<Option<u64>, QueueError> {
+    let answers = handle
+        .await
+        .map_err(|e| QueueError::Unknown(format!("the enqueue task ended: {e}")))??;
+    for answer in answers {
+        match script::decode(answer)? {
+            script::Answer::Fenced(fence) => return Ok(Some(fence)),
+            script::Answer::Done(mut o) => outcomes.append(&mut o),
+        }
+    }
+    Ok(None)
 }
 
 fn parse_token(s: &str) -> Result<u64, QueueError> {
