@@ -174,7 +174,7 @@ async fn ttl_check_expires_to_critical() {
 }
 
 /// §5: a session bound to a service check is invalidated when the check goes critical: its
-/// lock is released in the same write.
+/// lock is released in the same write. Holds for Consul ≥ 1.7 (`ServiceChecks`); see README.
 #[tokio::test]
 async fn critical_check_invalidates_session() {
     let t = Target::start().await;
@@ -224,6 +224,7 @@ async fn critical_check_invalidates_session() {
 }
 
 /// §5: deregistering the service removes its checks, which invalidates bound sessions.
+/// Holds for Consul ≥ 1.7 (`ServiceChecks`); see README.
 #[tokio::test]
 async fn deregister_invalidates_session() {
     let t = Target::start().await;
@@ -369,6 +370,18 @@ async fn status_endpoints() {
     assert!(leader.as_str().is_some_and(|l| !l.is_empty()));
     let peers = t.get("/v1/status/peers").await.ok().json();
     assert!(!peers.as_array().unwrap().is_empty());
+}
+
+/// agent/agent.go vetServiceUpdateWithAuthorizer: deregistering an unknown service ID is 404
+/// `Unknown service ID`. Today's Consul; 1.0.8 answers 200.
+#[tokio::test]
+async fn deregister_unknown_service() {
+    let t = Target::start().await;
+    let r = t
+        .put(&format!("/v1/agent/service/deregister/{}", svc_name()), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("Unknown service ID"), "{}", r.text());
 }
 
 /// Issue "Done when": endpoints outside the list answer 404 or 405 like unknown endpoints.

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::common::{b64, eventually, prefix, Target};
 
 /// §1: create with no body applies the defaults: the agent's node, `["serfHealth"]`, 15 s
-/// lock-delay, `release`, no TTL.
+/// lock-delay, `release`, no TTL. (`NodeChecks`: Consul ≥ 1.7; before, `Checks`.)
 #[tokio::test]
 async fn create_defaults() {
     let t = Target::start().await;
@@ -83,7 +83,7 @@ async fn create_rejects_bad_input() {
 }
 
 /// §1: a bound check must exist (500 `Missing check`); an unknown node is 500
-/// `Missing node registration`.
+/// `Missing node registration`. (`NodeChecks`/`ServiceChecks`: Consul ≥ 1.7.)
 #[tokio::test]
 async fn create_requires_checks_and_node() {
     let t = Target::start().await;
