@@ -50,7 +50,7 @@ pub const RENEW_RETRY: Duration = Duration::from_secs(1);
 /// rates between this host and Consul's servers, and the delay of the step-down itself.
 pub const STEP_DOWN_EARLY_DIVISOR: u32 = 20;
 /// Added to the lock-delay before a node that lost the lock contends again.
-pub const REJOIN_PAUSE: Duration = Duration::from_secs(1);
+pub const REJOIN_PAUSE: Duration = Duration::from_secs(2);
 
 /// The session's liveness as the renewer sees it.
 #[derive(Debug, Clone, Copy)]

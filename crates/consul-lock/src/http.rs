@@ -332,6 +332,20 @@ mod tests {
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
     }
 
+    #[tokio::test]
+    async fn https_client_builds_with_web_pki_roots() {
+        let consul =
+            Consul::new(ConsulConfig::new("consul.internal:8501").with_token("t")).unwrap();
+        assert_eq!(consul.base_url(), "http://consul.internal:8501");
+        let mut cfg = ConsulConfig::new("consul.internal:8501");
+        cfg.ssl = true;
+        let consul = Consul::new(cfg).unwrap();
+        assert_eq!(consul.base_url(), "https://consul.internal:8501");
+        // The token never shows in debug output.
+        let consul = Consul::new(ConsulConfig::new("h:1").with_token("s3cret")).unwrap();
+        assert!(!format!("{consul:?}").contains("s3cret"));
+    }
+
     #[test]
     fn query_encoding() {
         assert_eq!(encode_query("a b/c"), "a%20b%2Fc");
