@@ -126,7 +126,9 @@ fn split_addr(addr: &str) -> (String, u16) {
     match addr.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() => match port.parse() {
             Ok(p) => (
-                host.trim_start_matches('[').trim_end_matches(']').to_string(),
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
                 p,
             ),
             Err(_) => (addr.to_string(), 0),
@@ -137,7 +139,11 @@ fn split_addr(addr: &str) -> (String, u16) {
 
 fn registration_body(spec: &ServiceSpec) -> serde_json::Value {
     let (address, port) = split_addr(&spec.api_addr);
-    let tags: Vec<&str> = if spec.leader { vec![LEADER_TAG] } else { vec![] };
+    let tags: Vec<&str> = if spec.leader {
+        vec![LEADER_TAG]
+    } else {
+        vec![]
+    };
     serde_json::json!({
         "Name": SERVICE_NAME,
         "ID": spec.service_id(),
@@ -167,21 +173,20 @@ fn worst(statuses: impl Iterator<Item = String>) -> String {
 
 impl Consul {
     /// Registers (or re-registers) the node's service with its check passing.
-    pub async fn service_register(&self, spec: &ServiceSpec) -> Result<(), ConsulError> {
+    pub(crate) async fn service_register(&self, spec: &ServiceSpec) -> Result<(), ConsulError> {
         const PATH: &str = "/v1/agent/service/register";
-        let body = serde_json::to_vec(&registration_body(spec)).map_err(|e| {
-            ConsulError::Decode {
+        let body =
+            serde_json::to_vec(&registration_body(spec)).map_err(|e| ConsulError::Decode {
                 endpoint: format!("PUT {PATH}"),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         self.call_ok(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
             .await?;
         Ok(())
     }
 
     /// Removes the node's service and its check (invalidating sessions bound to it).
-    pub async fn service_deregister(&self, node: &str) -> Result<(), ConsulError> {
+    pub(crate) async fn service_deregister(&self, node: &str) -> Result<(), ConsulError> {
         let path = format!("/v1/agent/service/deregister/{}", service_id(node));
         self.call_ok(Method::PUT, &path, None, REQUEST_TIMEOUT)
             .await?;
@@ -189,7 +194,11 @@ impl Consul {
     }
 
     /// Passes the node's TTL check.
-    pub async fn check_pass(&self, node: &str, note: &str) -> Result<CheckPass, ConsulError> {
+    pub(crate) async fn check_pass(
+        &self,
+        node: &str,
+        note: &str,
+    ) -> Result<CheckPass, ConsulError> {
         let path = format!(
             "/v1/agent/check/pass/{}?note={}",
             check_id(node),

@@ -118,9 +118,8 @@ impl ConsulConfig {
             )));
         }
         let url = format!("{scheme}://{rest}");
-        url.parse::<hyper::Uri>().map_err(|e| {
-            ConsulError::Config(format!("address {:?}: {e}", self.address))
-        })?;
+        url.parse::<hyper::Uri>()
+            .map_err(|e| ConsulError::Config(format!("address {:?}: {e}", self.address)))?;
         Ok(url)
     }
 }

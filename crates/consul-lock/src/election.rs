@@ -11,7 +11,8 @@
 //! - the watch seeing the key missing, unheld, or held by another session;
 //! - no successful renew or consistent read within one TTL by the local clock, counted from the
 //!   moment the proving request was *sent* (Consul keeps a session at least TTL after it
-//!   received the renew, so this node steps down before Consul could give the lock away).
+//!   received the renew, so this node steps down before Consul could give the lock away; it
+//!   even steps down [`STEP_DOWN_EARLY_DIVISOR`]th of a TTL early).
 //!
 //! After a loss the session is released and destroyed in the background, the node waits
 //! lock-delay + [`REJOIN_PAUSE`] (so a follower already blocked on the key goes first) and
@@ -45,8 +46,11 @@ pub const FOLLOW_WAIT: Duration = Duration::from_secs(60);
 pub const MONITOR_MAX_WAIT: Duration = Duration::from_secs(60);
 /// Retry interval of a failed renew (and of a failed watch read), as `api/lock.go` does.
 pub const RENEW_RETRY: Duration = Duration::from_secs(1);
+/// A leader steps down 1/20 of a TTL early (0.5 s at 10 s): absorbs a difference of clock
+/// rates between this host and Consul's servers, and the delay of the step-down itself.
+pub const STEP_DOWN_EARLY_DIVISOR: u32 = 20;
 /// Added to the lock-delay before a node that lost the lock contends again.
-pub const REJOIN_PAUSE: Duration = Duration::from_secs(1);
+pub const REJOIN_PAUSE: Duration = Duration::from_secs(2);
 
 /// The session's liveness as the renewer sees it.
 #[derive(Debug, Clone, Copy)]
@@ -135,11 +139,19 @@ impl Election {
             match self.contend(&id, health.clone()).await {
                 Contended::Shutdown => {
                     drop(renewer);
-                    let _ = self.consul.session_destroy(&id).await;
+                    // An acquire cut short by the shutdown may still have been applied:
+                    // release (a no-op when not held) before destroying.
+                    let body = serde_json::to_vec(&self.lock_value()).unwrap_or_default();
+                    resign(&self.consul, &self.key(), &body, &id).await;
                     return;
                 }
                 Contended::SessionGone => {
                     info!(session = %id, "lock session gone while following; creating a new one");
+                    // Not at once: a session invalidated as soon as made (its check critical)
+                    // must not turn this into a busy loop.
+                    if !sleep_or_shutdown(RENEW_RETRY, &mut self.shutdown).await {
+                        return;
+                    }
                     continue;
                 }
                 Contended::Leader {
@@ -232,8 +244,8 @@ impl Election {
                 // Ours already: an acquire whose answer was lost.
                 Some(holder) if holder == id => {
                     if let Some(e) = entry {
-                        let value = serde_json::from_slice(&e.value)
-                            .unwrap_or_else(|_| self.lock_value());
+                        let value =
+                            serde_json::from_slice(&e.value).unwrap_or_else(|_| self.lock_value());
                         return Contended::Leader {
                             token: e.modify_index,
                             value,
@@ -247,7 +259,11 @@ impl Election {
             }
             if let Some(e) = &entry {
                 if e.flags != LOCK_FLAG && e.flags != 0 {
-                    warn!(key, flags = e.flags, "lock key has foreign flags; taking it over");
+                    warn!(
+                        key,
+                        flags = e.flags,
+                        "lock key has foreign flags; taking it over"
+                    );
                 }
             }
             let value = self.lock_value();
@@ -299,6 +315,7 @@ impl Election {
         acquired: Instant,
     ) -> TermEnd {
         let ttl = self.ttl();
+        let proof_lasts = ttl - ttl / STEP_DOWN_EARLY_DIVISOR;
         let (tx, mut events) = mpsc::channel(8);
         let _monitor = AbortOnDrop::spawn(monitor_loop(
             self.consul.clone(),
@@ -314,7 +331,7 @@ impl Election {
             }
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(last_proof + ttl) => {
+                _ = tokio::time::sleep_until(last_proof + proof_lasts) => {
                     break TermEnd::Lost(format!(
                         "no successful renew or consistent read within one TTL ({ttl:?})"
                     ));
@@ -423,13 +440,22 @@ async fn resign(consul: &Consul, key: &str, value: &[u8], id: &str) {
 
 /// After a loss: release and destroy the old session, retrying while Consul is unreachable,
 /// until the session would have expired anyway (2×TTL plus a margin).
-async fn cleanup_lost_session(consul: Consul, key: String, value: Vec<u8>, id: String, ttl: Duration) {
+async fn cleanup_lost_session(
+    consul: Consul,
+    key: String,
+    value: Vec<u8>,
+    id: String,
+    ttl: Duration,
+) {
     let give_up = Instant::now() + ttl * 2 + RENEW_RETRY * 5;
     let mut backoff = Backoff::new();
     let mut released = false;
     while Instant::now() < give_up {
         if !released {
-            released = consul.kv_release(&key, &value, LOCK_FLAG, &id).await.is_ok();
+            released = consul
+                .kv_release(&key, &value, LOCK_FLAG, &id)
+                .await
+                .is_ok();
         }
         if released && consul.session_destroy(&id).await.is_ok() {
             return;

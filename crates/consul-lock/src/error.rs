@@ -148,7 +148,10 @@ mod tests {
     #[test]
     fn other_status_names_endpoint_status_and_message() {
         let e = ConsulError::from_status("PUT /v1/session/renew/x", 500, b"No cluster leader");
-        assert_eq!(e.to_string(), "PUT /v1/session/renew/x: 500 No cluster leader");
+        assert_eq!(
+            e.to_string(),
+            "PUT /v1/session/renew/x: 500 No cluster leader"
+        );
         assert!(e.is_transient());
         let e = ConsulError::from_status("GET /v1/kv/a", 400, b"");
         assert_eq!(e.to_string(), "GET /v1/kv/a: 400 (empty body)");

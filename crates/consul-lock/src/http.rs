@@ -78,6 +78,8 @@ pub(crate) struct Answer {
     pub status: u16,
     /// `X-Consul-Index`, 0 when absent.
     pub index: u64,
+    /// `X-Consul-Results-Filtered-By-ACLs: true`: the token could not read part of a list.
+    pub filtered_by_acls: bool,
     /// The body.
     pub body: Bytes,
 }
@@ -88,9 +90,8 @@ impl Consul {
         let base = cfg.base_url()?;
         let tls = match &cfg.ca_cert {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    ConsulError::Config(format!("CA file {}: {e}", path.display()))
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| ConsulError::Config(format!("CA file {}: {e}", path.display())))?;
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(&pem)?)
             }
             None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
@@ -151,14 +152,19 @@ impl Consul {
         if let Some(token) = &self.inner.token {
             req = req.header("X-Consul-Token", token);
         }
-        let req = req.body(body).map_err(|e| ConsulError::Config(format!("{endpoint}: {e}")))?;
+        let req = req
+            .body(body)
+            .map_err(|e| ConsulError::Config(format!("{endpoint}: {e}")))?;
         let exchange = async {
-            let resp = self.inner.http.request(req).await.map_err(|e| {
-                ConsulError::Unreachable {
-                    endpoint: endpoint.clone(),
-                    message: error_chain(&e),
-                }
-            })?;
+            let resp =
+                self.inner
+                    .http
+                    .request(req)
+                    .await
+                    .map_err(|e| ConsulError::Unreachable {
+                        endpoint: endpoint.clone(),
+                        message: error_chain(&e),
+                    })?;
             let status = resp.status().as_u16();
             let index = resp
                 .headers()
@@ -166,6 +172,10 @@ impl Consul {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
+            let filtered_by_acls = resp
+                .headers()
+                .get("x-consul-results-filtered-by-acls")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
             let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
@@ -177,6 +187,7 @@ impl Consul {
             Ok(Answer {
                 status,
                 index,
+                filtered_by_acls,
                 body,
             })
         };
@@ -312,10 +323,27 @@ mod tests {
 
     #[test]
     fn bad_ca_file_is_a_config_error() {
-        assert!(matches!(tls_config(b"nothing"), Err(ConsulError::Config(_))));
+        assert!(matches!(
+            tls_config(b"nothing"),
+            Err(ConsulError::Config(_))
+        ));
         let cfg = ConsulConfig::new("https://h:1").with_ca_cert("/nonexistent/ca.pem");
         let e = Consul::new(cfg).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn https_client_builds_with_web_pki_roots() {
+        let consul =
+            Consul::new(ConsulConfig::new("consul.internal:8501").with_token("t")).unwrap();
+        assert_eq!(consul.base_url(), "http://consul.internal:8501");
+        let mut cfg = ConsulConfig::new("consul.internal:8501");
+        cfg.ssl = true;
+        let consul = Consul::new(cfg).unwrap();
+        assert_eq!(consul.base_url(), "https://consul.internal:8501");
+        // The token never shows in debug output.
+        let consul = Consul::new(ConsulConfig::new("h:1").with_token("s3cret")).unwrap();
+        assert!(!format!("{consul:?}").contains("s3cret"));
     }
 
     #[test]

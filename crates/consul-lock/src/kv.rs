@@ -127,7 +127,11 @@ impl Query {
         }
         if self.index > 0 {
             let wait = self.wait.min(MAX_WAIT).max(Duration::from_millis(1));
-            q.push_str(&format!("&index={}&wait={}ms", self.index, wait.as_millis()));
+            q.push_str(&format!(
+                "&index={}&wait={}ms",
+                self.index,
+                wait.as_millis()
+            ));
             // Consul adds up to wait/16 of jitter: the deadline must be above wait × 17/16.
             timeout = wait + wait / 16 + BLOCKING_MARGIN;
         }
@@ -190,7 +194,11 @@ impl Consul {
 
     /// Reads every key under `prefix` (sorted by key). Entries whose value is not base64 are
     /// impossible from Consul and fail the read.
-    pub async fn kv_list(&self, prefix: &str, q: Query) -> Result<(Vec<KvEntry>, u64), ConsulError> {
+    pub async fn kv_list(
+        &self,
+        prefix: &str,
+        q: Query,
+    ) -> Result<(Vec<KvEntry>, u64), ConsulError> {
         let (params, timeout) = q.params();
         let path = format!("/v1/kv/{prefix}?recurse{params}");
         self.kv_read(&path, timeout).await
@@ -203,15 +211,24 @@ impl Consul {
     ) -> Result<(Vec<KvEntry>, u64), ConsulError> {
         let endpoint = crate::http::endpoint(&Method::GET, path);
         let answer = self.call(Method::GET, path, None, timeout).await?;
+        if answer.filtered_by_acls {
+            // Consul drops what the token may not read from a list: a partial job set would
+            // look like deleted jobs, so it is an error.
+            return Err(ConsulError::Denied {
+                endpoint,
+                message: "X-Consul-Results-Filtered-By-ACLs: the answer left out keys the \
+                          token may not read (it needs key:read on the whole prefix)"
+                    .to_string(),
+            });
+        }
         match answer.status {
             404 => Ok((Vec::new(), answer.index)),
             200 => {
-                let raw: Vec<RawEntry> = serde_json::from_slice(&answer.body).map_err(|e| {
-                    ConsulError::Decode {
+                let raw: Vec<RawEntry> =
+                    serde_json::from_slice(&answer.body).map_err(|e| ConsulError::Decode {
                         endpoint: endpoint.clone(),
                         message: e.to_string(),
-                    }
-                })?;
+                    })?;
                 let entries = raw
                     .into_iter()
                     .map(RawEntry::decode)
@@ -240,7 +257,12 @@ impl Consul {
     }
 
     /// Writes `key` only if its ModifyIndex is `index` (0: only if it does not exist).
-    pub async fn kv_cas(&self, key: &str, value: &[u8], index: u64) -> Result<TxnOutcome, ConsulError> {
+    pub async fn kv_cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        index: u64,
+    ) -> Result<TxnOutcome, ConsulError> {
         let op = serde_json::json!({"KV": {
             "Verb": "cas", "Key": key, "Index": index,
             "Value": base64::engine::general_purpose::STANDARD.encode(value),
@@ -255,7 +277,9 @@ impl Consul {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         })?;
-        let answer = self.call(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT).await?;
+        let answer = self
+            .call(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
+            .await?;
         parse_txn(&endpoint, answer.status, &answer.body)
     }
 
@@ -275,7 +299,11 @@ impl Consul {
             release: session,
             ..Default::default()
         };
-        let (ok, _) = rs_call(&endpoint, self.rs().create_or_update_key(req, value.to_vec())).await?;
+        let (ok, _) = rs_call(
+            &endpoint,
+            self.rs().create_or_update_key(req, value.to_vec()),
+        )
+        .await?;
         Ok(ok)
     }
 

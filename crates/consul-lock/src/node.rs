@@ -28,7 +28,9 @@ pub const CHECK_RETRY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Node;
 
-/// The running node: its leadership channel and its shutdown.
+/// The running node: its leadership channel and its shutdown. Dropping it without
+/// [`NodeHandle::shutdown`] is [`NodeHandle::abandon`]: nothing is released (a caller's bounded
+/// grace period may drop a shutdown that takes too long while Consul is unreachable).
 #[derive(Debug)]
 pub struct NodeHandle {
     leadership: watch::Receiver<Leadership>,
@@ -44,7 +46,8 @@ impl Node {
         let settings = clamp(settings);
         let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let supervisor = AbortOnDrop::spawn(supervise(consul, settings, leadership_tx, shutdown_rx));
+        let supervisor =
+            AbortOnDrop::spawn(supervise(consul, settings, leadership_tx, shutdown_rx));
         NodeHandle {
             leadership,
             shutdown,
@@ -158,7 +161,10 @@ async fn check_loop(
             }
         }
         let result = if register {
-            consul.service_register(&spec).await.map(|()| CheckPass::Passed)
+            consul
+                .service_register(&spec)
+                .await
+                .map(|()| CheckPass::Passed)
         } else {
             consul.check_pass(&spec.node, "cronnode is running").await
         };

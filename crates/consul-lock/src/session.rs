@@ -108,13 +108,15 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 
 impl Consul {
     /// Creates a session through the agent (so it belongs to the agent's node).
-    pub async fn session_create(&self, spec: &SessionSpec) -> Result<String, ConsulError> {
+    pub(crate) async fn session_create(&self, spec: &SessionSpec) -> Result<String, ConsulError> {
         const PATH: &str = "/v1/session/create";
         let body = serde_json::to_vec(spec).map_err(|e| ConsulError::Decode {
             endpoint: format!("PUT {PATH}"),
             message: e.to_string(),
         })?;
-        let answer = self.call_ok(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT).await?;
+        let answer = self
+            .call_ok(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
+            .await?;
         let created: Created =
             serde_json::from_slice(&answer.body).map_err(|e| ConsulError::Decode {
                 endpoint: format!("PUT {PATH}"),
@@ -124,7 +126,7 @@ impl Consul {
     }
 
     /// Renews a session; 404 is [`Renewal::Gone`].
-    pub async fn session_renew(&self, id: &str) -> Result<Renewal, ConsulError> {
+    pub(crate) async fn session_renew(&self, id: &str) -> Result<Renewal, ConsulError> {
         let path = format!("/v1/session/renew/{id}");
         let answer = self.call(Method::PUT, &path, None, REQUEST_TIMEOUT).await?;
         match answer.status {
@@ -147,14 +149,17 @@ impl Consul {
     /// Destroys a session (idempotent; starts the lock-delay of the keys it held).
     pub async fn session_destroy(&self, id: &str) -> Result<(), ConsulError> {
         let path = format!("/v1/session/destroy/{id}");
-        self.call_ok(Method::PUT, &path, None, REQUEST_TIMEOUT).await?;
+        self.call_ok(Method::PUT, &path, None, REQUEST_TIMEOUT)
+            .await?;
         Ok(())
     }
 
     /// Reads a session; `None` when Consul does not know it.
     pub async fn session_info(&self, id: &str) -> Result<Option<SessionInfo>, ConsulError> {
         let path = format!("/v1/session/info/{id}");
-        let answer = self.call_ok(Method::GET, &path, None, REQUEST_TIMEOUT).await?;
+        let answer = self
+            .call_ok(Method::GET, &path, None, REQUEST_TIMEOUT)
+            .await?;
         let list: Vec<SessionInfo> =
             serde_json::from_slice(&answer.body).map_err(|e| ConsulError::Decode {
                 endpoint: format!("GET {path}"),
@@ -172,7 +177,10 @@ mod tests {
     fn go_durations() {
         assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("1500ms"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_go_duration("1500ms"),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_go_duration("10x"), None);
         assert_eq!(parse_go_duration(""), None);

@@ -196,7 +196,10 @@ impl JobStore {
                 TxnOutcome::Refused(what) if version.is_some() => {
                     return Err(StoreError::Conflict {
                         id,
-                        message: format!("it changed since version {} ({what})", current.modify_index),
+                        message: format!(
+                            "it changed since version {} ({what})",
+                            current.modify_index
+                        ),
                     })
                 }
                 // Another writer won between our read and write: read again.
@@ -305,7 +308,16 @@ mod tests {
 
     #[test]
     fn ids_cannot_escape_the_prefix() {
-        for bad in ["", "../leader", "a/b", ".hidden", "a..b", "a%2F..", "x y", "ä"] {
+        for bad in [
+            "",
+            "../leader",
+            "a/b",
+            ".hidden",
+            "a..b",
+            "a%2F..",
+            "x y",
+            "ä",
+        ] {
             assert!(check_id(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["report", "a.b-c_d", "A1"] {
@@ -342,6 +354,10 @@ mod tests {
         assert_eq!(set.jobs["a"].version, 5);
         let keys: Vec<_> = set.invalid.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, vec!["p/jobs/b", "p/jobs/c", "p/jobs/d/e"]);
-        assert!(set.invalid[1].error.contains("does not match"), "{:?}", set.invalid[1]);
+        assert!(
+            set.invalid[1].error.contains("does not match"),
+            "{:?}",
+            set.invalid[1]
+        );
     }
 }

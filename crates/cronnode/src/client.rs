@@ -64,7 +64,9 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("base", &self.base).finish()
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -86,11 +88,6 @@ impl ApiClient {
         }
         let http = Client::builder(TokioExecutor::new()).build_http();
         Ok(ApiClient { base, token, http })
-    }
-
-    /// The base URL.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     /// Sends one request and returns the raw answer, whatever its status.
@@ -120,7 +117,11 @@ impl ApiClient {
             cause,
         };
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            let resp = self.http.request(req).await.map_err(|e| unreachable(error_chain(&e)))?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status();
             let body = resp
                 .into_body()

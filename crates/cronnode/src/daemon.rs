@@ -137,7 +137,7 @@ pub async fn run_on(
     if let Some(t) = &config.consul_token {
         consul_cfg = consul_cfg.with_token(t.clone());
     }
-    let consul = Consul::new(consul_cfg);
+    let consul = Consul::new(consul_cfg).context("Consul client (--consul, --consul-token)")?;
 
     let queue_cfg = QueueConfig {
         url: config.redis_url.clone(),
@@ -167,13 +167,8 @@ pub async fn run_on(
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     settings.validate().context("lock settings")?;
-    let Some(node) = with_backoff("registering with Consul", &mut startup_stop, || {
-        Node::start(consul.clone(), settings.clone())
-    })
-    .await
-    else {
-        return Ok(());
-    };
+    // Registration and election retry on their own while Consul is unreachable.
+    let node = Node::start(consul.clone(), settings);
 
     let store = JobStore::new(consul.clone(), &config.prefix);
     let jobs = store.watch();
@@ -207,12 +202,18 @@ pub async fn run_on(
 
     // 1. Stop scheduling: the loop returns at its next await point (an in-flight batch is
     //    safe: a successor retries the same fire ids).
-    if tokio::time::timeout(SHUTDOWN_STEP, leader_task).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STEP, leader_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("the leader loop did not stop within {SHUTDOWN_STEP:?}");
     }
     // 2. Resign (release the lock, then destroy the session, so a successor takes over at
     //    once) and deregister.
-    if tokio::time::timeout(SHUTDOWN_STEP, node.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STEP, node.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("resign/deregister did not finish within {SHUTDOWN_STEP:?}; the session TTL will free the lock");
     }
     // 3. Let in-flight API requests finish (the server bounds its own grace).

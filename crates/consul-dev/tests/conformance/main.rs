@@ -10,6 +10,7 @@ mod common;
 
 mod acl;
 mod agent;
+mod bad_input;
 mod blocking;
 mod faults;
 mod kv;

@@ -41,11 +41,18 @@ const MAX_FOLD_CANDIDATES: u32 = 200_000;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     expression: String,
+    slots: Slots,
+}
+
+/// The compiled schedule: small and `Copy`, so the planner keeps one beside each job and
+/// computes next slots without chasing pointers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slots {
     tz: Tz,
     kind: Kind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Cron(Calendar),
     Every(u64),
@@ -85,7 +92,7 @@ impl PartialEq for Schedule {
     /// Two schedules are equal when they have the same slots (same compiled form and zone),
     /// however they are written.
     fn eq(&self, other: &Schedule) -> bool {
-        self.kind == other.kind && self.tz == other.tz
+        self.slots == other.slots
     }
 }
 
@@ -107,7 +114,7 @@ fn macro_expansion(name: &str) -> Option<&'static str> {
 }
 
 /// Parses a zone name; `None` is UTC.
-pub fn parse_zone(tz: Option<&str>) -> Result<Tz, ScheduleError> {
+pub(crate) fn parse_zone(tz: Option<&str>) -> Result<Tz, ScheduleError> {
     match tz {
         None => Ok(Tz::UTC),
         Some(name) => name
@@ -135,10 +142,16 @@ impl Schedule {
         } else {
             Kind::Cron(compile(text)?)
         };
+        let slots = Slots { tz, kind };
+        // Day fields repeat every 400 years: no slot in the first 400 means none ever.
+        if slots.next_after(0).is_none() {
+            return Err(ScheduleError::Form(format!(
+                "{text:?} never fires: no date matches its day and month fields"
+            )));
+        }
         Ok(Schedule {
             expression: expression.to_string(),
-            tz,
-            kind,
+            slots,
         })
     }
 
@@ -149,24 +162,41 @@ impl Schedule {
 
     /// The IANA name of the schedule's zone (`UTC` by default).
     pub fn timezone(&self) -> &'static str {
-        self.tz.name()
+        self.slots.tz.name()
+    }
+
+    /// The slots strictly after `after`, in order (what `cronnode next` prints).
+    pub fn upcoming(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut t = after;
+        std::iter::from_fn(move || {
+            t = self.next_after(t)?;
+            Some(t)
+        })
+    }
+
+    pub(crate) fn slots(&self) -> Slots {
+        self.slots
     }
 
     /// The first slot strictly after `after`, or `None` when there is none.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Slots are whole seconds: the first candidate is the next whole second.
-        let after_secs = after.timestamp();
+        DateTime::from_timestamp(self.slots.next_after(after.timestamp())?, 0)
+    }
+}
+
+impl Slots {
+    /// The first slot strictly after `after_secs`, in Unix seconds.
+    pub(crate) fn next_after(&self, after_secs: i64) -> Option<i64> {
         match &self.kind {
             Kind::Every(period) => {
                 let p = i64::try_from(*period).ok()?;
-                let next = after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)?;
-                DateTime::from_timestamp(next, 0)
+                after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)
             }
             Kind::Cron(cal) => {
                 if self.tz == Tz::UTC {
                     let start = civil_of(after_secs.checked_add(1)?)?;
-                    let m = cal.next_match(start)?;
-                    DateTime::from_timestamp(timestamp_of_civil(m), 0)
+                    Some(timestamp_of_civil(cal.next_match(start)?))
                 } else {
                     self.next_in_zone(cal, after_secs)
                 }
@@ -174,7 +204,7 @@ impl Schedule {
         }
     }
 
-    fn next_in_zone(&self, cal: &Calendar, after_secs: i64) -> Option<DateTime<Utc>> {
+    fn next_in_zone(&self, cal: &Calendar, after_secs: i64) -> Option<i64> {
         let first = DateTime::from_timestamp(after_secs.checked_add(1)?, 0)?;
         let mut local = first.with_timezone(&self.tz).naive_local();
         for _ in 0..MAX_FOLD_CANDIDATES {
@@ -188,7 +218,7 @@ impl Schedule {
                 LocalResult::None => self.gap_end(naive)?,
             };
             if instant > after_secs {
-                return DateTime::from_timestamp(instant, 0);
+                return Some(instant);
             }
             // A repeated local time whose first occurrence is already past: try the next one.
             local = naive.checked_add_signed(chrono::Duration::seconds(1))?;
@@ -288,8 +318,28 @@ fn compile(text: &str) -> Result<Calendar, ScheduleError> {
     ))
 }
 
+/// The UTC civil time of Unix second `ts` (H. Hinnant's `civil_from_days`): plain integer
+/// arithmetic, as this is on the planner's hot path.
 fn civil_of(ts: i64) -> Option<Civil> {
-    Some(civil_of_naive(DateTime::from_timestamp(ts, 0)?.naive_utc()))
+    let days = ts.div_euclid(86_400);
+    let secs = u32::try_from(ts.rem_euclid(86_400)).ok()?;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).ok()?;
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).ok()?;
+    let year = i32::try_from(yoe + era * 400 + i64::from(month <= 2)).ok()?;
+    Some(Civil {
+        year,
+        month,
+        day,
+        hour: secs / 3600,
+        minute: secs / 60 % 60,
+        second: secs % 60,
+    })
 }
 
 fn civil_of_naive(n: NaiveDateTime) -> Civil {
