@@ -176,21 +176,4 @@ impl Cluster {
             }
         }
     }
-
-    /// Deletes every job (one recursive delete).
-    pub async fn delete_jobs(&self) -> Result<()> {
-        let url = format!("{}/v1/kv/{JOBS_DIR}?recurse=true", self.consul.url());
-        let (st, body) = self.http.call(Method::DELETE, &url, None).await?;
-        if !st.is_success() {
-            bail!("delete jobs: {st}: {}", String::from_utf8_lossy(&body));
-        }
-        Ok(())
-    }
-
-    /// A Redis connection to the cluster's server.
-    pub async fn redis_con(&self) -> Result<redis::aio::MultiplexedConnection> {
-        Ok(redis::Client::open(self.redis.url())?
-            .get_multiplexed_async_connection()
-            .await?)
-    }
 }

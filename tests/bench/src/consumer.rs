@@ -180,16 +180,6 @@ impl Consumer {
         })
     }
 
-    /// Takes every record so far.
-    pub fn take(&self) -> Vec<Rec> {
-        self.recs.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
-    }
-
-    /// Records so far (without taking them).
-    pub fn len(&self) -> usize {
-        self.recs.lock().map(|v| v.len()).unwrap_or(0)
-    }
-
     /// Tasks that could not be parsed.
     pub fn bad(&self) -> u64 {
         self.bad.lock().map(|n| *n).unwrap_or(0)

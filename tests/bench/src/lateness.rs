@@ -67,6 +67,21 @@ pub struct Outcome {
     pub redis_lpush: Option<f64>,
     /// The profile, when one was taken.
     pub profile: Option<String>,
+    /// Tasks on the queue the consumer could not read.
+    pub unparsed: u64,
+    /// Enqueue script calls in the window, and their mean duration (ms) and size (fires), from
+    /// the leader's own metrics.
+    pub batches: (f64, f64, f64),
+}
+
+/// The leader's batch counters: (calls, seconds, fires).
+async fn batch_counters(c: &Cluster, node: usize) -> (f64, f64, f64) {
+    let m = |name: &'static str| async move { c.metric(node, name).await.unwrap_or(0.0) };
+    (
+        m("cronnode_enqueue_batch_duration_seconds_count").await,
+        m("cronnode_enqueue_batch_duration_seconds_sum").await,
+        m("cronnode_enqueue_batch_size_sum").await,
+    )
 }
 
 /// Unix seconds now.
@@ -115,8 +130,13 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
     let pid = cluster.nodes[leader].running()?.pid();
     wait_until_s(start - 1).await;
     let cpu0 = crate::procs::cpu_time(pid)?;
+    let b0 = batch_counters(&cluster, leader).await;
     let prof = if profile {
-        Some(Profiler::start(pid, cluster.path(), Duration::from_secs(len as u64 + 3))?)
+        let d = Duration::from_secs(len as u64 + 3);
+        Some((
+            Profiler::start(pid, cluster.path(), d)?,
+            Profiler::start(cluster.redis.proc.pid(), cluster.path(), d)?,
+        ))
     } else {
         None
     };
@@ -126,8 +146,15 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
         })
         .await;
     let cpu_s = (crate::procs::cpu_time(pid)? - cpu0).as_secs_f64();
+    let b1 = batch_counters(&cluster, leader).await;
+    let calls = b1.0 - b0.0;
+    let batches = (calls, (b1.1 - b0.1) * 1000.0 / calls.max(1.0), (b1.2 - b0.2) / calls.max(1.0));
     let profile = match prof {
-        Some(p) => Some(p.finish().await?),
+        Some((leader, redis)) => Some(format!(
+            "cronnode (leader):\n{}\n\nredis-server:\n{}",
+            leader.finish().await?,
+            redis.finish().await?
+        )),
         None => None,
     };
     let recs = consumer.select(in_window);
@@ -165,6 +192,8 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
         task_bytes,
         redis_lpush,
         profile,
+        unparsed: consumer.bad(),
+        batches,
     })
 }
 

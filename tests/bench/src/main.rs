@@ -109,9 +109,16 @@ struct FullArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let bins = Bins { dir: cli.bin_dir };
-    let r = match cli.cmd {
-        Cmd::Quick => quick(&bins).await,
-        Cmd::Full(args) => full(&bins, &args).await,
+    let run = async {
+        match cli.cmd {
+            Cmd::Quick => quick(&bins).await,
+            Cmd::Full(args) => full(&bins, &args).await,
+        }
+    };
+    // On SIGINT/SIGTERM the run is dropped, and with it every child process it started.
+    let r = tokio::select! {
+        r = run => r,
+        s = stop_signal() => Err(anyhow::anyhow!("stopped by {s}")),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,11 +129,29 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Waits for SIGINT or SIGTERM; names it.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
 /// The smoke run: every part of the pipeline once, small; an error on any loss or double.
 async fn quick(bins: &Bins) -> Result<()> {
     let t = Instant::now();
     println!("machine: {}; load {}", report::machine(), report::load());
     let l = lateness::run(bins, 1_000, Spread::SameSecond, false, false).await?;
+    if l.unparsed > 0 {
+        bail!("{} tasks on the queue could not be read as IronFunctions tasks", l.unparsed);
+    }
     println!("1,000 jobs in one second: every fire once; lateness\n{}", report::lateness(std::slice::from_ref(&l)));
     let f = failover::run(bins, 1, 1, 100).await?;
     println!("failover\n{}", report::failover(&f));
@@ -188,7 +213,7 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
         let _ = write!(s, "{}", "\n### 2. Throughput (same-second bursts)\n\n");
         s.push_str(&report::throughput(&rows));
         if let Some((n, p)) = profile {
-            let _ = write!(s, "\nFlat CPU profile of the leader around the {n}-job burst (perf, self time):\n\n```\n{p}\n```\n");
+            let _ = write!(s, "\nFlat CPU profiles of the leader and of redis-server around the {n}-job burst (perf, self time):\n\n```\n{p}\n```\n");
         }
         emit(&a.out, &s)?;
     }

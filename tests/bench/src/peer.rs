@@ -53,6 +53,9 @@ fn next_minute() -> i64 {
 /// by `pick`, CPU over [m − 2, m + 58].
 async fn minute(consumer: &Consumer, pid: u32, n: usize, m: i64, pick: impl Fn(&Rec) -> bool) -> Result<(Summary, usize, f64, u64)> {
     wait_until_s(m - 2).await;
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("the scheduler process {pid} died before its minute (see its log)");
+    }
     let cpu0 = cpu_time(pid)?;
     wait_until_s(m + WINDOW_END).await;
     let cpu = (cpu_time(pid)? - cpu0).as_secs_f64();
@@ -65,6 +68,9 @@ async fn minute(consumer: &Consumer, pid: u32, n: usize, m: i64, pick: impl Fn(&
 
 /// Runs both systems at each size.
 pub async fn run(bins: &Bins, venv: &Path, celery_dir: &Path, sizes: &[usize]) -> Result<Vec<Row>> {
+    let venv = venv.canonicalize().with_context(|| format!("{}", venv.display()))?;
+    let celery_dir = celery_dir.canonicalize().with_context(|| format!("{}", celery_dir.display()))?;
+    let (venv, celery_dir) = (venv.as_path(), celery_dir.as_path());
     let python = venv.join("bin/python");
     if !python.exists() {
         bail!("{} is missing (scripts/bench makes it)", python.display());

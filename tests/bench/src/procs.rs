@@ -24,8 +24,6 @@ pub fn free_port() -> Result<u16> {
 
 /// A child process, killed (SIGKILL) on drop.
 pub struct Proc {
-    /// What it is, for messages.
-    pub name: String,
     child: Option<Child>,
 }
 
@@ -39,10 +37,7 @@ impl Proc {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {name}: {cmd:?}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            child: Some(child),
-        })
+        Ok(Proc { child: Some(child) })
     }
 
     /// The process id (0 once reaped).
@@ -87,11 +82,6 @@ impl Proc {
     /// Resident memory now and at its peak, in KiB (VmRSS, VmHWM).
     pub fn rss_kib(&self) -> Result<(u64, u64)> {
         rss_kib(self.pid())
-    }
-
-    /// User + system CPU time so far.
-    pub fn cpu(&self) -> Result<Duration> {
-        cpu_time(self.pid())
     }
 }
 
