@@ -64,6 +64,7 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
     specs.extend((0..PROBES).map(|p| job_spec(&format!("probe{p}"), "* * * * * *", "v0")));
     cluster.put_jobs(specs).await?;
     cluster.wait_jobs(leader, jobs + PROBES, Duration::from_secs(600)).await?;
+    cluster.wait_idle(leader, Duration::from_secs(300)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let apis: Vec<String> = cluster.nodes.iter().map(|n| n.api()).collect();

@@ -23,6 +23,8 @@ use crate::proxy::Proxy;
 const TXN_OPS: usize = 128;
 /// Transactions in flight while loading.
 const TXN_PARALLEL: usize = 4;
+/// CPU share (of one core, over one second) under which a node counts as idle.
+const IDLE_SHARE: f64 = 0.2;
 /// The KV directory of the jobs (cronnode's default prefix).
 pub const JOBS_DIR: &str = "cronnode/jobs/";
 
@@ -139,6 +141,24 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("node {node} has {last} jobs loaded, not {n}, after {timeout:?}")
+    }
+
+    /// Waits until `node`'s process uses less than [`IDLE_SHARE`] of a core over a second:
+    /// the `jobs_loaded` gauge is set when a job set arrives, before the leader has planned
+    /// it and read its cursors, which takes seconds at 100,000 jobs.
+    pub async fn wait_idle(&self, node: usize, timeout: Duration) -> Result<()> {
+        let pid = self.nodes[node].running()?.pid();
+        let deadline = Instant::now() + timeout;
+        let mut last = crate::procs::cpu_time(pid)?;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = crate::procs::cpu_time(pid)?;
+            if (now - last).as_secs_f64() < IDLE_SHARE {
+                return Ok(());
+            }
+            last = now;
+        }
+        bail!("node {node} still busy after {timeout:?}")
     }
 
     /// Writes `specs` into Consul KV, `TXN_OPS` per transaction, `TXN_PARALLEL` at a time.

@@ -47,6 +47,7 @@ pub async fn run(bins: &Bins, sizes: &[usize], window: Duration) -> Result<Vec<R
             .collect();
         cluster.put_jobs(specs).await?;
         cluster.wait_jobs(leader, n, Duration::from_secs(600)).await?;
+        cluster.wait_idle(leader, Duration::from_secs(300)).await?;
         have = n;
         tokio::time::sleep(SETTLE).await;
         let l0 = cluster.proxies[leader].counts.snapshot();

@@ -76,6 +76,7 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
     let n = specs.len();
     cluster.put_jobs(specs).await?;
     cluster.wait_jobs(first, n, Duration::from_secs(300)).await?;
+    cluster.wait_idle(first, Duration::from_secs(300)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let start_ms = now_us() / 1000;
 

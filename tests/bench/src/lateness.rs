@@ -111,6 +111,7 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
     let t_load = std::time::Instant::now();
     cluster.put_jobs(specs).await?;
     cluster.wait_jobs(leader, n, Duration::from_secs(900)).await?;
+    cluster.wait_idle(leader, Duration::from_secs(300)).await?;
     let load_s = t_load.elapsed().as_secs_f64();
 
     let ready = now_s() + SETTLE;
@@ -134,8 +135,8 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
     let prof = if profile {
         let d = Duration::from_secs(len as u64 + 3);
         Some((
-            Profiler::start(pid, cluster.path(), d)?,
-            Profiler::start(cluster.redis.proc.pid(), cluster.path(), d)?,
+            Profiler::start(pid, &format!("cronnode-{n}-{spread:?}"), d)?,
+            Profiler::start(cluster.redis.proc.pid(), &format!("redis-{n}-{spread:?}"), d)?,
         ))
     } else {
         None

@@ -70,6 +70,9 @@ struct FullArgs {
     /// Job counts of the lateness runs.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000, 100_000])]
     lateness_sizes: Vec<usize>,
+    /// Slot placements of the lateness runs (same, minute).
+    #[arg(long, value_delimiter = ',', default_values_t = ["same".to_string(), "minute".to_string()])]
+    lateness_spreads: Vec<String>,
     /// Job counts of the memory steps.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000, 1_000_000])]
     memory_sizes: Vec<usize>,
@@ -191,16 +194,20 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
         let t = Instant::now();
         let mut rows = Vec::new();
         let biggest = a.lateness_sizes.iter().copied().max().unwrap_or(0);
-        let mut profile = None;
+        let mut profiles = Vec::new();
         for &n in &a.lateness_sizes {
             for spread in [Spread::SameSecond, Spread::Minute] {
+                let name = if spread == Spread::SameSecond { "same" } else { "minute" };
+                if !a.lateness_spreads.iter().any(|s| s == name) {
+                    continue;
+                }
                 let same = spread == Spread::SameSecond;
-                let prof = a.profile && same && n == biggest;
+                let prof = a.profile && n == biggest;
                 match lateness::run(bins, n, spread, same, prof).await {
                     Ok(mut o) => {
                         eprintln!("lateness {n} {}: p99 {:.1} ms", spread.label(), o.created.p99);
                         if let Some(p) = o.profile.take() {
-                            profile = Some((n, p));
+                            profiles.push((n, spread.label(), p));
                         }
                         rows.push(o);
                     }
@@ -212,8 +219,8 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
         s.push_str(&report::lateness(&rows));
         let _ = write!(s, "{}", "\n### 2. Throughput (same-second bursts)\n\n");
         s.push_str(&report::throughput(&rows));
-        if let Some((n, p)) = profile {
-            let _ = write!(s, "\nFlat CPU profiles of the leader and of redis-server around the {n}-job burst (perf, self time):\n\n```\n{p}\n```\n");
+        for (n, label, p) in profiles {
+            let _ = write!(s, "\nFlat CPU profiles of the leader and of redis-server during the {n}-job run, {label} (perf, self time; full reports in target/bench/profiles/):\n\n```\n{p}\n```\n");
         }
         emit(&a.out, &s)?;
     }

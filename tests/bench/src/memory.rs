@@ -64,6 +64,7 @@ pub async fn run(bins: &Bins, sizes: &[usize]) -> Result<Outcome> {
             .collect();
         cluster.put_jobs(specs).await?;
         cluster.wait_jobs(leader, n, Duration::from_secs(1800)).await?;
+        cluster.wait_idle(leader, Duration::from_secs(600)).await?;
         let load_s = t.elapsed().as_secs_f64();
         have = n;
         tokio::time::sleep(SETTLE).await;

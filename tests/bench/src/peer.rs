@@ -86,6 +86,7 @@ pub async fn run(bins: &Bins, venv: &Path, celery_dir: &Path, sizes: &[usize]) -
             .put_jobs((0..n).map(|i| job_spec(&format!("j{i:07}"), "* * * * *", "bench")).collect())
             .await?;
         cluster.wait_jobs(leader, n, Duration::from_secs(600)).await?;
+        cluster.wait_idle(leader, Duration::from_secs(300)).await?;
         let load_s = t.elapsed().as_secs_f64();
         let m = next_minute();
         let pid = cluster.nodes[leader].running()?.pid();

@@ -4,13 +4,17 @@
 //! Owns only the perf child and its data file; the scenario decides when to profile whom.
 
 use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tokio::process::{Child, Command};
 
+/// Where the data and full reports are kept (relative to the workspace root, where
+/// scripts/bench runs).
+const PROFILE_DIR: &str = "target/bench/profiles";
 /// Sampling frequency (Hz): enough samples in a few seconds, little overhead.
-const FREQ: &str = "499";
+const FREQ: &str = "199";
 /// Symbols below this share of samples are left out of the summary.
 const PERCENT_LIMIT: &str = "1.5";
 
@@ -21,11 +25,12 @@ pub struct Profiler {
 }
 
 impl Profiler {
-    /// Samples `pid` for `dur`, writing into `dir`.
-    pub fn start(pid: u32, dir: &Path, dur: Duration) -> Result<Profiler> {
-        let data = dir.join(format!("perf-{pid}.data"));
+    /// Samples `pid` for `dur`, writing `<PROFILE_DIR>/<name>.data` (and `.txt`, the report).
+    pub fn start(pid: u32, name: &str, dur: Duration) -> Result<Profiler> {
+        std::fs::create_dir_all(PROFILE_DIR)?;
+        let data = Path::new(PROFILE_DIR).join(format!("{name}.data"));
         let child = Command::new("perf")
-            .args(["record", "-e", "cpu-clock", "-F", FREQ, "-g", "-p", &pid.to_string(), "-o"])
+            .args(["record", "-e", "cpu-clock", "-F", FREQ, "--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
             .arg(&data)
             .args(["--", "sleep", &dur.as_secs().to_string()])
             .stdout(std::process::Stdio::null())
@@ -53,7 +58,12 @@ impl Profiler {
             if l.starts_with("# Samples") || l.starts_with("# Event count") {
                 lines.push(l.trim_start_matches("# ").to_string());
             } else if !l.starts_with('#') && !l.trim().is_empty() {
-                lines.push(l.trim_end().to_string());
+                // perf pads the symbol column and appends empty sort columns ("-      -").
+                let mut l = l.trim_end();
+                while let Some(rest) = l.strip_suffix('-') {
+                    l = rest.trim_end();
+                }
+                lines.push(l.to_string());
             }
         }
         // Keep the full report beside the data for a closer look.
