@@ -238,6 +238,8 @@ pub struct Node {
     starts: u32,
 }
 
+/// Extra environment for the cronnode processes, `K=V K=V` (diagnostic runs only).
+pub const NODE_ENV: &str = "BENCH_NODE_ENV";
 /// Session TTL the benchmark's nodes run with (the design's default).
 pub const SESSION_TTL: Duration = Duration::from_secs(10);
 /// Lock delay the benchmark's nodes run with (the design's default).
@@ -280,6 +282,14 @@ impl Node {
             "bench/fn:latest",
         ])
         .env("RUST_LOG", "info");
+        // Diagnostics only (e.g. MALLOC_ARENA_MAX=2 to tell live data from allocator slack).
+        if let Ok(extra) = std::env::var(NODE_ENV) {
+            for kv in extra.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
+        }
         let log = format!("cronnode-{}-{}", self.name, self.starts);
         self.proc = Some(Proc::spawn(&log, &self.dir, cmd)?);
         wait_port(self.port).await
