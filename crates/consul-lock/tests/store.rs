@@ -93,6 +93,19 @@ async fn create_update_delete_with_check_and_set() {
     assert!(store.get("report").await.unwrap().is_none());
 }
 
+/// Consul deletes a whole tree whenever `recurse` is present in the query, even as
+/// `recurse=false`: deleting job `report` must not take job `report2` with it.
+#[tokio::test]
+async fn deleting_a_job_leaves_jobs_whose_id_extends_it() {
+    let agent = agent().await;
+    let store = JobStore::new(client(&agent), "cronnode");
+    store.create(spec("report", "@daily")).await.unwrap();
+    store.create(spec("report2", "@daily")).await.unwrap();
+    assert!(store.delete("report").await.unwrap());
+    assert!(store.get("report").await.unwrap().is_none());
+    assert!(store.get("report2").await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn invalid_hand_written_entries_are_reported_while_the_others_load() {
     let agent = agent().await;
