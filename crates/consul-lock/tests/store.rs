@@ -83,6 +83,11 @@ async fn create_update_delete_with_check_and_set() {
         store.get("a/b").await,
         Err(StoreError::BadId { .. })
     ));
+    // Consul refuses keys with some file extensions: say so before writing.
+    match store.create(spec("export.json", "@daily")).await {
+        Err(StoreError::BadId { reason, .. }) => assert!(reason.contains(".json"), "{reason}"),
+        other => panic!("expected a bad id, got {other:?}"),
+    }
 
     let set = store.list().await.unwrap();
     assert_eq!(set.jobs.keys().collect::<Vec<_>>(), vec!["other", "report"]);
