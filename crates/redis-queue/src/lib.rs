@@ -24,7 +24,7 @@
 //! Under the key prefix (default `{cronnode}:`, a Cluster hash tag): `fence` (string),
 //! `dedupe:<unix minute>` (hash: fire id → token, one per slot minute, with a TTL),
 //! `cursors` (hash: job id → last enqueued slot in unix seconds, only ever advanced),
-//! `history:<job id>` (list of JSON entries, newest first, capped). Under the queue prefix (default empty): the
+//! `history:<job id>` (list of JSON entries, oldest first, capped). Under the queue prefix (default empty): the
 //! platform's `queue0..2`, `delays`, `delayed_jobs`, `delays_counter`. One Redis primary is
 //! assumed: under Redis Cluster the queue keys would live in other slots than cronnode's, and
 //! the script touches both. Redis 5.0 or later.
