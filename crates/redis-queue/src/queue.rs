@@ -2,7 +2,7 @@
 //!
 //! Owns [`Queue`]: connecting (with a probe that turns a bad URL, bad credentials or a server
 //! that is not Redis into a clear error), the batched enqueue through the script in
-//! [`crate::script`], the fence, and the read-back (cursors, history, depths).
+//! the `script` module, the fence, and the read-back (cursors, history, depths).
 //!
 //! Must not retry an enqueue on its own: a lost answer is reported as
 //! [`QueueError::Unknown`], and the caller (the leader loop) retries the same fires with its own
