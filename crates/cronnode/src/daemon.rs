@@ -137,6 +137,9 @@ pub async fn run_on(
     if let Some(t) = &config.consul_token {
         consul_cfg = consul_cfg.with_token(t.clone());
     }
+    if let Some(ca) = &config.consul_cacert {
+        consul_cfg = consul_cfg.with_ca_cert(ca.clone());
+    }
     let consul = Consul::new(consul_cfg).context("Consul client (--consul, --consul-token)")?;
 
     let queue_cfg = QueueConfig {
