@@ -40,6 +40,9 @@ pub const MAX_BATCH: usize = 500;
 pub const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
 /// …and doubles up to this ceiling.
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest single sleep: slots are wall-clock instants and tokio sleeps on the monotonic
+/// clock, so after an NTP step the distance is taken again at least this often.
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Commands waiting for the loop; more are refused as busy.
 const COMMAND_QUEUE: usize = 64;
 
@@ -678,14 +681,12 @@ fn reply_not_leader(cmd: Command) {
     }
 }
 
-/// Sleeps until the wall-clock instant `at` (forever when `None`). Slots are wall-clock
-/// instants; tokio sleeps on the monotonic clock, so the distance is taken now.
+/// Sleeps until the wall-clock instant `at`, or [`MAX_SLEEP`] (the caller then asks the
+/// planner again, which is harmless: `due` returns nothing early).
 async fn sleep_until_utc(at: Option<DateTime<Utc>>) {
-    match at {
-        None => std::future::pending().await,
-        Some(at) => {
-            let d = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            tokio::time::sleep(d).await
-        }
-    }
+    let d = match at {
+        None => MAX_SLEEP,
+        Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+    };
+    tokio::time::sleep(d.min(MAX_SLEEP)).await
 }
