@@ -318,8 +318,12 @@ impl LeaderLoop {
             known: HashMap::new(),
         };
         let jobs = self.jobs.borrow_and_update().clone();
-        let to_catch_up = self.apply_job_set(&mut term, &jobs, Utc::now());
-        if let Err(end) = self.catch_up(&mut term, to_catch_up, "leadership").await {
+        let now = Utc::now();
+        let to_catch_up = self.apply_job_set(&mut term, &jobs, now);
+        if let Err(end) = self
+            .catch_up(&mut term, to_catch_up, now, "leadership")
+            .await
+        {
             return end;
         }
 
@@ -341,8 +345,9 @@ impl LeaderLoop {
                         return End::Shutdown;
                     }
                     let jobs = self.jobs.borrow_and_update().clone();
-                    let resumed = self.apply_job_set(&mut term, &jobs, Utc::now());
-                    if let Err(end) = self.catch_up(&mut term, resumed, "job change").await {
+                    let now = Utc::now();
+                    let resumed = self.apply_job_set(&mut term, &jobs, now);
+                    if let Err(end) = self.catch_up(&mut term, resumed, now, "job change").await {
                         return end;
                     }
                 }
@@ -401,8 +406,16 @@ impl LeaderLoop {
     }
 
     /// Reads the cursors of `ids` and enqueues their missed slots by each job's policy. A job
-    /// without a cursor was never enqueued: it has nothing to catch up.
-    async fn catch_up(&mut self, term: &mut Term, ids: Vec<String>, why: &str) -> Result<(), End> {
+    /// without a cursor was never enqueued: it has nothing to catch up. `now` is the instant
+    /// the jobs were (re)planned at: slots after it are the planner's to fire on time, so a
+    /// slot that passes while the cursors are read is never taken for a missed one.
+    async fn catch_up(
+        &mut self,
+        term: &mut Term,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(), End> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -419,7 +432,6 @@ impl LeaderLoop {
                 }
             }
         };
-        let now = Utc::now();
         let (mut fires, mut skipped, mut jobs_behind) = (Vec::new(), 0u64, 0usize);
         for id in &ids {
             let Some(cursor) = cursors.get(id).copied() else {
