@@ -60,6 +60,8 @@ fn macros_and_every() {
     assert_eq!(next("@monthly", None, from, 1), ["2026-12-01T00:00:00Z"]);
     assert_eq!(next("@yearly", None, from, 1), ["2027-01-01T00:00:00Z"]);
     assert_eq!(next("@annually", None, from, 1), ["2027-01-01T00:00:00Z"]);
+    assert_eq!(next("@Daily", None, from, 1), ["2026-11-27T00:00:00Z"]);
+    assert_eq!(next("@EVERY 1m", None, from, 1), ["2026-11-26T20:32:00Z"]);
     assert_eq!(
         next("@every 90s", None, from, 2),
         ["2026-11-26T20:31:30Z", "2026-11-26T20:33:00Z"]
@@ -68,6 +70,16 @@ fn macros_and_every() {
     assert_eq!(
         next("@every 1h30m", Some("Asia/Kathmandu"), from, 1),
         ["2026-11-26T21:00:00Z"]
+    );
+}
+
+#[test]
+fn upcoming_lists_slots_in_order() {
+    let s = Schedule::parse("0 0 1 * *", None).unwrap();
+    let got: Vec<_> = s.upcoming(utc("2026-11-26T00:00:00Z")).take(2).collect();
+    assert_eq!(
+        got,
+        [utc("2026-12-01T00:00:00Z"), utc("2027-01-01T00:00:00Z")]
     );
 }
 
@@ -397,4 +409,16 @@ fn every_error_message() {
             message: "24 is out of range 0-23".into()
         }
     );
+}
+
+#[test]
+fn civil_conversion_matches_chrono() {
+    let mut ts = -62_135_596_800i64; // 0001-01-01
+    while ts < 253_402_300_799 {
+        let c = civil_of(ts).unwrap();
+        let n = DateTime::from_timestamp(ts, 0).unwrap().naive_utc();
+        assert_eq!(c, civil_of_naive(n), "{ts}");
+        assert_eq!(timestamp_of_civil(c), ts);
+        ts += 86_400 * 13 + 3_607;
+    }
 }
