@@ -139,11 +139,19 @@ impl Election {
             match self.contend(&id, health.clone()).await {
                 Contended::Shutdown => {
                     drop(renewer);
-                    let _ = self.consul.session_destroy(&id).await;
+                    // An acquire cut short by the shutdown may still have been applied:
+                    // release (a no-op when not held) before destroying.
+                    let body = serde_json::to_vec(&self.lock_value()).unwrap_or_default();
+                    resign(&self.consul, &self.key(), &body, &id).await;
                     return;
                 }
                 Contended::SessionGone => {
                     info!(session = %id, "lock session gone while following; creating a new one");
+                    // Not at once: a session invalidated as soon as made (its check critical)
+                    // must not turn this into a busy loop.
+                    if !sleep_or_shutdown(RENEW_RETRY, &mut self.shutdown).await {
+                        return;
+                    }
                     continue;
                 }
                 Contended::Leader {

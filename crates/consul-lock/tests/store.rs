@@ -245,7 +245,9 @@ async fn a_missing_acl_token_gives_an_error_that_says_so() {
     // Consul filters list reads instead of refusing them: an empty list, not an error.
     assert!(err.is_ok() || err.unwrap_err().status() == Some(403));
 
-    let with_token = Consul::new(ConsulConfig::new(agent.url()).with_token("s3cret")).unwrap();
+    // A bare host:port, as CONSUL_HTTP_ADDR is usually written.
+    let with_token =
+        Consul::new(ConsulConfig::new(agent.addr().to_string()).with_token("s3cret")).unwrap();
     let store = JobStore::new(with_token, "cronnode");
     store.create(spec("a", "@daily")).await.unwrap();
     assert_eq!(store.list().await.unwrap().jobs.len(), 1);

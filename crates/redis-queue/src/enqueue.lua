@@ -7,7 +7,7 @@
 -- KEYS[7] delayed_jobs     hash, delayed id -> task JSON
 -- KEYS[8] delays_counter   INCR counter issuing delayed ids
 -- then for fire i (1-based): KEYS[8+2i-1] its dedupe bucket (a hash per slot minute, field
--- fire id), KEYS[8+2i] its job's history list
+-- fire id), KEYS[8+2i] its job's history list (oldest first)
 --
 -- ARGV[1] token, ARGV[2] now (unix seconds), ARGV[3] history length, ARGV[4] history trim
 -- threshold; then 8 fields per fire: fire id, job id, cursor slot ('' = do not move the
@@ -16,7 +16,7 @@
 -- Answer: {0, fence} when the token is below the fence (nothing written), else
 -- {1, outcomes} with one character per fire: 'E' enqueued, 'D' duplicate.
 --
--- Cost: per fire one LPUSH (its history); everything else is batched into a few variadic
+-- Cost: per fire one RPUSH (its history); everything else is batched into a few variadic
 -- calls per script call (HMGET/HSET of the dedupe buckets, LPUSH per queue, HMGET/HSET of
 -- the cursors, the delayed set). Nothing here can fail on well-formed arguments (the Rust
 -- side checks them), so no call is left half done.
@@ -134,8 +134,9 @@ for i = 1, n do
       end
     end
     local hkey = KEYS[8 + 2 * i]
-    if redis.call('LPUSH', hkey, ARGV[a + 8]) > hist_trim then
-      redis.call('LTRIM', hkey, 0, hist_len - 1)
+    -- RPUSH appends at the tail: no shifting of the list's head node on every entry.
+    if redis.call('RPUSH', hkey, ARGV[a + 8]) > hist_trim then
+      redis.call('LTRIM', hkey, -hist_len, -1)
     end
     out[i] = 'E'
   else

@@ -14,9 +14,9 @@
 //! ## Layout
 //!
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
-//! - [`script`]: the Lua scripts (`enqueue.lua`), key names and argument layout;
+//! - `script` (private): the Lua scripts (src/enqueue.lua), key names, argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
-//! - [`error`]: [`QueueError`];
+//! - [`error`]: the error type, [`QueueError`];
 //! - `test_server` (feature `test-server`): a private redis-server for tests.
 //!
 //! ## Redis layout
@@ -24,7 +24,7 @@
 //! Under the key prefix (default `{cronnode}:`, a Cluster hash tag): `fence` (string),
 //! `dedupe:<unix minute>` (hash: fire id → token, one per slot minute, with a TTL),
 //! `cursors` (hash: job id → last enqueued slot in unix seconds, only ever advanced),
-//! `history:<job id>` (list of JSON entries, newest first, capped). Under the queue prefix (default empty): the
+//! `history:<job id>` (list of JSON entries, oldest first, capped). Under the queue prefix (default empty): the
 //! platform's `queue0..2`, `delays`, `delayed_jobs`, `delays_counter`. One Redis primary is
 //! assumed: under Redis Cluster the queue keys would live in other slots than cronnode's, and
 //! the script touches both. Redis 5.0 or later.
@@ -37,7 +37,7 @@
 
 pub mod error;
 pub mod queue;
-pub mod script;
+mod script;
 pub mod task;
 #[cfg(feature = "test-server")]
 pub mod test_server;

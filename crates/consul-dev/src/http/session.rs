@@ -91,20 +91,25 @@ async fn list(shared: &Shared, ctx: &Ctx, op: &str, arg: &str) -> Reply {
         Err(r) => return r,
     };
     let filtered = ctx.filtered;
-    blocking::run(shared, opts, |s| {
-        let items: Vec<Value> = s
-            .sessions
-            .values()
-            .filter(|_| !filtered)
-            .filter(|x| match op {
-                "info" => x.id == arg,
-                "node" => x.node == arg,
-                _ => true,
-            })
-            .map(session_json)
-            .collect();
-        (s.sessions_index, Reply::json(&Value::Array(items)))
-    })
+    blocking::run(
+        shared,
+        opts,
+        |s| s.sessions_index,
+        |s| {
+            let items: Vec<Value> = s
+                .sessions
+                .values()
+                .filter(|_| !filtered)
+                .filter(|x| match op {
+                    "info" => x.id == arg,
+                    "node" => x.node == arg,
+                    _ => true,
+                })
+                .map(session_json)
+                .collect();
+            Reply::json(&Value::Array(items))
+        },
+    )
     .await
 }
 
