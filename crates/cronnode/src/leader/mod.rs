@@ -153,15 +153,17 @@ impl LeaderLoop {
     async fn lead(&mut self, token: u64, since: DateTime<Utc>) -> End {
         // 1. The fence. Our token is a Raft index, so it is above every earlier term's: raising
         //    the fence to it cuts off any older leader that is still running.
+        let mut backoff = RETRY_BACKOFF_START;
         let fence = loop {
             match self.queue.raise_fence(token).await {
                 Ok(f) => break f,
                 Err(e) => {
                     self.metrics.redis_error("raise_fence");
-                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying");
-                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, token).await {
+                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, token).await {
                         return end;
                     }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         };
@@ -300,16 +302,18 @@ impl LeaderLoop {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut backoff = RETRY_BACKOFF_START;
         let cursors = loop {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             match self.queue.cursors(&refs).await {
                 Ok(c) => break c,
                 Err(e) => {
                     self.metrics.redis_error("cursors");
-                    tracing::warn!(error = %e, "cannot read the job cursors; retrying");
-                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, term.token).await {
+                    tracing::warn!(error = %e, "cannot read the job cursors; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, term.token).await {
                         return Err(end);
                     }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         };
