@@ -324,7 +324,7 @@ impl Planner {
     /// the job's policy, inside its window `[now - window, now]`: `skip` plans none, `latest`
     /// the most recent, `all` every one up to [`MAX_CATCHUP_PER_JOB`] (the newest; older ones
     /// are counted as skipped). Without a cursor the job was never enqueued: it is new, and
-    /// nothing is planned. Afterwards the job's next slot is its first strictly after `now`,
+    /// nothing is planned. Slots at or before the job's `created_at` are never planned. Afterwards the job's next slot is its first strictly after `now`,
     /// and no slot at or before the cursor is given out again. Unknown or paused jobs plan
     /// nothing. Calling it again with the same cursor plans the same fires (same ids, so the
     /// enqueue dedupes them): a failed enqueue can simply be planned again.
@@ -358,7 +358,12 @@ impl Planner {
             return plan;
         };
         // Slots already given out by `due` (floor above the cursor) are not planned twice.
-        let c = c.max(floor);
+        let mut c = c.max(floor);
+        // A slot before the job was created was never missed: the cursor may be left over
+        // from an earlier job of the same id (deleted, then created again).
+        if let Some(created) = job.spec.created_at {
+            c = c.max(secs(created));
+        }
         let window = i64::try_from(job.catchup_window.as_secs()).unwrap_or(i64::MAX);
         // Slots in (cursor, now] and >= now - window: start strictly after this.
         let start = c.max(now_s.saturating_sub(window).saturating_sub(1));

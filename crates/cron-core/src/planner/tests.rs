@@ -215,6 +215,28 @@ fn catch_up_by_policy() {
 }
 
 #[test]
+fn catch_up_never_plans_slots_from_before_the_job_was_created() {
+    // A job deleted and created again under the same id finds its old cursor in Redis: the
+    // slots between that cursor and the new creation were never the new job's to fire.
+    let now = t("2026-01-01T01:00:30Z");
+    let mut spec = job("a", "* * * * *", "all", "1h").spec.clone();
+    spec.created_at = Some(t("2026-01-01T00:57:10Z"));
+    let mut p = Planner::new();
+    p.upsert(Arc::new(spec.validate().unwrap()), now);
+    let plan = p.catch_up("a", Some(t("2026-01-01T00:30:00Z")), now);
+    let slots: Vec<_> = plan.fires.iter().map(|f| f.slot).collect();
+    assert_eq!(
+        slots,
+        vec![
+            t("2026-01-01T00:58:00Z"),
+            t("2026-01-01T00:59:00Z"),
+            t("2026-01-01T01:00:00Z")
+        ]
+    );
+    assert_eq!(plan.skipped, 0);
+}
+
+#[test]
 fn catch_up_caps_all_and_counts_the_rest() {
     let now = t("2026-01-01T02:00:00Z");
     let mut p = Planner::new();
