@@ -35,6 +35,7 @@
 //! Start reading at [`Queue::enqueue`].
 #![deny(missing_docs)]
 
+mod encode;
 pub mod error;
 pub mod queue;
 mod script;
