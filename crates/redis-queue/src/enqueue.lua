@@ -56,7 +56,11 @@ end
 
 -- HMGET in chunks; answers one value (or false) per field, in order.
 local function hmget(key, fields)
-  local out, i, n = {}, 1, #fields
+  local n = #fields
+  if n <= UNPACK_MAX then
+    return redis.call('HMGET', key, unpack(fields))
+  end
+  local out, i = {}, 1
   while i <= n do
     local j = math.min(i + UNPACK_MAX - 1, n)
     local got = redis.call('HMGET', key, unpack(fields, i, j))
@@ -107,17 +111,18 @@ for b = 1, nb do
     local key = KEYS[8 + b]
     local got = hmget(key, ids)
     local at = bat[b]
-    local seen, new = {}, {}
+    local seen, new, nn = {}, {}, 0
     for x = 1, #ids do
       local id = ids[x]
       if (not got[x]) and not seen[id] then
         seen[id] = true
         fresh[at[x]] = true
-        new[#new + 1] = id
-        new[#new + 1] = token
+        new[nn + 1] = id
+        new[nn + 2] = token
+        nn = nn + 2
       end
     end
-    if #new > 0 then
+    if nn > 0 then
       bulk('HSET', key, new)
       -- The bucket lives as long as its longest-lived fire needs (TTLs only grow).
       local ttl = tonumber(ARGV[5 + b])
@@ -129,17 +134,21 @@ for b = 1, nb do
 end
 
 -- 2. The new fires: push, history, cursor candidates.
-local out = {}
+-- 'D' at the duplicates; the rest are 'E' (filled in only when there is a duplicate).
+local out, dups = {}, false
 local queues, qn = {{}, {}, {}}, {0, 0, 0}
 local delayed, nd = {}, 0
-local cur, corder, nc = {}, {}, 0
+-- cursor candidates: job -> slot (number), and the slot as sent (the canonical decimal the
+-- Rust side wrote, so no number is formatted here)
+local cur, curs, corder, nc = {}, {}, {}, 0
 a, i = first, 0
 while a <= nargs do
   local count = tonumber(ARGV[a])
   local pr = tonumber(ARGV[a + 2]) + 1
   local q, n = queues[pr], qn[pr]
   local delay = tonumber(ARGV[a + 3])
-  local slot = ARGV[a + 4] ~= '' and tonumber(ARGV[a + 4])
+  local slots = ARGV[a + 4]
+  local slot = slots ~= '' and tonumber(slots)
   local head, tail = '{' .. ARGV[a + 5], ARGV[a + 6]
   local p = a + HEAD
   for _ = 1, count do
@@ -159,9 +168,9 @@ while a <= nargs do
         if not c then
           nc = nc + 1
           corder[nc] = job
-          cur[job] = slot
+          cur[job], curs[job] = slot, slots
         elseif slot > c then
-          cur[job] = slot
+          cur[job], curs[job] = slot, slots
         end
       end
       local hk = hkey[job]
@@ -169,9 +178,9 @@ while a <= nargs do
       if redis.call('RPUSH', hk, head .. ARGV[p] .. tail) > hist_trim then
         redis.call('LTRIM', hk, -hist_len, -1)
       end
-      out[i] = 'E'
     else
       out[i] = 'D'
+      dups = true
     end
     p = p + PER_FIRE
   end
@@ -208,10 +217,16 @@ if #corder > 0 then
   for x, job in ipairs(corder) do
     if (not old[x]) or tonumber(old[x]) < cur[job] then
       set[#set + 1] = job
-      set[#set + 1] = string.format('%d', cur[job])
+      set[#set + 1] = curs[job]
     end
   end
   bulk('HSET', KEYS[2], set)
 end
 
+if not dups then
+  return {1, string.rep('E', i)}
+end
+for x = 1, i do
+  if not out[x] then out[x] = 'E' end
+end
 return {1, table.concat(out)}
