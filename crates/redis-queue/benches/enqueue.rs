@@ -5,6 +5,10 @@
 //! cursor per fire, nothing shared), one-minute slots, enqueued by one caller in batches of
 //! `BATCH` fires (split by the crate into script calls of its default size), as a leader does
 //! at a busy minute boundary. Task encoding in Rust is inside the timed section.
+//!
+//! Also printed: Redis's own time in the script per fire (INFO commandstats), the push-only
+//! floor (the same tasks through a script that only LPUSHes them: the ceiling of any enqueue
+//! script on this server), and, for context, LPUSH of task-sized (500-byte) values.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -20,11 +24,17 @@ const JOBS: usize = 10_000;
 const BATCH: usize = 10_000;
 const ROUNDS: usize = 20;
 const LPUSH_REQUESTS: &str = "2000000";
+/// About the size of the bench's tasks, for the context figure.
+const TASK_BYTES: usize = 500;
+/// Fewer requests for those: 400,000 × 500 bytes is already 200 MB in the list.
+const LPUSH_TASK_SIZED_REQUESTS: &str = "400000";
 
-fn lpush_rate(server: &RedisServer) -> f64 {
+/// redis-benchmark's pipelined LPUSH rate; `value_bytes` is its `-d` (3 by default).
+fn lpush_rate(server: &RedisServer, value_bytes: usize, requests: &str) -> f64 {
     let out = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &server.port().to_string()])
-        .args(["-P", "16", "-t", "lpush", "-n", LPUSH_REQUESTS, "-q"])
+        .args(["-P", "16", "-t", "lpush", "-n", requests, "-q"])
+        .args(["-d", &value_bytes.to_string()])
         .output()
         .expect("redis-benchmark is installed with redis-server");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -35,14 +45,16 @@ fn lpush_rate(server: &RedisServer) -> f64 {
         .nth(1)
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("cannot read redis-benchmark output: {text}"));
-    println!("redis-benchmark: {line}");
+    println!("redis-benchmark -d {value_bytes}: {line}");
     rate
 }
 
 #[tokio::main]
 async fn main() {
     let server = RedisServer::start().unwrap();
-    let lpush = lpush_rate(&server);
+    let lpush = lpush_rate(&server, 3, LPUSH_REQUESTS);
+    // Context only (the goal is against the default 3-byte values): LPUSH of task-sized values.
+    let lpush_task_sized = lpush_rate(&server, TASK_BYTES, LPUSH_TASK_SIZED_REQUESTS);
     let _ = redis::Client::open(server.url())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -133,6 +145,10 @@ async fn main() {
         rate / lpush
     );
     println!("ratio of the push-only floor: {:.2}", floor / lpush);
+    println!(
+        "context: fires/s / LPUSH/s of {TASK_BYTES}-byte values: {:.2}",
+        rate / lpush_task_sized
+    );
 }
 
 /// Total microseconds Redis spent in EVALSHA since the last reset (INFO commandstats), then

@@ -2,8 +2,10 @@
 //!
 //! Owns the key names, the argument layout of `enqueue.lua` (documented at the top of that
 //! file: change both together) and the decoding of its answer. Everything a fire needs is
-//! computed here, in Rust (task JSON, history JSON, TTL), so the script only does Redis
-//! commands; that is what makes it fast (see BENCHMARKS.md).
+//! computed here, in Rust (task JSON, the history entry around the fire id, TTLs), so the
+//! script only does Redis commands. Lua hashes every byte of every string it is given, so a
+//! call sends what consecutive fires share once per run (see [`EnqueueCall`] and
+//! BENCHMARKS.md).
 //!
 //! Must not talk to Redis: [`crate::queue`] sends what this builds.
 
