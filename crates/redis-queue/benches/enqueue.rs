@@ -89,6 +89,15 @@ async fn main() {
             Arc::new(JobSpec::from_json(spec.as_bytes()).unwrap().validate().unwrap())
         })
         .collect();
+    // BENCH_FIRES_PER_ENQUEUE=n splits each batch into enqueue calls of n fires.
+    let per_enqueue = std::env::var("BENCH_FIRES_PER_ENQUEUE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BATCH)
+        .max(1);
+    if per_enqueue != BATCH {
+        println!("fires per enqueue call: {per_enqueue}");
+    }
     let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
     let mut total = 0usize;
     let mut elapsed = std::time::Duration::ZERO;
@@ -103,13 +112,17 @@ async fn main() {
             })
             .collect();
         let start = Instant::now();
-        let out = q.enqueue(&batch, 1, &settings, slot).await.unwrap();
+        // One enqueue per `per_enqueue` fires, awaited in turn (as a caller that sends its
+        // fires in small batches does); by default the whole batch at once.
+        for part in batch.chunks(per_enqueue) {
+            let out = q.enqueue(part, 1, &settings, slot).await.unwrap();
+            let BatchOutcome::Done(o) = out else {
+                panic!("fenced")
+            };
+            assert!(o.iter().all(|o| *o == FireOutcome::Enqueued));
+            total += o.len();
+        }
         elapsed += start.elapsed();
-        let BatchOutcome::Done(o) = out else {
-            panic!("fenced")
-        };
-        assert!(o.iter().all(|o| *o == FireOutcome::Enqueued));
-        total += o.len();
     }
     let script_us = evalsha_usec(&server).await;
     let start = Instant::now();
