@@ -14,6 +14,7 @@
 //! ## Layout
 //!
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
+//! - `encode` (private): the task JSON written straight into a buffer (the hot path);
 //! - `script` (private): the Lua scripts (src/enqueue.lua), key names, argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
 //! - [`error`]: the error type, [`QueueError`];
@@ -35,6 +36,7 @@
 //! Start reading at [`Queue::enqueue`].
 #![deny(missing_docs)]
 
+mod encode;
 pub mod error;
 pub mod queue;
 mod script;

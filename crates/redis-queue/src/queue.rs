@@ -289,9 +289,16 @@ impl Queue {
             .arg(script::ENQUEUE_LUA)
             .ignore();
         for chunk in group.chunks(self.fires_per_call) {
-            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
+            let mut call = EnqueueCall::new(
+                &self.keys,
+                settings,
+                token,
+                now,
+                self.history_len,
+                chunk.len(),
+            );
             for (job, fire) in chunk {
-                call.push(job, fire, token, settings, now)?;
+                call.push(job, fire)?;
             }
             pipe.add_command(call.command());
         }
