@@ -41,9 +41,11 @@ pub use handle::{
     channel, Command, CommandError, LeaderHandle, LeaderLink, LeaderStatus, ManualRun,
 };
 
-/// Most fires per enqueue script call: big enough to drain a minute of a large job set in a
-/// few calls, small enough that one call does not stall Redis.
-pub const MAX_BATCH: usize = 500;
+/// Most fires handed to one `Queue::enqueue`. redis-queue splits them into script calls of a
+/// few hundred fires (so no call stalls Redis) and pipelines those while it encodes the next;
+/// handing it thousands at once keeps that pipeline full (about 20% more fires/s than one
+/// 500-fire call at a time). A Redis error retries the whole batch: dedupe makes it safe.
+pub const MAX_BATCH: usize = 5_000;
 /// Retry backoff after a Redis error starts here…
 pub const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
 /// …and doubles up to this ceiling.
