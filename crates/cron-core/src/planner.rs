@@ -323,11 +323,18 @@ impl Planner {
     /// The missed slots of `job_id` after `cursor` (its last enqueued slot) up to `now`, by
     /// the job's policy, inside its window `[now - window, now]`: `skip` plans none, `latest`
     /// the most recent, `all` every one up to [`MAX_CATCHUP_PER_JOB`] (the newest; older ones
-    /// are counted as skipped). Without a cursor the job was never enqueued: it is new, and
-    /// nothing is planned. Slots at or before the job's `created_at` are never planned. Afterwards the job's next slot is its first strictly after `now`,
-    /// and no slot at or before the cursor is given out again. Unknown or paused jobs plan
-    /// nothing. Calling it again with the same cursor plans the same fires (same ids, so the
-    /// enqueue dedupes them): a failed enqueue can simply be planned again.
+    /// are counted as skipped).
+    ///
+    /// Slots at or before the job's `created_at` are never planned: they were never the job's
+    /// (its cursor may be left over from an earlier job of the same id). A job without a cursor
+    /// was never enqueued, so its missed slots start at its creation: a job created while no
+    /// node leads, or just before the leader saw it, loses nothing. A job with neither (written
+    /// by hand without `created_at`) plans nothing.
+    ///
+    /// Afterwards the job's next slot is its first strictly after `now`, and no slot at or
+    /// before the cursor is given out again. Unknown or paused jobs plan nothing. Calling it
+    /// again with the same cursor plans the same fires (same ids, so the enqueue dedupes them):
+    /// a failed enqueue can simply be planned again.
     pub fn catch_up(
         &mut self,
         job_id: &str,
@@ -354,16 +361,12 @@ impl Planner {
         let next = next_slot(&job, now_s.max(e.floor.unwrap_or(Secs::MIN)));
         self.set_next(i, next);
         self.prune();
-        let (Some(c), Some(floor)) = (cursor_s, self.entry(i).and_then(|e| e.floor)) else {
+        // Missed slots start after the later of the cursor and the creation (`Option::max`:
+        // any instant beats `None`), and after what `due` already gave out (the floor).
+        let Some(after) = cursor_s.max(job.spec.created_at.map(secs)) else {
             return plan;
         };
-        // Slots already given out by `due` (floor above the cursor) are not planned twice.
-        let mut c = c.max(floor);
-        // A slot before the job was created was never missed: the cursor may be left over
-        // from an earlier job of the same id (deleted, then created again).
-        if let Some(created) = job.spec.created_at {
-            c = c.max(secs(created));
-        }
+        let c = after.max(self.entry(i).and_then(|e| e.floor).unwrap_or(Secs::MIN));
         let window = i64::try_from(job.catchup_window.as_secs()).unwrap_or(i64::MAX);
         // Slots in (cursor, now] and >= now - window: start strictly after this.
         let start = c.max(now_s.saturating_sub(window).saturating_sub(1));

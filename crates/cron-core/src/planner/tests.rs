@@ -237,6 +237,28 @@ fn catch_up_never_plans_slots_from_before_the_job_was_created() {
 }
 
 #[test]
+fn a_job_never_enqueued_catches_up_from_its_creation() {
+    // Created at 00:57:10 while no node led (or just before the leader's watch saw it): the
+    // leader that loads it at 01:00:30 finds no cursor, and owes it 00:58, 00:59 and 01:00.
+    let now = t("2026-01-01T01:00:30Z");
+    let mut spec = job("a", "* * * * *", "all", "1h").spec.clone();
+    spec.created_at = Some(t("2026-01-01T00:57:10Z"));
+    let mut p = Planner::new();
+    p.upsert(Arc::new(spec.clone().validate().unwrap()), now);
+    let plan = p.catch_up("a", None, now);
+    assert_eq!(plan.fires.len(), 3);
+    assert_eq!(plan.fires[0].slot, t("2026-01-01T00:58:00Z"));
+    assert_eq!(p.next_slot("a"), Some(t("2026-01-01T01:01:00Z")));
+    // By its policy: `latest` only the newest, `skip` none (both counted).
+    spec.catchup.policy = CatchUpPolicy::Latest;
+    let mut p = Planner::new();
+    p.upsert(Arc::new(spec.clone().validate().unwrap()), now);
+    let plan = p.catch_up("a", None, now);
+    assert_eq!((plan.fires.len(), plan.skipped), (1, 2));
+    assert_eq!(plan.fires[0].slot, t("2026-01-01T01:00:00Z"));
+}
+
+#[test]
 fn catch_up_caps_all_and_counts_the_rest() {
     let now = t("2026-01-01T02:00:00Z");
     let mut p = Planner::new();
@@ -249,7 +271,8 @@ fn catch_up_caps_all_and_counts_the_rest() {
 }
 
 #[test]
-fn catch_up_without_cursor_plans_nothing_and_never_repeats() {
+fn catch_up_without_cursor_or_creation_plans_nothing_and_never_repeats() {
+    // A hand-written entry without `created_at`, never enqueued: nothing to owe it.
     let now = t("2026-01-01T00:10:00Z");
     let mut p = Planner::new();
     p.upsert(

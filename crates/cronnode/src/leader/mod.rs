@@ -291,7 +291,8 @@ impl LeaderLoop {
     }
 
     /// Reads the cursors of `ids` and enqueues their missed slots by each job's policy. A job
-    /// without a cursor was never enqueued: it has nothing to catch up. `now` is the instant
+    /// without a cursor was never enqueued: its missed slots start at its creation (a job
+    /// created while nobody led, or just before this leader saw it). `now` is the instant
     /// the jobs were (re)planned at: slots after it are the planner's to fire on time, so a
     /// slot that passes while the cursors are read is never taken for a missed one.
     async fn catch_up(
@@ -321,10 +322,8 @@ impl LeaderLoop {
         };
         let (mut fires, mut skipped, mut jobs_behind) = (Vec::new(), 0u64, 0usize);
         for id in &ids {
-            let Some(cursor) = cursors.get(id).copied() else {
-                continue;
-            };
-            let plan = term.planner.catch_up(id, Some(cursor), now);
+            // No cursor: never enqueued; the planner catches it up from its creation.
+            let plan = term.planner.catch_up(id, cursors.get(id).copied(), now);
             if !plan.fires.is_empty() || plan.skipped > 0 {
                 jobs_behind += 1;
             }
