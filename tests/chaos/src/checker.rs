@@ -1,0 +1,477 @@
+//! The checker: reads what a run left on the queues and decides whether every slot was
+//! delivered exactly once, under the fence.
+//!
+//! Pure: it takes the [`Evidence`] the harness collected (jobs, decoded tasks in push order,
+//! fence samples, fault records, the end of the run window) and returns a [`Report`]. It does
+//! no I/O and reads no clock, so it is tested with plain values.
+//!
+//! What it proves, per job, for every slot `created < slot <= end` computed with cron-core's
+//! [`Schedule`] (the daemon's own schedule code; a bug shared by both would go unseen, which is
+//! why the unit tests here pin a few slots by hand):
+//! - exactly one task carries the slot (none missing, none doubled), its `id` is the slot's fire
+//!   id, and no task names a slot the schedule does not have;
+//! - no task was pushed with a token below the fence in force at the time. The fence in force at
+//!   a list position is at least the largest token pushed before it (the enqueue script raises
+//!   the fence to the token it pushes with), and at least every fence sample taken while the
+//!   list was no longer than that position (the harness reads the fence, then the list lengths,
+//!   so every later push happened under that fence or a higher one). Both need no clock.
+//!
+//! Start at [`check`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use cron_core::Schedule;
+
+/// How many items of each failure list the report prints.
+const SHOWN: usize = 20;
+
+/// A job the harness registered.
+#[derive(Debug, Clone)]
+pub struct JobUnderTest {
+    /// The job id.
+    pub id: String,
+    /// Its schedule, parsed by cron-core from the spec the harness sent.
+    pub schedule: Schedule,
+    /// When the job store recorded it: its first slot is the first one strictly after this.
+    pub created: DateTime<Utc>,
+}
+
+/// One task read from a queue list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The Redis list it was on.
+    pub list: String,
+    /// Its push position in that list (0 = pushed first).
+    pub seq: usize,
+    /// The task's `id`.
+    pub id: String,
+    /// The job id from the task's `cron` object.
+    pub job: String,
+    /// The scheduled instant from the task's `cron` object.
+    pub slot: DateTime<Utc>,
+    /// The fencing token it was pushed with.
+    pub token: u64,
+    /// When the leader made it (the task's `created_at`), if present.
+    pub enqueued: Option<DateTime<Utc>>,
+    /// The node that pushed it, if the task says.
+    pub node: Option<String>,
+}
+
+/// The fence read at one moment, then the length of every queue list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FenceSample {
+    /// The fence value read first.
+    pub fence: u64,
+    /// The list lengths read after it.
+    pub lens: BTreeMap<String, usize>,
+}
+
+/// One injected fault, as the harness recorded it.
+#[derive(Debug, Clone)]
+pub struct FaultRecord {
+    /// Its name, e.g. `kill-9 leader`.
+    pub name: String,
+    /// When it was injected.
+    pub started: DateTime<Utc>,
+    /// When it was lifted (equal to `started` for instantaneous faults).
+    pub lifted: DateTime<Utc>,
+    /// What the harness saw (which node, which session, ...).
+    pub note: String,
+}
+
+/// Everything a run leaves for the checker.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// The registered jobs.
+    pub jobs: Vec<JobUnderTest>,
+    /// Every decoded task, in push order within each list.
+    pub tasks: Vec<Task>,
+    /// Raw queue entries that did not decode as cronnode tasks.
+    pub undecodable: Vec<String>,
+    /// Fence samples, in the order taken.
+    pub fences: Vec<FenceSample>,
+    /// Faults, in the order injected.
+    pub faults: Vec<FaultRecord>,
+    /// Faults the harness could not inject here, with the reason.
+    pub skipped: Vec<String>,
+    /// The end of the run window: slots at or before it must have been delivered.
+    pub end: DateTime<Utc>,
+}
+
+/// A job's slot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot {
+    /// The job id.
+    pub job: String,
+    /// The scheduled instant.
+    pub at: DateTime<Utc>,
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.job, self.at.format("%H:%M:%S"))
+    }
+}
+
+/// What one fault did to the enqueue stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultOutcome {
+    /// The fault's name.
+    pub name: String,
+    /// The harness's note.
+    pub note: String,
+    /// The term (token) of the last push before the fault.
+    pub old_term: Option<u64>,
+    /// The term of the first push of a newer term after the fault, if the term changed.
+    pub new_term: Option<u64>,
+    /// Fault → first push of the new term (or, when the term did not change, first push after
+    /// the fault was lifted), seconds.
+    pub failover: Option<f64>,
+    /// Last push of the old term → first push of the new term, seconds.
+    pub handover: Option<f64>,
+    /// The worst lateness of the tasks pushed between this fault and the next one, seconds.
+    pub max_lateness: Option<f64>,
+}
+
+/// Lateness (push time − slot) over all tasks that say when they were made.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lateness {
+    /// How many tasks were measured.
+    pub count: usize,
+    /// Median, seconds.
+    pub p50: f64,
+    /// 90th percentile, seconds.
+    pub p90: f64,
+    /// 99th percentile, seconds.
+    pub p99: f64,
+    /// Worst, seconds.
+    pub max: f64,
+}
+
+/// The checker's verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// One entry per injected fault.
+    pub faults: Vec<FaultOutcome>,
+    /// Faults skipped, with the reason.
+    pub skipped: Vec<String>,
+    /// Slots in the run window.
+    pub expected: usize,
+    /// Slots in the window carried by exactly one task.
+    pub delivered_once: usize,
+    /// Slots in the window carried by no task.
+    pub missing: Vec<Slot>,
+    /// Slots carried by more than one task, with the count.
+    pub duplicates: Vec<(Slot, usize)>,
+    /// Tasks for a slot the job's schedule does not have (or an unknown job).
+    pub unexpected: Vec<Slot>,
+    /// Tasks whose `id` is not their slot's fire id.
+    pub bad_ids: Vec<String>,
+    /// Tasks pushed with a token below the fence in force at their position.
+    pub fence_violations: Vec<String>,
+    /// Queue entries that were not cronnode tasks.
+    pub undecodable: usize,
+    /// The lateness distribution.
+    pub lateness: Lateness,
+    /// The largest failover over all faults, seconds.
+    pub max_failover: Option<f64>,
+}
+
+impl Report {
+    /// Whether the run kept every promise.
+    pub fn passed(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicates.is_empty()
+            && self.unexpected.is_empty()
+            && self.bad_ids.is_empty()
+            && self.fence_violations.is_empty()
+            && self.undecodable == 0
+            && self.delivered_once == self.expected
+    }
+}
+
+/// Checks a run.
+pub fn check(evidence: &Evidence) -> Report {
+    let mut report = Report {
+        skipped: evidence.skipped.clone(),
+        undecodable: evidence.undecodable.len(),
+        ..Report::default()
+    };
+    check_slots(evidence, &mut report);
+    report.bad_ids = evidence
+        .tasks
+        .iter()
+        .filter(|t| t.id != cron_core::fire::fire_id(&t.job, t.slot).to_string())
+        .map(|t| format!("{} on {}@{}", t.id, t.job, t.slot.to_rfc3339()))
+        .collect();
+    report.fence_violations = fence_violations(&evidence.tasks, &evidence.fences);
+    report.lateness = lateness(evidence.tasks.iter().filter_map(late));
+    report.faults = fault_outcomes(evidence);
+    report.max_failover = report
+        .faults
+        .iter()
+        .filter_map(|f| f.failover)
+        .fold(None, |acc: Option<f64>, x| {
+            Some(acc.map_or(x, |a| a.max(x)))
+        });
+    report
+}
+
+fn check_slots(evidence: &Evidence, report: &mut Report) {
+    let mut carried: HashMap<Slot, usize> = HashMap::new();
+    for task in &evidence.tasks {
+        let slot = Slot {
+            job: task.job.clone(),
+            at: task.slot,
+        };
+        *carried.entry(slot).or_default() += 1;
+    }
+    for job in &evidence.jobs {
+        // Every slot the schedule has from creation up to the later of the window's end and
+        // the last slot any task names, so that a task past the end is still checked.
+        let last_named = evidence
+            .tasks
+            .iter()
+            .filter(|t| t.job == job.id)
+            .map(|t| t.slot)
+            .max();
+        let horizon = last_named.map_or(evidence.end, |l| l.max(evidence.end));
+        let mut at = job.created;
+        while let Some(next) = job.schedule.next_after(at) {
+            if next > horizon {
+                break;
+            }
+            at = next;
+            let slot = Slot {
+                job: job.id.clone(),
+                at: next,
+            };
+            let count = carried.remove(&slot).unwrap_or(0);
+            if next <= evidence.end {
+                report.expected += 1;
+                match count {
+                    0 => report.missing.push(slot),
+                    1 => report.delivered_once += 1,
+                    n => report.duplicates.push((slot, n)),
+                }
+            } else if count > 1 {
+                report.duplicates.push((slot, count));
+            }
+        }
+    }
+    let mut unexpected: Vec<Slot> = carried.into_keys().collect();
+    unexpected.sort();
+    report.unexpected = unexpected;
+}
+
+/// Tasks pushed below the fence in force at their list position (see the module docs).
+fn fence_violations(tasks: &[Task], fences: &[FenceSample]) -> Vec<String> {
+    let mut by_list: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
+    for task in tasks {
+        by_list.entry(task.list.as_str()).or_default().push(task);
+    }
+    let mut violations = Vec::new();
+    for (list, mut pushed) in by_list {
+        pushed.sort_by_key(|t| t.seq);
+        // (length when sampled, fence) sorted by length: a push at position >= length came
+        // after the sample.
+        let mut samples: Vec<(usize, u64)> = fences
+            .iter()
+            .filter_map(|s| s.lens.get(list).map(|&len| (len, s.fence)))
+            .collect();
+        samples.sort();
+        let mut next_sample = 0;
+        let mut floor = 0u64;
+        let mut floor_from = String::from("no fence");
+        for task in pushed {
+            while next_sample < samples.len() && samples[next_sample].0 <= task.seq {
+                if samples[next_sample].1 > floor {
+                    floor = samples[next_sample].1;
+                    floor_from = format!("fence {floor} read before push {}", task.seq);
+                }
+                next_sample += 1;
+            }
+            if task.token < floor {
+                violations.push(format!(
+                    "{list}[{}] {}@{} token {} by {} below {floor_from}",
+                    task.seq,
+                    task.job,
+                    task.slot.to_rfc3339(),
+                    task.token,
+                    task.node.as_deref().unwrap_or("?"),
+                ));
+            }
+            if task.token > floor {
+                floor = task.token;
+                floor_from = format!("token {floor} pushed at {list}[{}]", task.seq);
+            }
+        }
+    }
+    violations
+}
+
+fn late(task: &Task) -> Option<f64> {
+    task.enqueued.map(|e| secs(e - task.slot))
+}
+
+fn secs(d: chrono::TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+fn lateness(values: impl Iterator<Item = f64>) -> Lateness {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return Lateness::default();
+    }
+    v.sort_by(f64::total_cmp);
+    let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Lateness {
+        count: v.len(),
+        p50: pick(0.5),
+        p90: pick(0.9),
+        p99: pick(0.99),
+        max: v[v.len() - 1],
+    }
+}
+
+fn fault_outcomes(evidence: &Evidence) -> Vec<FaultOutcome> {
+    let mut timed: Vec<(DateTime<Utc>, &Task)> = evidence
+        .tasks
+        .iter()
+        .filter_map(|t| t.enqueued.map(|e| (e, t)))
+        .collect();
+    timed.sort_by_key(|(e, t)| (*e, t.seq));
+    let mut outcomes = Vec::new();
+    for (i, fault) in evidence.faults.iter().enumerate() {
+        let window_end = evidence
+            .faults
+            .get(i + 1)
+            .map_or(evidence.end, |next| next.started);
+        let old_term = timed
+            .iter()
+            .rev()
+            .find(|(e, _)| *e < fault.started)
+            .map(|(_, t)| t.token);
+        let after: Vec<&(DateTime<Utc>, &Task)> =
+            timed.iter().filter(|(e, _)| *e >= fault.started).collect();
+        let new_first = after
+            .iter()
+            .find(|(_, t)| old_term.is_none_or(|old| t.token > old));
+        let (new_term, failover, handover) = match (old_term, new_first) {
+            (Some(old), Some((first, t))) => {
+                let last_old = timed
+                    .iter()
+                    .rev()
+                    .find(|(e, x)| x.token == old && e <= first)
+                    .map(|(e, _)| *e);
+                (
+                    Some(t.token),
+                    Some(secs(*first - fault.started)),
+                    last_old.map(|l| secs(*first - l)),
+                )
+            }
+            _ => {
+                let first = after.iter().find(|(e, _)| *e >= fault.lifted);
+                (None, first.map(|(e, _)| secs(*e - fault.started)), None)
+            }
+        };
+        let max_lateness = timed
+            .iter()
+            .filter(|(e, _)| *e >= fault.started && *e < window_end)
+            .filter_map(|(_, t)| late(t))
+            .fold(None, |acc: Option<f64>, x| {
+                Some(acc.map_or(x, |a| a.max(x)))
+            });
+        outcomes.push(FaultOutcome {
+            name: fault.name.clone(),
+            note: fault.note.clone(),
+            old_term,
+            new_term,
+            failover,
+            handover,
+            max_lateness,
+        });
+    }
+    outcomes
+}
+
+fn opt_secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |s| format!("{s:.1} s"))
+}
+
+fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, what: &str, items: &[T]) -> fmt::Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = items.iter().take(SHOWN).map(ToString::to_string).collect();
+    let more = items.len().saturating_sub(SHOWN);
+    write!(f, "{what} ({}): {}", items.len(), shown.join(", "))?;
+    if more > 0 {
+        write!(f, " … and {more} more")?;
+    }
+    writeln!(f)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, o) in self.faults.iter().enumerate() {
+            let term = |t: Option<u64>| t.map_or_else(|| "-".to_string(), |t| t.to_string());
+            let change = match o.new_term {
+                Some(new) => format!(
+                    "term {} -> {new}, failover {}, handover {}",
+                    term(o.old_term),
+                    opt_secs(o.failover),
+                    opt_secs(o.handover)
+                ),
+                None => format!(
+                    "term {} kept, first push after lifting {}",
+                    term(o.old_term),
+                    opt_secs(o.failover)
+                ),
+            };
+            writeln!(
+                f,
+                "fault {}: {} ({}): {change}, max lateness {}",
+                i + 1,
+                o.name,
+                o.note,
+                opt_secs(o.max_lateness)
+            )?;
+        }
+        for s in &self.skipped {
+            writeln!(f, "skipped: {s}")?;
+        }
+        let l = &self.lateness;
+        writeln!(
+            f,
+            "lateness over {} tasks: p50 {:.2} s, p90 {:.2} s, p99 {:.2} s, max {:.2} s",
+            l.count, l.p50, l.p90, l.p99, l.max
+        )?;
+        list(f, "MISSING", &self.missing)?;
+        let dups: Vec<String> = self
+            .duplicates
+            .iter()
+            .map(|(s, n)| format!("{s} x{n}"))
+            .collect();
+        list(f, "DUPLICATE", &dups)?;
+        list(f, "UNEXPECTED", &self.unexpected)?;
+        list(f, "BAD ID", &self.bad_ids)?;
+        list(f, "FENCE VIOLATION", &self.fence_violations)?;
+        if self.undecodable > 0 {
+            writeln!(f, "UNDECODABLE queue entries: {}", self.undecodable)?;
+        }
+        write!(
+            f,
+            "faults: {}, slots expected: {}, delivered once: {}, missing: {}, duplicates: {}, max failover: {}",
+            self.faults.len(),
+            self.expected,
+            self.delivered_once,
+            self.missing.len(),
+            self.duplicates.len(),
+            self.max_failover
+                .map_or_else(|| "- s".to_string(), |s| format!("{s:.1} s"))
+        )
+    }
+}
