@@ -12,8 +12,6 @@
 //! `paused`, `catchup` (`policy`, `window`), `description`, `tags`. Unknown fields are rejected by
 //! name. [`JobSpec`] is the stored form (Consul KV `<prefix>/jobs/<id>`); [`Job`] is a spec that
 //! passed [`JobSpec::validate`], with its schedule parsed.
-//!
-//! SKELETON: the cron-core issue completes this module (validation rules and tests).
 
 use std::time::Duration;
 
@@ -170,13 +168,150 @@ impl JobSpec {
     }
 }
 
+/// Longest job id.
+pub const MAX_ID_LEN: usize = 128;
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Highest queue priority.
+pub const MAX_PRIORITY: u8 = 2;
+/// Run timeout bounds, in seconds.
+pub const TIMEOUT_RANGE_SECS: std::ops::RangeInclusive<u32> = 1..=3600;
+/// Largest delay, in seconds (one day).
+pub const MAX_DELAY_SECS: u32 = 86_400;
+/// Longest catch-up window.
+pub const MAX_CATCHUP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn field(field: &'static str, message: impl Into<String>) -> JobError {
+    JobError::Field {
+        field,
+        message: message.into(),
+    }
+}
+
+/// `[A-Za-z0-9_.-]{1,128}`, not starting with `.`, no `..`: safe as a Consul key segment.
+fn check_id(id: &str) -> Result<(), JobError> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(field(
+            "id",
+            format!("must be 1-{MAX_ID_LEN} characters, got {}", id.len()),
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(field(
+            "id",
+            format!("{id:?} has {c:?}; allowed: A-Z a-z 0-9 _ . -"),
+        ));
+    }
+    if id.starts_with('.') {
+        return Err(field("id", format!("{id:?} must not start with '.'")));
+    }
+    if id.contains("..") {
+        return Err(field("id", format!("{id:?} must not contain '..'")));
+    }
+    Ok(())
+}
+
+/// RFC 9110 token characters: what a header name may contain.
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn check_header(h: &str) -> Result<(), JobError> {
+    let Some((name, value)) = h.split_once(':') else {
+        return Err(field(
+            "function.headers",
+            format!("{h:?} is not `Name: value`"),
+        ));
+    };
+    if name.is_empty() || !name.chars().all(is_tchar) {
+        return Err(field(
+            "function.headers",
+            format!("{name:?} is not a valid HTTP header name"),
+        ));
+    }
+    // A field value: visible characters, spaces and tabs; never CR or LF (header injection).
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(field(
+            "function.headers",
+            format!("the value of {name:?} has a control character"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate(spec: JobSpec) -> Result<Job, JobError> {
+    check_id(&spec.id)?;
+    let f = &spec.function;
+    if f.app.trim().is_empty() {
+        return Err(field("function.app", "must not be empty"));
+    }
+    if !f.path.starts_with('/') {
+        return Err(field(
+            "function.path",
+            format!("{:?} must start with '/'", f.path),
+        ));
+    }
+    for h in &f.headers {
+        check_header(h)?;
+    }
+    if f.body.len() > MAX_BODY_BYTES {
+        return Err(field(
+            "function.body",
+            format!(
+                "{} bytes is over the limit of {MAX_BODY_BYTES} (256 KiB)",
+                f.body.len()
+            ),
+        ));
+    }
+    if f.priority > MAX_PRIORITY {
+        return Err(field(
+            "function.priority",
+            format!("{} is out of range 0-{MAX_PRIORITY}", f.priority),
+        ));
+    }
+    if let Some(t) = f.timeout {
+        if !TIMEOUT_RANGE_SECS.contains(&t) {
+            return Err(field(
+                "function.timeout",
+                format!(
+                    "{t} is out of range {}-{} seconds",
+                    TIMEOUT_RANGE_SECS.start(),
+                    TIMEOUT_RANGE_SECS.end()
+                ),
+            ));
+        }
+    }
+    if let Some(d) = f.delay {
+        if d > MAX_DELAY_SECS {
+            return Err(field(
+                "function.delay",
+                format!("{d} is out of range 0-{MAX_DELAY_SECS} seconds"),
+            ));
+        }
+    }
+    if let Some(image) = &f.image {
+        if image.trim().is_empty() {
+            return Err(field("function.image", "must not be empty when given"));
+        }
+    }
+    // The zone is its own field in errors, so a user knows which one to fix.
+    crate::schedule::parse_zone(spec.timezone.as_deref())
+        .map_err(|e| field("timezone", e.to_string()))?;
     let schedule = Schedule::parse(&spec.frequency, spec.timezone.as_deref())?;
-    let catchup_window =
-        crate::schedule::parse_duration(&spec.catchup.window).map_err(|e| JobError::Field {
-            field: "catchup.window",
-            message: e.to_string(),
-        })?;
+    let catchup_window = crate::schedule::parse_duration(&spec.catchup.window)
+        .map_err(|e| field("catchup.window", e.to_string()))?;
+    if catchup_window > MAX_CATCHUP_WINDOW {
+        return Err(field(
+            "catchup.window",
+            format!(
+                "{} is longer than the limit of 7 days (168h)",
+                spec.catchup.window
+            ),
+        ));
+    }
     Ok(Job {
         spec,
         schedule,

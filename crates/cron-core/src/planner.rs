@@ -1,16 +1,34 @@
 //! The planner: every job's next slot, in a priority queue, with time as an argument.
 //!
-//! SKELETON: the cron-core issue implements this module. The public surface below is the
-//! contract the daemon builds on.
-//!
-//! Inputs: [`Planner::upsert`], [`Planner::remove`]; outputs: [`Planner::due`],
+//! Inputs: [`Planner::upsert`] (adds, replaces, pauses and resumes: a job whose
+//! `spec.paused` is set is held but never due), [`Planner::remove`]; outputs: [`Planner::due`],
 //! [`Planner::next_wakeup`]; after a leader change or a resume: [`Planner::catch_up`].
+//!
+//! Call order for a leader: `upsert` every job with `now`, then `catch_up(id, cursor, now)` for
+//! each with the cursor read from Redis, then loop: sleep until `next_wakeup()`, `due(now)`.
+//!
+//! Memory is what keeps 1,000,000 jobs cheap: one slab entry per job (its `Arc<Job>`, its next
+//! slot, the last slot it gave out) and a binary heap of 16-byte `(slot, index, generation)`
+//! items. A changed entry pushes a new heap item and bumps its generation; stale items are
+//! dropped when they reach the top (lazy invalidation), and the heap is rebuilt when stale
+//! items outnumber live ones. The heap's top is always live between calls, so
+//! [`Planner::next_wakeup`] needs no `&mut`.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::{Fire, Job};
+use crate::{CatchUpPolicy, Fire, FireKind, Job};
+
+/// The most missed slots one catch-up enqueues for one job (policy `all`). Older missed slots
+/// beyond it are counted in [`CatchUpPlan::skipped`]: a job firing every second after a 7-day
+/// outage would otherwise flood the queue with 604,800 calls.
+pub const MAX_CATCHUP_PER_JOB: usize = 1000;
+
+/// Stale heap items tolerated beyond the live ones before the heap is rebuilt.
+const STALE_SLACK: usize = 1024;
 
 /// What a catch-up enqueues, and how many missed slots its policy or cap left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,10 +39,43 @@ pub struct CatchUpPlan {
     pub skipped: u64,
 }
 
+/// A slot as Unix seconds; slots are whole seconds.
+type Secs = i64;
+
+#[derive(Debug)]
+struct Entry {
+    id: Arc<str>,
+    job: Arc<Job>,
+    /// The next slot to give out, or `None` (paused, or no slot ever again).
+    next: Option<Secs>,
+    /// No slot at or before this is ever given out again: the last slot `due` returned, or the
+    /// cursor of the last catch-up.
+    floor: Option<Secs>,
+    /// Bumped whenever `next` changes, to recognise stale heap items.
+    generation: u32,
+}
+
 /// Holds the jobs and each job's next slot.
 #[derive(Debug, Default)]
 pub struct Planner {
-    jobs: std::collections::HashMap<Arc<str>, Arc<Job>>,
+    index: HashMap<Arc<str>, u32>,
+    slab: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    heap: BinaryHeap<Reverse<(Secs, u32, u32)>>,
+}
+
+fn secs(t: DateTime<Utc>) -> Secs {
+    t.timestamp()
+}
+
+fn instant(s: Secs) -> DateTime<Utc> {
+    DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn next_slot(job: &Job, after: Secs) -> Option<Secs> {
+    job.schedule
+        .next_after(DateTime::from_timestamp(after, 0)?)
+        .map(secs)
 }
 
 impl Planner {
@@ -33,38 +84,254 @@ impl Planner {
         Planner::default()
     }
 
-    /// Adds or replaces a job. A new job's first slot is the first one strictly after `now`; a
-    /// replaced job keeps its place (no slot repeated, none skipped).
+    /// How many jobs the planner holds (paused ones included).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the planner holds no job.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The job `job_id`, if held.
+    pub fn job(&self, job_id: &str) -> Option<&Arc<Job>> {
+        let i = *self.index.get(job_id)?;
+        self.entry(i).map(|e| &e.job)
+    }
+
+    /// The next slot the planner will give out for `job_id` (`None` when paused or unknown).
+    pub fn next_slot(&self, job_id: &str) -> Option<DateTime<Utc>> {
+        let i = *self.index.get(job_id)?;
+        self.entry(i)?.next.map(instant)
+    }
+
+    fn entry(&self, i: u32) -> Option<&Entry> {
+        self.slab.get(i as usize)?.as_ref()
+    }
+
+    fn entry_mut(&mut self, i: u32) -> Option<&mut Entry> {
+        self.slab.get_mut(i as usize)?.as_mut()
+    }
+
+    /// Adds or replaces a job. A new job's first slot is the first one strictly after `now`. A
+    /// replaced job keeps its place: with the same schedule its pending slot stays; with a new
+    /// schedule its next slot is the new schedule's first after both `now` and the last slot
+    /// given out, so none is repeated. Setting `spec.paused` pauses the job (it keeps its entry,
+    /// never becomes due); clearing it resumes the job from its first slot after `now` (missed
+    /// slots are the caller's to recover with [`Planner::catch_up`]).
     pub fn upsert(&mut self, job: Arc<Job>, now: DateTime<Utc>) {
-        let _ = now;
-        self.jobs.insert(Arc::from(job.spec.id.as_str()), job);
+        let now = secs(now);
+        let Some(&i) = self.index.get(job.spec.id.as_str()) else {
+            self.insert(job, now);
+            return;
+        };
+        let Some(e) = self.entry_mut(i) else {
+            return;
+        };
+        let was_paused = e.job.spec.paused;
+        let same = e.job.schedule == job.schedule;
+        let pending = e.next;
+        e.job = job;
+        let new_next = if e.job.spec.paused {
+            None
+        } else if same && !was_paused && pending.is_some() {
+            pending
+        } else {
+            next_slot(&e.job, now.max(e.floor.unwrap_or(Secs::MIN)))
+        };
+        self.set_next(i, new_next);
+        self.prune();
+    }
+
+    fn insert(&mut self, job: Arc<Job>, now: Secs) {
+        let id: Arc<str> = Arc::from(job.spec.id.as_str());
+        let next = if job.spec.paused {
+            None
+        } else {
+            next_slot(&job, now)
+        };
+        let entry = Entry {
+            id: id.clone(),
+            job,
+            next,
+            floor: None,
+            generation: 0,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(entry);
+                i
+            }
+            None => {
+                self.slab.push(Some(entry));
+                u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.index.insert(id, i);
+        if let Some(s) = next {
+            self.heap.push(Reverse((s, i, 0)));
+        }
+    }
+
+    fn set_next(&mut self, i: u32, next: Option<Secs>) {
+        let Some(e) = self.entry_mut(i) else {
+            return;
+        };
+        if e.next == next {
+            return;
+        }
+        e.next = next;
+        e.generation = e.generation.wrapping_add(1);
+        let g = e.generation;
+        if let Some(s) = next {
+            self.heap.push(Reverse((s, i, g)));
+        }
     }
 
     /// Forgets a job.
     pub fn remove(&mut self, job_id: &str) {
-        self.jobs.remove(job_id);
+        if let Some(i) = self.index.remove(job_id) {
+            if let Some(slot) = self.slab.get_mut(i as usize) {
+                *slot = None;
+                self.free.push(i);
+            }
+            self.prune();
+        }
+    }
+
+    fn is_live(&self, item: &(Secs, u32, u32)) -> bool {
+        let (s, i, g) = *item;
+        self.entry(i)
+            .is_some_and(|e| e.generation == g && e.next == Some(s))
+    }
+
+    /// Drops stale items from the top of the heap, and rebuilds it when they pile up.
+    fn prune(&mut self) {
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if self.is_live(top) {
+                break;
+            }
+            self.heap.pop();
+        }
+        if self.heap.len() > 2 * self.index.len() + STALE_SLACK {
+            let heap = std::mem::take(&mut self.heap);
+            let live: Vec<_> = heap
+                .into_vec()
+                .into_iter()
+                .filter(|Reverse(it)| self.is_live(it))
+                .collect();
+            self.heap = BinaryHeap::from(live);
+        }
     }
 
     /// The slots due at or before `now`, in slot order; each job advances past them.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
-        let _ = now;
-        Vec::new()
+        let now = secs(now);
+        let mut fires = Vec::new();
+        while let Some(Reverse(top)) = self.heap.peek() {
+            let (slot, i, g) = *top;
+            if slot > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(e) = self.slab.get_mut(i as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            if e.generation != g || e.next != Some(slot) {
+                continue;
+            }
+            fires.push(Fire::scheduled(
+                e.id.clone(),
+                instant(slot),
+                FireKind::Scheduled,
+            ));
+            e.floor = Some(slot);
+            e.next = next_slot(&e.job, slot);
+            // The generation stays: the pushed item is this entry's only live one.
+            if let Some(s) = e.next {
+                self.heap.push(Reverse((s, i, g)));
+            }
+        }
+        self.prune();
+        fires
     }
 
     /// The earliest pending slot, when the caller should call [`Planner::due`] next.
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        None
+        self.heap.peek().map(|Reverse((s, _, _))| instant(*s))
     }
 
     /// The missed slots of `job_id` after `cursor` (its last enqueued slot) up to `now`, by
-    /// the job's policy and window; the job's next slot becomes the first after `now`.
+    /// the job's policy, inside its window `[now - window, now]`: `skip` plans none, `latest`
+    /// the most recent, `all` every one up to [`MAX_CATCHUP_PER_JOB`] (the newest; older ones
+    /// are counted as skipped). Without a cursor the job was never enqueued: it is new, and
+    /// nothing is planned. Afterwards the job's next slot is its first strictly after `now`,
+    /// and no slot at or before the cursor is given out again. Unknown or paused jobs plan
+    /// nothing.
     pub fn catch_up(
         &mut self,
         job_id: &str,
         cursor: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> CatchUpPlan {
-        let _ = (job_id, cursor, now);
-        CatchUpPlan::default()
+        let mut plan = CatchUpPlan::default();
+        let Some(&i) = self.index.get(job_id) else {
+            return plan;
+        };
+        let now_s = secs(now);
+        let Some(e) = self.entry_mut(i) else {
+            return plan;
+        };
+        let cursor_s = cursor.map(secs);
+        if let Some(c) = cursor_s {
+            e.floor = Some(e.floor.map_or(c, |f| f.max(c)));
+        }
+        if e.job.spec.paused {
+            return plan;
+        }
+        let job = e.job.clone();
+        let id = e.id.clone();
+        let next = next_slot(&job, now_s.max(e.floor.unwrap_or(Secs::MIN)));
+        self.set_next(i, next);
+        self.prune();
+        let (Some(c), Some(floor)) = (cursor_s, self.entry(i).and_then(|e| e.floor)) else {
+            return plan;
+        };
+        // Slots already given out by `due` (floor above the cursor) are not planned twice.
+        let c = c.max(floor);
+        let window = i64::try_from(job.catchup_window.as_secs()).unwrap_or(i64::MAX);
+        // Slots in (cursor, now] and >= now - window: start strictly after this.
+        let start = c.max(now_s.saturating_sub(window).saturating_sub(1));
+        let mut kept: std::collections::VecDeque<Secs> = std::collections::VecDeque::new();
+        let cap = match job.spec.catchup.policy {
+            CatchUpPolicy::Skip => 0,
+            CatchUpPolicy::Latest => 1,
+            CatchUpPolicy::All => MAX_CATCHUP_PER_JOB,
+        };
+        let mut t = start;
+        while let Some(s) = next_slot(&job, t) {
+            if s > now_s {
+                break;
+            }
+            if cap == 0 {
+                plan.skipped += 1;
+            } else {
+                if kept.len() == cap {
+                    kept.pop_front();
+                    plan.skipped += 1;
+                }
+                kept.push_back(s);
+            }
+            t = s;
+        }
+        plan.fires = kept
+            .into_iter()
+            .map(|s| Fire::scheduled(id.clone(), instant(s), FireKind::CatchUp))
+            .collect();
+        plan
     }
 }
+
+#[cfg(test)]
+mod tests;

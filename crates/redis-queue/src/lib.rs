@@ -1,7 +1,48 @@
 //! # redis-queue: fenced, deduplicated, batched enqueue
 //!
 //! Turns fires into IronFunctions tasks and pushes them onto the platform's Redis queue in one
-//! atomic script call per batch, carrying the leader's fencing token.
+//! atomic script call per batch, carrying the leader's fencing token. It carries three of
+//! cronnode's guarantees (docs/design.md):
 //!
-//! SKELETON: the redis-queue issue fills this crate.
+//! 1. **Exactly once per slot**: a task is pushed only when its slot's dedupe key
+//!    (`<key-prefix>dedupe:<fire id>`) could be set (SET NX, TTL = catch-up window + 1 day).
+//! 2. **Fencing**: the script refuses a whole batch whose token is below the stored fence.
+//! 3. **Record and enqueue are one step**: the job's cursor and history are written by the
+//!    same script that pushes the task.
+//!
+//! ## Layout
+//!
+//! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
+//! - [`script`]: the Lua scripts (`enqueue.lua`), key names and argument layout;
+//! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
+//! - [`error`]: [`QueueError`];
+//! - `test_server` (feature `test-server`): a private redis-server for tests.
+//!
+//! ## Redis layout
+//!
+//! Under the key prefix (default `{cronnode}:`, a Cluster hash tag): `fence` (string),
+//! `dedupe:<fire id>` (string, the token; TTL), `cursors` (sorted set: job id → last
+//! enqueued slot in unix seconds, only ever advanced with `ZADD GT`), `history:<job id>` (list
+//! of JSON entries, newest first, capped). Under the queue prefix (default empty): the
+//! platform's `queue0..2`, `delays`, `delayed_jobs`, `delays_counter`. One Redis primary is
+//! assumed: under Redis Cluster the queue keys would live in other slots than cronnode's, and
+//! the script touches both. Redis 6.2 or later (`ZADD GT`, `ZMSCORE`).
+//!
+//! **Architecture Invariant:** no enqueue without a fencing token; every write of a fire
+//! (dedupe, push, cursor, history) happens inside the one script call.
+//!
+//! Start reading at [`Queue::enqueue`].
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod queue;
+pub mod script;
+pub mod task;
+#[cfg(feature = "test-server")]
+pub mod test_server;
+
+pub use error::QueueError;
+pub use queue::{
+    dedupe_ttl, BatchOutcome, FireOutcome, Queue, QueueConfig, QueueDepths, DEDUPE_MARGIN,
+};
+pub use task::{encode_task, HistoryEntry, Task, TaskError, TaskSettings};

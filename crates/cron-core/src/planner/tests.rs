@@ -1,0 +1,230 @@
+//! Planner tests: many jobs driven by a simulated clock.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::JobSpec;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn job(id: &str, freq: &str, policy: &str, window: &str) -> Arc<Job> {
+    let json = format!(
+        r#"{{"id":"{id}","function":{{"app":"a","path":"/f"}},"frequency":"{freq}",
+            "catchup":{{"policy":"{policy}","window":"{window}"}}}}"#
+    );
+    Arc::new(
+        JobSpec::from_json(json.as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap(),
+    )
+}
+
+fn paused(j: &Arc<Job>, p: bool) -> Arc<Job> {
+    let mut spec = j.spec.clone();
+    spec.paused = p;
+    Arc::new(spec.validate().unwrap())
+}
+
+#[test]
+fn new_job_starts_strictly_after_now_and_due_is_in_slot_order() {
+    let mut p = Planner::new();
+    let now = t("2026-01-01T00:00:00Z");
+    p.upsert(job("a", "* * * * *", "all", "1h"), now);
+    p.upsert(job("b", "*/30 * * * * *", "all", "1h"), now);
+    assert_eq!(p.next_wakeup(), Some(t("2026-01-01T00:00:30Z")));
+    let fires = p.due(t("2026-01-01T00:01:00Z"));
+    let got: Vec<_> = fires.iter().map(|f| (&*f.job_id, f.slot)).collect();
+    assert_eq!(
+        got,
+        [
+            ("b", t("2026-01-01T00:00:30Z")),
+            ("a", t("2026-01-01T00:01:00Z")),
+            ("b", t("2026-01-01T00:01:00Z")),
+        ]
+    );
+    assert!(fires.iter().all(|f| f.kind == FireKind::Scheduled));
+    assert_eq!(
+        fires[0].fire_id,
+        crate::fire::fire_id("b", t("2026-01-01T00:00:30Z"))
+    );
+    assert_eq!(p.next_wakeup(), Some(t("2026-01-01T00:01:30Z")));
+    assert!(p.due(t("2026-01-01T00:01:29Z")).is_empty());
+}
+
+#[test]
+fn thousands_of_jobs_each_get_every_slot_once_in_order() {
+    let mut p = Planner::new();
+    let start = t("2026-03-01T00:00:00Z");
+    let exprs = [
+        "* * * * *",
+        "*/7 * * * * *",
+        "@every 45s",
+        "0 */2 * * *",
+        "13 * * * 1-5",
+    ];
+    let n = 3000;
+    let jobs: Vec<_> = (0..n)
+        .map(|k| job(&format!("j{k}"), exprs[k % exprs.len()], "all", "1h"))
+        .collect();
+    for j in &jobs {
+        p.upsert(j.clone(), start);
+    }
+    let mut seen: HashMap<Arc<str>, Vec<DateTime<Utc>>> = HashMap::new();
+    let end = start + Duration::hours(3);
+    let mut now = start;
+    let mut last_slot = start;
+    while let Some(w) = p.next_wakeup() {
+        if w > end {
+            break;
+        }
+        // Uneven steps, as a loaded leader would take.
+        now = (now + Duration::seconds(17)).max(w);
+        for f in p.due(now) {
+            assert!(f.slot <= now && f.slot >= last_slot, "slot order");
+            last_slot = f.slot;
+            seen.entry(f.job_id.clone()).or_default().push(f.slot);
+        }
+    }
+    for j in &jobs {
+        let mut expect = Vec::new();
+        let mut s = start;
+        while let Some(x) = j.schedule.next_after(s) {
+            if x > now {
+                break;
+            }
+            expect.push(x);
+            s = x;
+        }
+        let got = seen.remove(j.spec.id.as_str()).unwrap_or_default();
+        assert_eq!(got, expect, "job {}", j.spec.id);
+    }
+}
+
+#[test]
+fn upsert_keeps_place_remove_and_pause_stop_fires() {
+    let mut p = Planner::new();
+    let now = t("2026-01-01T00:00:00Z");
+    let a = job("a", "* * * * *", "all", "1h");
+    p.upsert(a.clone(), now);
+    assert_eq!(p.due(t("2026-01-01T00:01:00Z")).len(), 1);
+    // Same schedule, later `now`: the pending slot stays.
+    p.upsert(a.clone(), t("2026-01-01T00:01:30Z"));
+    assert_eq!(p.next_slot("a"), Some(t("2026-01-01T00:02:00Z")));
+    // New schedule: first slot after both now and the last slot given out.
+    p.upsert(
+        job("a", "*/10 * * * * *", "all", "1h"),
+        t("2026-01-01T00:01:00Z"),
+    );
+    assert_eq!(p.next_slot("a"), Some(t("2026-01-01T00:01:10Z")));
+    p.upsert(paused(&a, true), t("2026-01-01T00:01:05Z"));
+    assert_eq!(p.next_wakeup(), None);
+    assert!(p.due(t("2026-01-01T01:00:00Z")).is_empty());
+    p.upsert(paused(&a, false), t("2026-01-01T01:00:30Z"));
+    assert_eq!(p.next_wakeup(), Some(t("2026-01-01T01:01:00Z")));
+    p.remove("a");
+    assert_eq!(p.next_wakeup(), None);
+    assert!(p.is_empty());
+    assert!(p.due(t("2026-01-02T00:00:00Z")).is_empty());
+}
+
+#[test]
+fn catch_up_by_policy() {
+    let now = t("2026-01-01T01:00:30Z");
+    let cursor = Some(t("2026-01-01T00:50:00Z"));
+    let plan = |policy: &str, window: &str| {
+        let mut p = Planner::new();
+        p.upsert(job("a", "* * * * *", policy, window), now);
+        let plan = p.catch_up("a", cursor, now);
+        assert_eq!(p.next_slot("a"), Some(t("2026-01-01T01:01:00Z")));
+        let slots: Vec<_> = plan
+            .fires
+            .iter()
+            .map(|f| f.slot.format("%H:%M").to_string())
+            .collect();
+        assert!(plan.fires.iter().all(|f| f.kind == FireKind::CatchUp));
+        (slots, plan.skipped)
+    };
+    // Missed: 00:51 .. 01:00, ten slots.
+    let (all, skipped) = plan("all", "1h");
+    assert_eq!(all.len(), 10);
+    assert_eq!(
+        (all[0].as_str(), all[9].as_str(), skipped),
+        ("00:51", "01:00", 0)
+    );
+    assert_eq!(plan("latest", "1h"), (vec!["01:00".to_string()], 9));
+    assert_eq!(plan("skip", "1h"), (vec![], 10));
+    // The window [now - 5m, now] holds 00:56 .. 01:00.
+    let (w, skipped) = plan("all", "5m");
+    assert_eq!((w.len(), w[0].as_str(), skipped), (5, "00:56", 0));
+}
+
+#[test]
+fn catch_up_caps_all_and_counts_the_rest() {
+    let now = t("2026-01-01T02:00:00Z");
+    let mut p = Planner::new();
+    p.upsert(job("a", "* * * * * *", "all", "2h"), now);
+    let plan = p.catch_up("a", Some(t("2026-01-01T01:00:00Z")), now);
+    assert_eq!(plan.fires.len(), MAX_CATCHUP_PER_JOB);
+    assert_eq!(plan.skipped, 3600 - MAX_CATCHUP_PER_JOB as u64);
+    // The newest are kept.
+    assert_eq!(plan.fires.last().unwrap().slot, now);
+}
+
+#[test]
+fn catch_up_without_cursor_plans_nothing_and_never_repeats() {
+    let now = t("2026-01-01T00:10:00Z");
+    let mut p = Planner::new();
+    p.upsert(
+        job("a", "* * * * *", "all", "1h"),
+        t("2026-01-01T00:00:00Z"),
+    );
+    let plan = p.catch_up("a", None, now);
+    assert_eq!(plan, CatchUpPlan::default());
+    assert_eq!(p.next_slot("a"), Some(t("2026-01-01T00:11:00Z")));
+    // A cursor ahead of what the planner gave out: nothing at or before it comes back.
+    let plan = p.catch_up("a", Some(t("2026-01-01T00:20:00Z")), now);
+    assert!(plan.fires.is_empty());
+    assert_eq!(p.next_slot("a"), Some(t("2026-01-01T00:21:00Z")));
+    assert_eq!(p.due(t("2026-01-01T00:21:00Z")).len(), 1);
+    assert!(p.catch_up("missing", None, now).fires.is_empty());
+}
+
+#[test]
+fn thousands_of_jobs_catch_up_exactly() {
+    let now = t("2026-06-01T12:00:00Z");
+    let mut p = Planner::new();
+    let policies = ["all", "latest", "skip"];
+    for k in 0..3000 {
+        p.upsert(
+            job(&format!("j{k}"), "*/5 * * * *", policies[k % 3], "1h"),
+            now,
+        );
+    }
+    // Cursors from 0 to 2999 minutes back: windows cut the old ones.
+    for k in 0..3000 {
+        let cursor = now - Duration::minutes(k as i64);
+        let plan = p.catch_up(&format!("j{k}"), Some(cursor), now);
+        // Slots now - 5j with 5j < k (after the cursor) and 5j <= 60 (inside the window).
+        let missed_in_window = if k == 0 {
+            0
+        } else {
+            ((k - 1) / 5).min(12) as u64 + 1
+        };
+        let (fires, skipped) = (plan.fires.len() as u64, plan.skipped);
+        match policies[k % 3] {
+            "all" => assert_eq!((fires, skipped), (missed_in_window, 0)),
+            "latest" => assert_eq!(
+                (fires, skipped),
+                (missed_in_window.min(1), missed_in_window.saturating_sub(1))
+            ),
+            _ => assert_eq!((fires, skipped), (0, missed_in_window)),
+        }
+    }
+    assert_eq!(p.next_wakeup(), Some(t("2026-06-01T12:05:00Z")));
+    assert_eq!(p.due(t("2026-06-01T12:05:00Z")).len(), 3000);
+}

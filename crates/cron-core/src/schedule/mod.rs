@@ -1,0 +1,316 @@
+//! The schedule language: crontab (5 or 6 fields), macros, `@every`, and per-job time zones.
+//!
+//! - 5 fields `minute hour day-of-month month day-of-week` with crontab(5) meanings (day of
+//!   week 0-7, 0 and 7 = Sunday; names JAN-DEC, SUN-SAT), `*`, ranges, steps, lists, `L`,
+//!   `L-n`, `LW`, `nW` in day of month, `nL` and `n#k` in day of week; a leading 6th field is
+//!   the second. The Vixie rule: when both day fields are restricted (neither starts with
+//!   `*`), a day matches if either matches.
+//! - Macros `@yearly @annually @monthly @weekly @daily @midnight @hourly`.
+//! - `@every <duration>` (whole seconds, at least 1 s): slots at whole multiples of the period
+//!   since the Unix epoch, whatever the zone, so every node agrees.
+//! - A time zone (IANA, UTC by default). Daylight saving: a local time inside a gap fires once,
+//!   at the first instant after the gap; a local time that happens twice fires once, at its
+//!   first occurrence; slots that land on the same instant are one slot.
+//!
+//! Slots are whole seconds and a pure function of (expression, zone). Parsing lives in
+//! [`fields`] (checks, errors, translation to saffron) and [`calendar`] (the compiled form and
+//! the search); start at [`Schedule::parse`] and [`Schedule::next_after`].
+
+mod calendar;
+mod duration;
+mod fields;
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+use calendar::{Calendar, Civil};
+pub use duration::parse_duration;
+use fields::FieldDef;
+
+/// The shortest `@every` period.
+pub const MIN_EVERY_SECS: u64 = 1;
+
+/// How many consecutive local candidates [`Schedule::next_after`] may reject (all of them inside
+/// a repeated hour, whose first occurrence is already past) before giving up: a fold lasts at
+/// most a few hours, which is 10,800 one-second slots per hour.
+const MAX_FOLD_CANDIDATES: u32 = 200_000;
+
+/// A parsed schedule: an expression and its time zone. Its slots are a pure function of the two.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    expression: String,
+    tz: Tz,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Cron(Calendar),
+    Every(u64),
+}
+
+/// Why an expression, a zone or a duration was refused: names the field, the token and what is
+/// allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// A crontab field has a bad token.
+    #[error("{field}: {message}")]
+    Field {
+        /// `second`, `minute`, `hour`, `day of month`, `month` or `day of week`.
+        field: &'static str,
+        /// The offending token as written.
+        token: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The expression has the wrong number of fields or is not a known form.
+    #[error("{0}")]
+    Form(String),
+    /// The time zone is not an IANA zone name.
+    #[error("unknown time zone {0:?} (expected an IANA name such as Europe/Berlin)")]
+    UnknownZone(String),
+    /// A duration (`@every`, a catch-up window) did not parse.
+    #[error("duration {text:?}: {message}")]
+    Duration {
+        /// The duration as written.
+        text: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl PartialEq for Schedule {
+    /// Two schedules are equal when they have the same slots (same compiled form and zone),
+    /// however they are written.
+    fn eq(&self, other: &Schedule) -> bool {
+        self.kind == other.kind && self.tz == other.tz
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expression)
+    }
+}
+
+fn macro_expansion(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => return None,
+    })
+}
+
+/// Parses a zone name; `None` is UTC.
+pub fn parse_zone(tz: Option<&str>) -> Result<Tz, ScheduleError> {
+    match tz {
+        None => Ok(Tz::UTC),
+        Some(name) => name
+            .parse::<Tz>()
+            .map_err(|_| ScheduleError::UnknownZone(name.to_string())),
+    }
+}
+
+impl Schedule {
+    /// Parses `expression` in time zone `tz` (IANA name; UTC when `None`).
+    pub fn parse(expression: &str, tz: Option<&str>) -> Result<Schedule, ScheduleError> {
+        let tz = parse_zone(tz)?;
+        let text = expression.trim();
+        let kind = if let Some(rest) = text.strip_prefix("@every") {
+            Kind::Every(parse_every(rest)?)
+        } else if text.starts_with('@') {
+            let lower = text.to_ascii_lowercase();
+            let Some(exp) = macro_expansion(&lower) else {
+                return Err(ScheduleError::Form(format!(
+                    "unknown macro {text:?} (allowed: @yearly @annually @monthly @weekly @daily \
+                     @midnight @hourly @every <duration>)"
+                )));
+            };
+            Kind::Cron(compile(exp)?)
+        } else {
+            Kind::Cron(compile(text)?)
+        };
+        Ok(Schedule {
+            expression: expression.to_string(),
+            tz,
+            kind,
+        })
+    }
+
+    /// The expression as written.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The IANA name of the schedule's zone (`UTC` by default).
+    pub fn timezone(&self) -> &'static str {
+        self.tz.name()
+    }
+
+    /// The first slot strictly after `after`, or `None` when there is none.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Slots are whole seconds: the first candidate is the next whole second.
+        let after_secs = after.timestamp();
+        match &self.kind {
+            Kind::Every(period) => {
+                let p = i64::try_from(*period).ok()?;
+                let next = after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)?;
+                DateTime::from_timestamp(next, 0)
+            }
+            Kind::Cron(cal) => {
+                if self.tz == Tz::UTC {
+                    let start = civil_of(after_secs.checked_add(1)?)?;
+                    let m = cal.next_match(start)?;
+                    DateTime::from_timestamp(timestamp_of_civil(m), 0)
+                } else {
+                    self.next_in_zone(cal, after_secs)
+                }
+            }
+        }
+    }
+
+    fn next_in_zone(&self, cal: &Calendar, after_secs: i64) -> Option<DateTime<Utc>> {
+        let first = DateTime::from_timestamp(after_secs.checked_add(1)?, 0)?;
+        let mut local = first.with_timezone(&self.tz).naive_local();
+        for _ in 0..MAX_FOLD_CANDIDATES {
+            let m = cal.next_match(civil_of_naive(local))?;
+            let naive = naive_of_civil(m)?;
+            let instant = match self.tz.from_local_datetime(&naive) {
+                LocalResult::Single(t) => t.timestamp(),
+                // Fires once, at the first occurrence.
+                LocalResult::Ambiguous(a, b) => a.timestamp().min(b.timestamp()),
+                // Inside a gap: the first instant after it.
+                LocalResult::None => self.gap_end(naive)?,
+            };
+            if instant > after_secs {
+                return DateTime::from_timestamp(instant, 0);
+            }
+            // A repeated local time whose first occurrence is already past: try the next one.
+            local = naive.checked_add_signed(chrono::Duration::seconds(1))?;
+        }
+        None
+    }
+
+    /// The first instant whose local time is at or after `naive`, a time inside a gap: the
+    /// instant the clocks jumped.
+    fn gap_end(&self, naive: NaiveDateTime) -> Option<i64> {
+        let as_utc = naive.and_utc().timestamp();
+        // Offsets are within ±26 h, so the transition lies within this interval.
+        let (mut lo, mut hi) = (as_utc - 30 * 3600, as_utc + 30 * 3600);
+        let local_at = |t: i64| -> Option<NaiveDateTime> {
+            Some(
+                DateTime::from_timestamp(t, 0)?
+                    .with_timezone(&self.tz)
+                    .naive_local(),
+            )
+        };
+        if local_at(hi)? < naive {
+            return None;
+        }
+        // Smallest t in (lo, hi] with local(t) >= naive.
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if local_at(mid)? >= naive {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Some(hi)
+    }
+}
+
+fn parse_every(rest: &str) -> Result<u64, ScheduleError> {
+    let arg = rest.trim();
+    if arg.is_empty() || !rest.starts_with(char::is_whitespace) {
+        return Err(ScheduleError::Form(
+            "@every needs a duration, e.g. @every 90s or @every 1h30m".into(),
+        ));
+    }
+    let d = parse_duration(arg)?;
+    if d.subsec_nanos() != 0 || d.as_secs() < MIN_EVERY_SECS {
+        return Err(ScheduleError::Duration {
+            text: arg.to_string(),
+            message: format!("@every needs a whole number of seconds, at least {MIN_EVERY_SECS}s"),
+        });
+    }
+    Ok(d.as_secs())
+}
+
+fn compile(text: &str) -> Result<Calendar, ScheduleError> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let (second, rest) = match parts.len() {
+        5 => (None, &parts[..]),
+        6 => (Some(parts[0]), &parts[1..]),
+        n => {
+            return Err(ScheduleError::Form(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with a \
+                 leading second), found {n} in {text:?}"
+            )))
+        }
+    };
+    let defs: [&FieldDef; 5] = [
+        &fields::MINUTE,
+        &fields::HOUR,
+        &fields::DAY_OF_MONTH,
+        &fields::MONTH,
+        &fields::DAY_OF_WEEK,
+    ];
+    let mut translated = Vec::with_capacity(5);
+    for (def, field) in defs.iter().zip(rest) {
+        translated.push(fields::check_field(def, field)?);
+    }
+    let expr: saffron::parse::CronExpr = translated.join(" ").parse().map_err(|_| {
+        ScheduleError::Form(format!(
+            "{text:?} is not a crontab expression saffron accepts"
+        ))
+    })?;
+    let seconds = match second {
+        Some(s) => {
+            let s = fields::check_field(&fields::SECOND, s)?;
+            let e: saffron::parse::CronExpr = format!("{s} * * * *").parse().map_err(|_| {
+                ScheduleError::Form(format!("second field {s:?} is not accepted by saffron"))
+            })?;
+            Some(e)
+        }
+        None => None,
+    };
+    Ok(Calendar::compile(
+        &expr,
+        seconds.as_ref(),
+        rest[2].starts_with('*'),
+        rest[4].starts_with('*'),
+    ))
+}
+
+fn civil_of(ts: i64) -> Option<Civil> {
+    Some(civil_of_naive(DateTime::from_timestamp(ts, 0)?.naive_utc()))
+}
+
+fn civil_of_naive(n: NaiveDateTime) -> Civil {
+    Civil {
+        year: n.year(),
+        month: n.month(),
+        day: n.day(),
+        hour: n.hour(),
+        minute: n.minute(),
+        second: n.second(),
+    }
+}
+
+fn naive_of_civil(c: Civil) -> Option<NaiveDateTime> {
+    NaiveDate::from_ymd_opt(c.year, c.month, c.day)?.and_hms_opt(c.hour, c.minute, c.second)
+}
+
+fn timestamp_of_civil(c: Civil) -> i64 {
+    calendar::days_from_civil(c.year, c.month, c.day) * 86_400
+        + i64::from(c.hour * 3600 + c.minute * 60 + c.second)
+}
+
+#[cfg(test)]
+mod tests;

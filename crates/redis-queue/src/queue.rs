@@ -1,0 +1,453 @@
+//! The connection to Redis and every command cronnode sends it.
+//!
+//! Owns [`Queue`]: connecting (with a probe that turns a bad URL, bad credentials or a server
+//! that is not Redis into a clear error), the batched enqueue through the script in
+//! [`crate::script`], the fence, and the read-back (cursors, history, depths).
+//!
+//! Must not retry an enqueue on its own: a lost answer is reported as
+//! [`QueueError::Unknown`], and the caller (the leader loop) retries the same fires with its own
+//! backoff, which keeps one place deciding how long fires may wait. Reconnection itself is the
+//! ConnectionManager's (exponential backoff with a ceiling, see the constants).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use cron_core::{Fire, Job};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Client, Value};
+
+use crate::error::QueueError;
+use crate::script::{self, EnqueueCall};
+use crate::task::{HistoryEntry, TaskSettings};
+
+/// Where the platform's queue keys start (IronFunctions' `MQ_URL` path); default empty.
+pub const DEFAULT_QUEUE_PREFIX: &str = "";
+/// Where cronnode's own keys start. The braces are a Redis Cluster hash tag: all of cronnode's
+/// keys hash to one slot, so the script may touch them together.
+pub const DEFAULT_KEY_PREFIX: &str = "{cronnode}:";
+/// History entries kept per job.
+pub const DEFAULT_HISTORY_LEN: usize = 100;
+/// The URL used when none is configured.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
+/// Fires per script call. A call holds Redis for its whole run (about 2-5 µs per fire), so
+/// this bounds the pause other clients see to a few milliseconds; larger batches are split
+/// into several calls sent in one pipeline.
+pub const DEFAULT_FIRES_PER_CALL: usize = 500;
+/// Cap for [`Queue::with_fires_per_call`]: keeps one call's argument list and pause sane.
+pub const MAX_FIRES_PER_CALL: usize = 5_000;
+/// Largest fencing token: the script compares tokens as decimal strings, any u64 fits; the
+/// cap only keeps the value printable as an exact integer in Lua and in JSON readers.
+pub const MAX_TOKEN: u64 = (1 << 53) - 1;
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one command (a whole pipelined batch) may wait for its answer.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reconnection backoff: first delay, factor 2, ceiling, attempts per outage.
+pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+/// The ceiling of the reconnection backoff.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Reconnection attempts before pending commands fail (the next command starts a new round).
+pub const RECONNECT_ATTEMPTS: usize = 6;
+/// Margin added to a job's catch-up window for the dedupe TTL (see [`dedupe_ttl`]).
+pub const DEDUPE_MARGIN: Duration = Duration::from_secs(24 * 3600);
+/// Job ids per ZMSCORE call when reading cursors.
+const CURSOR_READ_CHUNK: usize = 1_000;
+
+/// Where Redis is and how cronnode's keys are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// `redis://[user:password@]host:port/db` or `rediss://...` (TLS).
+    pub url: String,
+    /// Prefix of the platform's keys (`queue0..2`, `delays`, ...); default empty.
+    pub queue_prefix: String,
+    /// Prefix of cronnode's keys (fence, dedupe, cursors, history); default `{cronnode}:`.
+    pub key_prefix: String,
+    /// History entries kept per job.
+    pub history_len: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            url: DEFAULT_URL.to_string(),
+            queue_prefix: DEFAULT_QUEUE_PREFIX.to_string(),
+            key_prefix: DEFAULT_KEY_PREFIX.to_string(),
+            history_len: DEFAULT_HISTORY_LEN,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// The defaults, with this URL.
+    pub fn new(url: impl Into<String>) -> QueueConfig {
+        QueueConfig {
+            url: url.into(),
+            ..QueueConfig::default()
+        }
+    }
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// The token is below the fence: a newer leader exists. Nothing of the refused calls was
+    /// written. (A batch split into several calls can have earlier calls applied before a
+    /// concurrent `raise_fence`; their fires are then on the queue, as they would be had the
+    /// batch been sent a moment earlier.)
+    Fenced {
+        /// The fence now in Redis.
+        fence: u64,
+    },
+    /// Every fire was handled; one outcome per fire, in input order.
+    Done(Vec<FireOutcome>),
+}
+
+/// What became of one fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FireOutcome {
+    /// Pushed onto the queue (or the delayed set) by this call.
+    Enqueued,
+    /// Its slot was already enqueued (by an earlier call, another leader, or earlier in this
+    /// batch); nothing was pushed.
+    Duplicate,
+}
+
+/// Lengths of the platform's queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepths {
+    /// `queue0`, `queue1`, `queue2`.
+    pub queues: [u64; 3],
+    /// Tasks waiting in the delayed set.
+    pub delayed: u64,
+}
+
+/// How long a fire's dedupe key lives: the job's catch-up window plus [`DEDUPE_MARGIN`].
+///
+/// A slot is only ever (re-)enqueued while it is inside its job's window, so the key outlives
+/// every attempt by at least the margin (which also absorbs clock skew between nodes).
+pub fn dedupe_ttl(job: &Job) -> Duration {
+    job.catchup_window.saturating_add(DEDUPE_MARGIN)
+}
+
+/// A handle on Redis. Cheap to clone; clones share one multiplexed connection that reconnects.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    keys: Arc<script::Keys>,
+    history_len: usize,
+    fires_per_call: usize,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("keys", &self.keys)
+            .field("history_len", &self.history_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queue {
+    /// Connects, checks that the server is Redis 6.2 or later and accepts the credentials.
+    pub async fn connect(cfg: QueueConfig) -> Result<Queue, QueueError> {
+        if cfg.key_prefix.is_empty() || cfg.key_prefix.chars().any(char::is_whitespace) {
+            return Err(QueueError::BadPrefix(cfg.key_prefix));
+        }
+        let client = Client::open(cfg.url.as_str()).map_err(|e| QueueError::BadUrl {
+            url: mask_password(&cfg.url),
+            reason: e.to_string(),
+        })?;
+        let addr = client.get_connection_info().addr().to_string();
+        probe(&client, &addr).await?;
+        let manager_cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY)
+            .set_exponent_base(2.0)
+            .set_number_of_retries(RECONNECT_ATTEMPTS);
+        let conn = ConnectionManager::new_with_config(client, manager_cfg)
+            .await
+            .map_err(|e| classify_connect(e, &addr))?;
+        Ok(Queue {
+            conn,
+            keys: Arc::new(script::Keys::new(&cfg.queue_prefix, &cfg.key_prefix)),
+            history_len: cfg.history_len.max(1),
+            fires_per_call: DEFAULT_FIRES_PER_CALL,
+        })
+    }
+
+    /// Sets how many fires go into one script call (clamped to 1..=[`MAX_FIRES_PER_CALL`]).
+    pub fn with_fires_per_call(mut self, n: usize) -> Queue {
+        self.fires_per_call = n.clamp(1, MAX_FIRES_PER_CALL);
+        self
+    }
+
+    /// Enqueues a batch of fires under the leader's fencing `token`, atomically per call.
+    ///
+    /// For each fire: its slot's dedupe key is set (TTL [`dedupe_ttl`]); only if that succeeds
+    /// the task is pushed (`queue<priority>`, or the delayed set for a job with a delay), the
+    /// job's cursor advances to the slot (never backwards; manual fires do not move it) and an
+    /// entry goes into the job's history. The batch is split into calls of
+    /// [`DEFAULT_FIRES_PER_CALL`] sent in one pipeline, in order. A token above the fence
+    /// raises the fence. `now` is the enqueue instant: the task's `created_at`, the history's
+    /// `enqueued_at`, and the base of a delayed task's ready time.
+    ///
+    /// On [`QueueError::Unknown`] retry the same fires: those already applied come back
+    /// [`FireOutcome::Duplicate`].
+    pub async fn enqueue(
+        &self,
+        batch: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome, QueueError> {
+        if token > MAX_TOKEN {
+            return Err(QueueError::Token(token));
+        }
+        if batch.is_empty() {
+            return Ok(BatchOutcome::Done(Vec::new()));
+        }
+        let mut calls = Vec::with_capacity(batch.len().div_ceil(self.fires_per_call));
+        for chunk in batch.chunks(self.fires_per_call) {
+            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
+            for (job, fire) in chunk {
+                call.push(job, fire, token, settings, now)?;
+            }
+            calls.push(call);
+        }
+        let answers = self.run_calls(&calls).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for answer in answers {
+            match script::decode(answer)? {
+                script::Answer::Fenced(fence) => return Ok(BatchOutcome::Fenced { fence }),
+                script::Answer::Done(mut o) => outcomes.append(&mut o),
+            }
+        }
+        if outcomes.len() != batch.len() {
+            return Err(QueueError::Protocol(format!(
+                "{} outcomes for {} fires",
+                outcomes.len(),
+                batch.len()
+            )));
+        }
+        Ok(BatchOutcome::Done(outcomes))
+    }
+
+    /// Sends the calls in one pipeline, after a SCRIPT LOAD on the same connection so EVALSHA
+    /// cannot miss the script (a restarted Redis has lost it). If NOSCRIPT comes back anyway
+    /// (a SCRIPT FLUSH in between), the whole pipeline is sent once more: safe, by dedupe.
+    async fn run_calls(&self, calls: &[EnqueueCall]) -> Result<Vec<Value>, QueueError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(script::ENQUEUE_LUA)
+            .ignore();
+        for call in calls {
+            pipe.add_command(call.command());
+        }
+        let mut conn = self.conn.clone();
+        match pipe.query_async::<Vec<Value>>(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                pipe.query_async::<Vec<Value>>(&mut conn)
+                    .await
+                    .map_err(QueueError::from_call)
+            }
+            Err(e) => Err(QueueError::from_call(e)),
+        }
+    }
+
+    /// Raises the fence to `token` if it is higher; answers the fence now in Redis.
+    pub async fn raise_fence(&self, token: u64) -> Result<u64, QueueError> {
+        if token > MAX_TOKEN {
+            return Err(QueueError::Token(token));
+        }
+        let mut conn = self.conn.clone();
+        let fence: String = script::raise_fence()
+            .key(&self.keys.fence)
+            .arg(token.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(QueueError::from_call)?;
+        parse_token(&fence)
+    }
+
+    /// Sets the fence to exactly `token` (operator command, after Consul was rebuilt and its
+    /// indexes started again below the fence).
+    pub async fn reset_fence(&self, token: u64) -> Result<(), QueueError> {
+        if token > MAX_TOKEN {
+            return Err(QueueError::Token(token));
+        }
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(&self.keys.fence)
+            .arg(token.to_string())
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(QueueError::from_call)
+    }
+
+    /// The fence, or `None` when no leader has set one yet.
+    pub async fn fence(&self) -> Result<Option<u64>, QueueError> {
+        let mut conn = self.conn.clone();
+        let v: Option<String> = redis::cmd("GET")
+            .arg(&self.keys.fence)
+            .query_async(&mut conn)
+            .await
+            .map_err(QueueError::from_call)?;
+        v.as_deref().map(parse_token).transpose()
+    }
+
+    /// The last enqueued slot of each of these jobs (jobs never enqueued are absent).
+    pub async fn cursors(
+        &self,
+        job_ids: &[&str],
+    ) -> Result<HashMap<String, DateTime<Utc>>, QueueError> {
+        let mut out = HashMap::with_capacity(job_ids.len());
+        let mut conn = self.conn.clone();
+        for chunk in job_ids.chunks(CURSOR_READ_CHUNK) {
+            let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+                .arg(&self.keys.cursors)
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(QueueError::from_call)?;
+            for (id, score) in chunk.iter().zip(scores) {
+                let Some(secs) = score else { continue };
+                // Scores are whole seconds written by the script; anything else is not ours.
+                if let Some(t) = Utc.timestamp_opt(secs as i64, 0).single() {
+                    out.insert((*id).to_string(), t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The job's history, newest first (at most the configured length). Entries that do not
+    /// parse (written by something else) are skipped.
+    pub async fn history(&self, job_id: &str) -> Result<Vec<HistoryEntry>, QueueError> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(self.keys.history(job_id))
+            .arg(0)
+            .arg(self.history_len as i64 - 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(QueueError::from_call)?;
+        Ok(raw
+            .iter()
+            .filter_map(|b| HistoryEntry::from_json(b))
+            .collect())
+    }
+
+    /// Lengths of `queue0..2` and of the delayed set.
+    pub async fn queue_depths(&self) -> Result<QueueDepths, QueueError> {
+        let mut conn = self.conn.clone();
+        let (q0, q1, q2, delayed): (u64, u64, u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(&self.keys.queues[0])
+            .cmd("LLEN")
+            .arg(&self.keys.queues[1])
+            .cmd("LLEN")
+            .arg(&self.keys.queues[2])
+            .cmd("ZCARD")
+            .arg(&self.keys.delays)
+            .query_async(&mut conn)
+            .await
+            .map_err(QueueError::from_call)?;
+        Ok(QueueDepths {
+            queues: [q0, q1, q2],
+            delayed,
+        })
+    }
+
+    /// Checks that Redis answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(QueueError::from_call)
+    }
+}
+
+fn parse_token(s: &str) -> Result<u64, QueueError> {
+    s.parse()
+        .map_err(|_| QueueError::Protocol(format!("the fence holds {s:?}, not a token")))
+}
+
+/// One direct connection (no retries) to turn setup failures into precise errors, and the
+/// version check: the script needs `ZADD GT` (Redis 6.2).
+async fn probe(client: &Client, addr: &str) -> Result<(), QueueError> {
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(CONNECT_TIMEOUT));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .map_err(|e| classify_connect(e, addr))?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| classify_connect(e, addr))?;
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("unknown");
+    if !version_at_least(version, (6, 2)) {
+        return Err(QueueError::TooOld {
+            addr: addr.to_string(),
+            version: version.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn version_at_least(version: &str, min: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= min
+}
+
+fn classify_connect(e: redis::RedisError, addr: &str) -> QueueError {
+    let addr = addr.to_string();
+    let text = e.to_string();
+    let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH");
+    if auth {
+        return QueueError::Auth { addr, detail: text };
+    }
+    match e.kind() {
+        redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType => {
+            QueueError::NotRedis { addr, detail: text }
+        }
+        redis::ErrorKind::InvalidClientConfig => QueueError::BadUrl {
+            url: addr,
+            reason: text,
+        },
+        _ if e.is_io_error() || e.is_timeout() => QueueError::Unreachable { addr, detail: text },
+        _ => QueueError::Redis(text),
+    }
+}
+
+/// The URL with its password replaced by `***`, for error messages and logs.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}

@@ -1,0 +1,248 @@
+//! A private redis-server for tests (cargo feature `test-server`).
+//!
+//! [`RedisServer::start`] runs the installed `redis-server` binary as a child process on a free
+//! loopback port, with its own temporary directory, and waits until it answers PING. It stops
+//! (SIGKILL) when dropped, and the directory goes with it. [`RedisServer::kill`] and
+//! [`RedisServer::restart`] let fault tests crash the server and bring it back on the same port
+//! and directory, so an append-only file written before the crash is loaded again.
+//!
+//! **Invariant:** it only ever signals the child it spawned (by its handle, never by name or
+//! port), so a test can never disturb a Redis it did not start.
+//!
+//! Synchronous on purpose (std::process, blocking waits): usable from plain and async tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a start may take on a loaded CI machine before it is declared failed.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many fresh ports a start tries when another process took the port first.
+const PORT_ATTEMPTS: usize = 5;
+/// Pause between readiness probes.
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How the test server is configured.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `appendonly yes`: writes survive a kill and a restart.
+    pub appendonly: bool,
+    /// `appendfsync always` (with `appendonly`): every acknowledged write is on disk before the
+    /// reply, so a SIGKILL cannot lose a write the client saw succeed.
+    pub fsync_always: bool,
+    /// `requirepass`: clients must authenticate with this password.
+    pub password: Option<String>,
+}
+
+/// Why the test server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TestServerError {
+    /// The binary is missing or could not be run.
+    #[error("cannot run redis-server ({0}); install it with scripts/install-deps")]
+    Spawn(std::io::Error),
+    /// Creating the temporary directory or probing a port failed.
+    #[error("test redis-server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server exited or never answered; the log says why.
+    #[error("redis-server on port {port} did not become ready: {reason}; log:\n{log}")]
+    NotReady {
+        /// The port it was given.
+        port: u16,
+        /// What went wrong.
+        reason: String,
+        /// The tail of its log file.
+        log: String,
+    },
+}
+
+/// A redis-server process owned by a test. Stops when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    /// The running child; `None` after [`RedisServer::kill`].
+    child: Option<Child>,
+    /// Kept across restarts so clients can reconnect to the same address.
+    port: u16,
+    /// Holds the data (and append-only) files; removed on drop.
+    dir: tempfile::TempDir,
+    options: ServerOptions,
+}
+
+impl RedisServer {
+    /// Starts a server with default options (no persistence, no password).
+    pub fn start() -> Result<RedisServer, TestServerError> {
+        RedisServer::start_with(ServerOptions::default())
+    }
+
+    /// Starts a server with `appendonly yes` (everysec fsync).
+    pub fn start_appendonly() -> Result<RedisServer, TestServerError> {
+        RedisServer::start_with(ServerOptions {
+            appendonly: true,
+            ..ServerOptions::default()
+        })
+    }
+
+    /// Starts a server with the given options on a free loopback port.
+    pub fn start_with(options: ServerOptions) -> Result<RedisServer, TestServerError> {
+        let mut last = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir: tempfile::Builder::new()
+                    .prefix("cronnode-redis")
+                    .tempdir()?,
+                options: options.clone(),
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                // Someone else may have taken the port between probe and bind: try another.
+                Err(e @ TestServerError::NotReady { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| TestServerError::NotReady {
+            port: 0,
+            reason: "no free port".into(),
+            log: String::new(),
+        }))
+    }
+
+    /// `redis://127.0.0.1:PORT/` (with the password when one is set).
+    pub fn url(&self) -> String {
+        match &self.options.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    /// The loopback address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The port the server listens on (the same after a restart).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's working directory (data and append-only files, `redis.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the child is running (not killed, not exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Kills the server with SIGKILL (no shutdown save, no AOF rewrite) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (killing it first if it runs).
+    pub fn restart(&mut self) -> Result<(), TestServerError> {
+        self.kill();
+        // The old socket may linger briefly; the start retries until the deadline.
+        self.spawn()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    fn spawn(&mut self) -> Result<(), TestServerError> {
+        let mut cmd = Command::new("redis-server");
+        let port = self.port.to_string();
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        let log = self.log_path().to_string_lossy().into_owned();
+        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
+            .args(["--logfile", &log, "--daemonize", "no", "--save", ""])
+            .args(["--protected-mode", "no"]);
+        if self.options.appendonly {
+            cmd.args(["--appendonly", "yes"]);
+            let fsync = if self.options.fsync_always {
+                "always"
+            } else {
+                "everysec"
+            };
+            cmd.args(["--appendfsync", fsync]);
+        }
+        if let Some(pw) = &self.options.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().map_err(TestServerError::Spawn)?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(self.not_ready(format!("exited with {status}")));
+                }
+            }
+            if self.answers_ping() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(self.not_ready(format!("no answer within {START_TIMEOUT:?}")));
+            }
+            std::thread::sleep(PROBE_INTERVAL);
+        }
+    }
+
+    /// True once the server answers a PING (an auth error counts: it is up, and it is Redis).
+    /// Also false while it loads its data set (`-LOADING`).
+    fn answers_ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(1)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                let reply = &buf[..n];
+                reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH")
+            }
+            _ => false,
+        }
+    }
+
+    fn not_ready(&self, reason: String) -> TestServerError {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        TestServerError::NotReady {
+            port: self.port,
+            reason,
+            log: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
