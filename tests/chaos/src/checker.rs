@@ -475,3 +475,213 @@ impl fmt::Display for Report {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-26T20:00:00.400Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-26T20:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + TimeDelta::seconds(secs)
+    }
+
+    fn job(id: &str, expr: &str) -> JobUnderTest {
+        JobUnderTest {
+            id: id.into(),
+            schedule: Schedule::parse(expr, None).unwrap(),
+            created: t0(),
+        }
+    }
+
+    /// A task of `job` for the slot `slot` seconds after 20:00:00, pushed `late_ms` after it.
+    fn task(seq: usize, job: &str, slot: i64, token: u64, late_ms: i64) -> Task {
+        let s = at(slot);
+        Task {
+            list: "queue0".into(),
+            seq,
+            id: cron_core::fire::fire_id(job, s).to_string(),
+            job: job.into(),
+            slot: s,
+            token,
+            enqueued: Some(s + TimeDelta::milliseconds(late_ms)),
+            node: Some("n1".into()),
+        }
+    }
+
+    /// Every second from 20:00:01 to 20:00:10, token 10 then 20 from slot 6 on.
+    fn clean() -> Evidence {
+        Evidence {
+            jobs: vec![job("s", "* * * * * *")],
+            tasks: (1..=10)
+                .map(|i| task(i as usize - 1, "s", i, if i < 6 { 10 } else { 20 }, 100))
+                .collect(),
+            end: at(10),
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_run_passes_and_counts_every_slot_once() {
+        let r = check(&clean());
+        assert!(r.passed(), "{r}");
+        assert_eq!((r.expected, r.delivered_once), (10, 10));
+        assert!(r
+            .to_string()
+            .ends_with("faults: 0, slots expected: 10, delivered once: 10, missing: 0, duplicates: 0, max failover: - s"));
+    }
+
+    #[test]
+    fn slots_are_the_schedules_own_between_creation_and_end() {
+        // Created at 20:00:00.4: */3 has 20:00:03, :06, :09 up to the end at 20:00:10.
+        let e = Evidence {
+            jobs: vec![job("t", "*/3 * * * * *")],
+            tasks: vec![
+                task(0, "t", 3, 1, 0),
+                task(1, "t", 6, 1, 0),
+                task(2, "t", 9, 1, 0),
+            ],
+            end: at(10),
+            ..Evidence::default()
+        };
+        let r = check(&e);
+        assert!(r.passed(), "{r}");
+        assert_eq!(r.expected, 3);
+    }
+
+    #[test]
+    fn missing_duplicate_and_foreign_slots_fail() {
+        let mut e = clean();
+        e.tasks.remove(3); // slot 4
+        let mut dup = task(10, "s", 7, 20, 2000);
+        dup.enqueued = Some(at(9));
+        e.tasks.push(dup);
+        e.tasks.push(task(11, "other", 8, 20, 0));
+        let r = check(&e);
+        assert!(!r.passed());
+        assert_eq!(r.missing.len(), 1);
+        assert_eq!(r.missing[0].at, at(4));
+        assert_eq!(r.duplicates.len(), 1);
+        assert_eq!(
+            r.duplicates[0],
+            (
+                Slot {
+                    job: "s".into(),
+                    at: at(7)
+                },
+                2
+            )
+        );
+        assert_eq!(r.unexpected.len(), 1);
+        assert_eq!((r.expected, r.delivered_once), (10, 8));
+        assert!(r.to_string().contains("missing: 1, duplicates: 1"));
+    }
+
+    #[test]
+    fn a_duplicate_after_the_window_still_fails() {
+        let mut e = clean();
+        e.tasks.push(task(10, "s", 12, 20, 0));
+        e.tasks.push(task(11, "s", 12, 20, 0));
+        let r = check(&e);
+        assert_eq!(r.duplicates.len(), 1);
+        assert_eq!(r.expected, 10);
+    }
+
+    #[test]
+    fn a_wrong_id_fails() {
+        let mut e = clean();
+        e.tasks[0].id = "not-the-fire-id".into();
+        let r = check(&e);
+        assert_eq!(r.bad_ids.len(), 1);
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn a_push_below_an_earlier_token_is_a_fence_violation() {
+        let mut e = clean();
+        // The paused former leader (token 10) pushes slot 8 after the successor pushed with 20.
+        e.tasks[7].token = 10;
+        let r = check(&e);
+        assert_eq!(r.fence_violations.len(), 1, "{r}");
+        assert!(r.fence_violations[0].contains("token 10"));
+    }
+
+    #[test]
+    fn a_push_after_a_raised_fence_sample_is_checked_against_it() {
+        let mut e = clean();
+        // The successor raised the fence to 20 when the list held 5 tasks, before pushing.
+        e.fences.push(FenceSample {
+            fence: 20,
+            lens: BTreeMap::from([("queue0".to_string(), 5)]),
+        });
+        assert!(check(&e).fence_violations.is_empty());
+        // A push at position 5 with the old token comes after that sample.
+        e.tasks[5].token = 10;
+        let r = check(&e);
+        assert_eq!(r.fence_violations.len(), 1, "{r}");
+        // The same fence read when the list held 6 does not cover position 5.
+        e.fences[0].lens.insert("queue0".into(), 6);
+        assert!(check(&e).fence_violations.is_empty());
+    }
+
+    #[test]
+    fn failover_is_measured_from_the_fault_and_from_the_old_leaders_last_push() {
+        let mut e = clean();
+        // Old leader (10) pushed slot 5 at 5.1 s; fault at 5.5 s; new leader (20) pushes
+        // slots 6 and 7 at 8.0 s (catch-up), then on time.
+        e.tasks[5].enqueued = Some(at(8));
+        e.tasks[6].enqueued = Some(at(8));
+        e.faults.push(FaultRecord {
+            name: "kill -9 leader".into(),
+            started: at(5) + TimeDelta::milliseconds(500),
+            lifted: at(5) + TimeDelta::milliseconds(500),
+            note: "n1 killed".into(),
+        });
+        let r = check(&e);
+        let f = &r.faults[0];
+        assert_eq!((f.old_term, f.new_term), (Some(10), Some(20)));
+        assert_eq!(f.failover, Some(2.5));
+        assert_eq!(f.handover, Some(2.9));
+        assert_eq!(f.max_lateness, Some(2.0));
+        assert_eq!(r.max_failover, Some(2.5));
+        let text = r.to_string();
+        assert!(text.starts_with("fault 1: kill -9 leader (n1 killed): term 10 -> 20"));
+        assert!(text.ends_with("max failover: 2.5 s"), "{text}");
+    }
+
+    #[test]
+    fn a_fault_without_a_new_term_measures_the_first_push_after_lifting() {
+        let mut e = clean();
+        for t in &mut e.tasks {
+            t.token = 10;
+        }
+        e.tasks[6].enqueued = Some(at(9)); // slot 7 late: Redis was down 6.2 .. 8.8
+        e.faults.push(FaultRecord {
+            name: "redis".into(),
+            started: at(6) + TimeDelta::milliseconds(200),
+            lifted: at(8) + TimeDelta::milliseconds(800),
+            note: String::new(),
+        });
+        let f = &check(&e).faults[0];
+        assert_eq!(f.new_term, None);
+        assert_eq!(f.failover, Some(2.8));
+    }
+
+    #[test]
+    fn lateness_percentiles() {
+        let l = lateness((1..=100).map(f64::from));
+        assert_eq!(
+            (l.count, l.p50, l.p90, l.p99, l.max),
+            (100, 51.0, 90.0, 99.0, 100.0)
+        );
+    }
+}

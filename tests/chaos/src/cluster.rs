@@ -23,6 +23,7 @@ use crate::http::Http;
 use crate::procs::{free_port, Proc};
 use crate::tasks::{decode, list_name, PRIORITIES};
 use crate::Timings;
+use redis_queue::test_server::{RedisServer, ServerOptions};
 
 /// The nodes' names.
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
@@ -80,8 +81,8 @@ pub struct Cluster {
     pub consul_url: String,
     /// The Consul side.
     pub consul: ConsulSide,
-    /// redis-server.
-    pub redis: Proc,
+    /// redis-server (`appendonly yes`, `appendfsync always`), on the same port across restarts.
+    pub redis: RedisServer,
     /// Redis URL.
     pub redis_url: String,
     /// The three nodes.
@@ -139,34 +140,16 @@ impl Cluster {
         })
         .await?;
 
-        let redis_port = free_port()?;
-        let redis_dir = run_dir.join("redis-data");
-        std::fs::create_dir_all(&redis_dir)?;
         // appendfsync always: every acknowledged write is on disk before the reply, so a killed
         // (or crashed-machine) redis-server loses nothing the daemon was told had succeeded.
-        let mut redis = Proc::new(
-            "redis-server",
-            Path::new("redis-server"),
-            args(&[
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                &redis_dir.to_string_lossy(),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-            ]),
-            run_dir,
-        );
-        redis.start()?;
-        let redis_url = format!("redis://127.0.0.1:{redis_port}/");
+        let redis = tokio::task::block_in_place(|| {
+            RedisServer::start_with(ServerOptions {
+                appendonly: true,
+                fsync_always: true,
+                password: None,
+            })
+        })?;
+        let redis_url = redis.url();
         wait_redis(&redis_url).await?;
 
         let mut nodes = Vec::new();
@@ -393,7 +376,6 @@ impl Cluster {
             .iter()
             .map(|n| n.proc.log().to_path_buf())
             .collect();
-        logs.push(self.redis.log().to_path_buf());
         if let ConsulSide::Dev(p) = &self.consul {
             logs.push(p.log().to_path_buf());
         }

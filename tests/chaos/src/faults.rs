@@ -146,9 +146,10 @@ impl Fault {
                 )
             }
             Fault::RedisRestart => {
-                c.redis.kill9().await?;
+                // SIGKILL: no shutdown, no final fsync; the append-only file is all there is.
+                tokio::task::block_in_place(|| c.redis.kill());
                 tokio::time::sleep(t.redis_down).await;
-                c.redis.start()?;
+                tokio::task::block_in_place(|| c.redis.restart())?;
                 wait_redis(&c.redis_url).await?;
                 let lifted = Utc::now();
                 (

@@ -2,7 +2,8 @@
 //!
 //! A task is IronFunctions' task JSON (`id`, `image`, `created_at`, ...) plus a `cron` object
 //! that cronnode adds (unknown fields are ignored by the platform's runners): the job id, the
-//! scheduled slot, the fencing token and the node. This module reads the lists without
+//! scheduled slot, the fencing token and the node (`redis_queue::task::CronMeta`; decoded here
+//! from the JSON as a consumer would, and pinned to the encoder by a test). This module reads the lists without
 //! consuming them (LRANGE), so a failed run can be inspected afterwards in Redis itself.
 
 use chrono::{DateTime, Utc};
@@ -30,18 +31,16 @@ pub fn decode(list: &str, seq: usize, raw: &str) -> Result<Task, String> {
         .get("cron")
         .filter(|c| c.is_object())
         .ok_or_else(|| format!("no cron object: {raw}"))?;
-    let job = first_str(cron, &["job", "job_id"]).ok_or_else(|| format!("no cron.job: {raw}"))?;
-    let slot = first_str(cron, &["slot", "scheduled", "scheduled_at"])
+    let job = str_field(cron, "job_id").ok_or_else(|| format!("no cron.job_id: {raw}"))?;
+    let slot = str_field(cron, "slot")
         .and_then(parse_time)
         .ok_or_else(|| format!("no cron.slot: {raw}"))?;
-    let token = ["token", "fence", "fencing_token"]
-        .iter()
-        .find_map(|k| cron.get(*k).and_then(Value::as_u64))
+    let token = cron
+        .get("token")
+        .and_then(Value::as_u64)
         .ok_or_else(|| format!("no cron.token: {raw}"))?;
-    let enqueued = first_str(cron, &["enqueued_at"])
-        .or_else(|| v.get("created_at").and_then(Value::as_str))
-        .and_then(parse_time);
-    let node = first_str(cron, &["node"]).map(str::to_string);
+    let enqueued = str_field(&v, "created_at").and_then(parse_time);
+    let node = str_field(cron, "node").map(str::to_string);
     Ok(Task {
         list: list.to_string(),
         seq,
@@ -54,8 +53,8 @@ pub fn decode(list: &str, seq: usize, raw: &str) -> Result<Task, String> {
     })
 }
 
-fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_str))
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
@@ -70,21 +69,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_a_cronnode_task() {
-        let raw = r#"{"id":"f1","image":"chaos/noop","priority":0,"app_name":"a","path":"/p",
-            "created_at":"2026-11-26T20:00:01.250Z",
-            "cron":{"job":"j","slot":"2026-11-26T20:00:01Z","token":42,"node":"n2"}}"#;
-        let t = decode("queue0", 7, raw).unwrap();
+    fn decodes_what_the_daemon_encodes() {
+        let job = cron_core::JobSpec::from_json(
+            br#"{"id":"j","function":{"app":"a","path":"/p"},"frequency":"* * * * * *"}"#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let slot = DateTime::parse_from_rfc3339("2026-11-26T20:00:01Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let fire = cron_core::Fire::scheduled("j".into(), slot, cron_core::FireKind::Scheduled);
+        let settings = redis_queue::task::TaskSettings {
+            default_image: Some("chaos/noop".into()),
+            node: "n2".into(),
+            ..Default::default()
+        };
+        let now = slot + chrono::TimeDelta::milliseconds(250);
+        let raw = redis_queue::task::encode_task(&job, &fire, 42, &settings, now).unwrap();
+        let t = decode("queue0", 7, &raw).unwrap();
         assert_eq!(t.seq, 7);
+        assert_eq!(t.id, fire.fire_id.to_string());
         assert_eq!(t.job, "j");
+        assert_eq!(t.slot, slot);
         assert_eq!(t.token, 42);
         assert_eq!(t.node.as_deref(), Some("n2"));
-        assert_eq!(t.slot.timestamp(), 1_795_723_201);
-        assert_eq!(
-            (t.enqueued.unwrap() - t.slot).num_milliseconds(),
-            250,
-            "created_at is the push time"
-        );
+        assert_eq!(t.enqueued, Some(now), "created_at is the push time");
     }
 
     #[test]
