@@ -155,6 +155,12 @@ impl Queue {
         if cfg.key_prefix.is_empty() || cfg.key_prefix.chars().any(char::is_whitespace) {
             return Err(QueueError::BadPrefix(cfg.key_prefix));
         }
+        if !(cfg.url.starts_with("redis://") || cfg.url.starts_with("rediss://")) {
+            return Err(QueueError::BadUrl {
+                url: mask_password(&cfg.url),
+                reason: "the scheme must be redis:// or rediss://".into(),
+            });
+        }
         let client = Client::open(cfg.url.as_str()).map_err(|e| QueueError::BadUrl {
             url: mask_password(&cfg.url),
             reason: e.to_string(),

@@ -142,23 +142,25 @@ impl FieldDef {
 
 /// Checks one field against crontab(5) and returns it in saffron's dialect.
 pub(crate) fn check_field(def: &FieldDef, text: &str) -> Result<String, ScheduleError> {
-    let upper = text.to_ascii_uppercase();
-    if let Some(special) = special_item(def, &upper)? {
+    // Names, `L` and `W` are case-insensitive; errors quote the text as written.
+    if let Some(special) = special_item(def, text)? {
         return Ok(special);
     }
+    let upper = text.to_ascii_uppercase();
     let mut days_of_week: u8 = 0;
     let mut out = Vec::new();
-    for item in upper.split(',') {
+    for (item, written) in upper.split(',').zip(text.split(',')) {
         if item.is_empty() {
             return Err(def.err(text, format!("{text:?} has an empty list item")));
         }
         if item != upper && is_special(def, item) {
+            let item = written;
             return Err(def.err(
                 item,
                 format!("{item} cannot be combined with other items in a list"),
             ));
         }
-        let (lo, hi, step) = range_item(def, item)?;
+        let (lo, hi, step) = range_item(def, written)?;
         if def.kind == FieldKind::DayOfWeek {
             let mut v = lo;
             while v <= hi {
@@ -194,7 +196,11 @@ fn is_special(def: &FieldDef, item: &str) -> bool {
 
 /// `L`, `LW`, `L-n`, `L-nW`, `nW` in day of month; `nL`, `n#k` in day of week. saffron takes
 /// these only as the whole field.
-fn special_item(def: &FieldDef, item: &str) -> Result<Option<String>, ScheduleError> {
+fn special_item(def: &FieldDef, written: &str) -> Result<Option<String>, ScheduleError> {
+    let upper = written.to_ascii_uppercase();
+    let item = upper.as_str();
+    // Errors quote the item as written.
+    let err = |message: String| def.err(written, message.replace(item, written));
     match def.kind {
         FieldKind::Plain => Ok(None),
         FieldKind::DayOfMonth => {
@@ -208,17 +214,16 @@ fn special_item(def: &FieldDef, item: &str) -> Result<Option<String>, ScheduleEr
                 };
                 let n: u32 = num
                     .parse()
-                    .map_err(|_| def.err(item, format!("{item}: expected L-n with n in 1-30")))?;
+                    .map_err(|_| err(format!("{item}: expected L-n with n in 1-30")))?;
                 if !(1..=30).contains(&n) || !num.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(def.err(item, format!("{item}: offset {num} is out of range 1-30")));
+                    return Err(err(format!("{item}: offset {num} is out of range 1-30")));
                 }
                 return Ok(Some(format!("L-{n}{w}")));
             }
             if item.starts_with('L') && !item.contains(',') {
-                return Err(def.err(
-                    item,
-                    format!("{item:?} is not valid (allowed: L, LW, L-n, L-nW, nW)"),
-                ));
+                return Err(err(format!(
+                    "{item:?} is not valid (allowed: L, LW, L-n, L-nW, nW)"
+                )));
             }
             if let Some(num) = item.strip_suffix('W') {
                 if !item.contains(',') {
@@ -233,9 +238,8 @@ fn special_item(def: &FieldDef, item: &str) -> Result<Option<String>, ScheduleEr
                 return Ok(None);
             }
             if item == "L" {
-                return Err(def.err(
-                    item,
-                    "L needs a day before it (5L is the last Friday of the month)",
+                return Err(err(
+                    "L needs a day before it (5L is the last Friday of the month)".to_string(),
                 ));
             }
             if let Some(day) = item.strip_suffix('L') {
@@ -252,10 +256,9 @@ fn special_item(def: &FieldDef, item: &str) -> Result<Option<String>, ScheduleEr
                         k
                     }
                     _ => {
-                        return Err(def.err(
-                            item,
-                            format!("{item}: occurrence {nth} is out of range 1-{MAX_NTH}"),
-                        ))
+                        return Err(err(format!(
+                            "{item}: occurrence {nth} is out of range 1-{MAX_NTH}"
+                        )))
                     }
                 };
                 return Ok(Some(format!("{}#{k}", d + 1)));
@@ -275,8 +278,15 @@ fn range_item(def: &FieldDef, item: &str) -> Result<(u8, u8, Option<u8>), Schedu
         return Ok((def.min, def.max, step));
     }
     if let Some((a, b)) = base.split_once('-') {
+        if b.contains('-') {
+            return Err(def.err(item, format!("{item}: expected a range a-b")));
+        }
         let lo = def.value(a)?;
-        let hi = def.value(b)?;
+        let mut hi = def.value(b)?;
+        // `FRI-SUN`: a range ending on Sunday by name ends on day 7.
+        if def.kind == FieldKind::DayOfWeek && hi == 0 && lo > 0 && !b.starts_with('0') {
+            hi = 7;
+        }
         if lo > hi {
             return Err(def.err(
                 item,

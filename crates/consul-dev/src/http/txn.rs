@@ -1,0 +1,135 @@
+//! `PUT /v1/txn`: decode KV operations, enforce the size and count limits, apply atomically,
+//! and answer 200 with results or 409 with Consul's error list.
+//!
+//! Only KV operations are supported; node, service, check and session operations answer 400.
+
+use base64::Engine as _;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::kv::{entry_json, MAX_VALUE_SIZE};
+use super::reply::{Ctx, Reply};
+use super::session::field;
+use super::Shared;
+use crate::state::txn::{read_only, TxnOp, TxnOutcome, MAX_TXN_OPS};
+
+/// Largest transaction body (Consul's `txn_max_req_len` default).
+pub const MAX_TXN_BODY: usize = 512 * 1024;
+
+fn parse_ops(body: &[u8]) -> Result<Vec<TxnOp>, Reply> {
+    let bad = |e: String| Reply::bad(format!("Failed to parse body: {e}"));
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let Value::Array(items) = v else {
+        return Err(bad(
+            "json: cannot unmarshal into Go value of type api.TxnOps".into(),
+        ));
+    };
+    if items.len() > MAX_TXN_OPS {
+        return Err(Reply::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
+                items.len()
+            ),
+        ));
+    }
+    let mut ops = Vec::with_capacity(items.len());
+    for item in &items {
+        let o = item
+            .as_object()
+            .ok_or_else(|| bad("operation must be an object".into()))?;
+        let Some(kv) = field(o, "KV").and_then(Value::as_object) else {
+            return Err(Reply::bad(
+                "consul-dev supports only KV operations in transactions",
+            ));
+        };
+        let s = |n: &str| {
+            field(kv, n)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let n = |n: &str| -> Result<u64, Reply> {
+            match field(kv, n) {
+                None | Some(Value::Null) => Ok(0),
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    bad(format!(
+                        "json: cannot unmarshal {v} into Go struct field {n} of type uint64"
+                    ))
+                }),
+            }
+        };
+        let value = match field(kv, "Value") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| bad(format!("illegal base64 data: {e}")))?,
+            Some(v) => return Err(bad(format!("json: cannot unmarshal {v} into Value"))),
+        };
+        let key = s("Key");
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(Reply::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Value for key {key:?} is too large ({} > {MAX_VALUE_SIZE} bytes)",
+                    value.len()
+                ),
+            ));
+        }
+        ops.push(TxnOp {
+            verb: s("Verb"),
+            key,
+            value,
+            flags: n("Flags")?,
+            index: n("Index")?,
+            session: s("Session"),
+        });
+    }
+    Ok(ops)
+}
+
+/// Serves `/v1/txn`.
+pub async fn route(shared: &Shared, ctx: &Ctx) -> Reply {
+    if ctx.method != Method::PUT {
+        return Reply::method_not_allowed(&ctx.method);
+    }
+    if ctx.body.len() > MAX_TXN_BODY {
+        return Reply::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Request body({} bytes) too large, max size: {MAX_TXN_BODY} bytes. See \
+                 https://developer.hashicorp.com/docs/agent/config/config-files#txn_max_req_len.",
+                ctx.body.len()
+            ),
+        );
+    }
+    let ops = match parse_ops(&ctx.body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let reads = read_only(&ops);
+    let (outcome, index) = shared.write(|s, now| (s.apply_txn(&ops, now), s.index));
+    match outcome {
+        TxnOutcome::Done(results) => {
+            let results: Vec<Value> = results
+                .iter()
+                .map(|r| json!({"KV": entry_json(&r.entry, r.with_value)}))
+                .collect();
+            let reply = Reply::json(&json!({"Results": results, "Errors": null}));
+            if reads {
+                reply.with_index(index, "leader")
+            } else {
+                reply
+            }
+        }
+        TxnOutcome::Failed(errors) => {
+            let errors: Vec<Value> = errors
+                .iter()
+                .map(|(i, what)| json!({"OpIndex": i, "What": what}))
+                .collect();
+            let mut r = Reply::json(&json!({"Results": null, "Errors": errors}));
+            r.status = StatusCode::CONFLICT;
+            r
+        }
+    }
+}
