@@ -27,11 +27,9 @@ use redis_queue::test_server::{RedisServer, ServerOptions};
 
 /// The nodes' names.
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
-/// cronnode's KV prefix (its default).
-pub const KV_PREFIX: &str = "cronnode";
-/// cronnode's Redis key prefix (its default); the fence key lives under it.
-pub const KEY_PREFIX: &str = "{cronnode}:";
-/// The fence key, read by the sampler.
+/// cronnode's KV prefix against the dev agent (its default, so the defaults are what is tested).
+pub const DEV_KV_PREFIX: &str = "cronnode";
+/// The fence key under cronnode's default Redis key prefix (`{cronnode}:`), read by the sampler.
 pub const FENCE_KEY: &str = "{cronnode}:fence";
 /// The platform's queue prefix (IronFunctions' default: empty).
 pub const QUEUE_PREFIX: &str = "";
@@ -79,6 +77,9 @@ pub struct Cluster {
     pub http: Http,
     /// Consul's base URL.
     pub consul_url: String,
+    /// cronnode's KV prefix: the default against the dev agent, one of this run's own against
+    /// an external agent (so that the run never touches anyone else's keys).
+    pub prefix: String,
     /// The Consul side.
     pub consul: ConsulSide,
     /// redis-server (`appendonly yes`, `appendfsync always`), on the same port across restarts.
@@ -101,6 +102,11 @@ impl Cluster {
         timings: &Timings,
     ) -> Result<Cluster> {
         let http = Http::new();
+        let prefix = if external_consul.is_some() {
+            format!("cronnode-chaos-{}", Utc::now().format("%Y%m%dT%H%M%S"))
+        } else {
+            DEV_KV_PREFIX.to_string()
+        };
         let (consul_url, consul) = match external_consul {
             Some(url) => (url.trim_end_matches('/').to_string(), ConsulSide::External),
             None => {
@@ -130,7 +136,7 @@ impl Cluster {
         wait_for(&format!("Consul at {consul_url}"), START_LIMIT, || async {
             // Any answer from the KV endpoint (200, or 404 before the first leader) means up.
             let r = http
-                .get(&format!("{consul_url}/v1/kv/{KV_PREFIX}/leader"))
+                .get(&format!("{consul_url}/v1/kv/{prefix}/leader"))
                 .await?;
             if r.status == 404 {
                 Ok(())
@@ -175,6 +181,8 @@ impl Cluster {
                     &format!("{}ms", timings.lock_delay.as_millis()),
                     "--default-image",
                     IMAGE,
+                    "--prefix",
+                    &prefix,
                 ]),
                 run_dir,
             );
@@ -187,6 +195,7 @@ impl Cluster {
         let mut cluster = Cluster {
             http,
             consul_url,
+            prefix,
             consul,
             redis,
             redis_url,
@@ -228,7 +237,7 @@ impl Cluster {
 
     /// Who holds the lock, read from Consul (`None` when nobody does).
     pub async fn leader(&self) -> Result<Option<LeaderNow>> {
-        let url = format!("{}/v1/kv/{KV_PREFIX}/leader", self.consul_url);
+        let url = format!("{}/v1/kv/{}/leader", self.consul_url, self.prefix);
         let response = self.http.get(&url).await?;
         if response.status == 404 {
             return Ok(None);
@@ -328,6 +337,11 @@ impl Cluster {
         }
         if let Some(sampler) = self.sampler.take() {
             sampler.abort();
+        }
+        if matches!(self.consul, ConsulSide::External) {
+            // The run's own prefix only: the jobs and the (released) lock key.
+            let url = format!("{}/v1/kv/{}?recurse", self.consul_url, self.prefix);
+            self.http.send(hyper::Method::DELETE, &url, None).await.ok();
         }
         Ok(())
     }

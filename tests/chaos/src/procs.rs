@@ -19,6 +19,10 @@ use tokio::process::{Child, Command};
 /// How long a gracefully stopped process may take before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
 
+/// Environment variables removed from every child: cronnode's and the Consul client's settings
+/// (`CONSUL_HTTP_TOKEN` is kept, so an external agent with ACLs can be reached).
+const LEAKY_ENV_PREFIXES: &[&str] = &["CRONNODE_", "CONSUL_HTTP_ADDR", "CONSUL_DEV_", "REDIS_URL"];
+
 /// One program the harness runs, restartable with the same arguments.
 pub struct Proc {
     /// Shown in logs and fault lines.
@@ -52,7 +56,16 @@ impl Proc {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        // The operator's own settings must not leak into the cluster under test (a config
+        // file, an API token, another Consul or Redis): everything comes from the arguments.
+        for (key, _) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            if LEAKY_ENV_PREFIXES.iter().any(|p| key_text.starts_with(p)) {
+                command.env_remove(&key);
+            }
+        }
+        let child = command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
