@@ -1,0 +1,287 @@
+//! Handlers of `/v1/cronjobs…`: the job store through the API.
+//!
+//! Input: a job spec as JSON. Read-only status fields (`next_start`, `last_start`,
+//! `created_at`, `updated_at`, `version`) are accepted and ignored, so a GET answer can be PUT
+//! back as is (`version`, when present, makes the PUT a check-and-set). Nothing is written to
+//! Consul unless the spec passed cron-core's validation and the task encoder's check (an image
+//! is needed, from the job or `--default-image`).
+//!
+//! Output: the stored spec plus `next_start` (from the schedule), `last_start` (the job's
+//! cursor in Redis) and `version` (Consul's ModifyIndex).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use consul_lock::{StoreError, StoredJob};
+use cron_core::{Job, JobSpec};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::routes::Answer;
+use super::{json_response, ApiError, AppState};
+
+/// Fields the API adds to a job; ignored on input.
+pub const READ_ONLY_FIELDS: &[&str] = &["next_start", "last_start", "created_at", "updated_at", "version"];
+/// Attempts of a pause/resume check-and-set loop before giving up with 409.
+const CAS_ATTEMPTS: usize = 5;
+
+/// Parses and validates a job from a request body. `path_id` is the id of a PUT's path.
+pub fn parse_job(
+    state: &AppState,
+    body: &[u8],
+    path_id: Option<&str>,
+) -> Result<(JobSpec, Arc<Job>, Option<u64>), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::malformed_json(
+            "the request body is empty: send a job spec as a JSON object",
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed_json(format!("the request body is not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(ApiError::bad_request("a job spec must be a JSON object"));
+    };
+    let version = match obj.remove("version") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            ApiError::bad_request(format!("version: {v} is not a non-negative integer"))
+        })?),
+    };
+    for f in READ_ONLY_FIELDS {
+        obj.remove(*f);
+    }
+    if let Some(path_id) = path_id {
+        match obj.get("id") {
+            None => {
+                obj.insert("id".into(), Value::String(path_id.to_string()));
+            }
+            Some(Value::String(id)) if id == path_id => {}
+            Some(other) => {
+                return Err(ApiError::invalid_job(format!(
+                    "id: the body says {other}, the path says {path_id:?}; a job's id cannot change"
+                )))
+            }
+        }
+    }
+    let spec: JobSpec = serde_json::from_value(Value::Object(obj)).map_err(|e| {
+        let msg = format!("invalid job spec: {e}");
+        if msg.contains("unknown field") || msg.contains("unknown variant") {
+            ApiError::bad_request(msg)
+        } else {
+            ApiError::invalid_job(msg)
+        }
+    })?;
+    let job = spec
+        .clone()
+        .validate()
+        .map_err(|e| ApiError::invalid_job(e.to_string()))?;
+    state
+        .tasks
+        .check_job(&job)
+        .map_err(|e| ApiError::invalid_job(e.to_string()))?;
+    Ok((spec, Arc::new(job), version))
+}
+
+/// The API form of a stored job.
+pub fn job_json(stored: &StoredJob, last_start: Option<chrono::DateTime<Utc>>) -> Value {
+    let job = &stored.job;
+    let mut v = serde_json::to_value(&job.spec).unwrap_or_else(|_| json!({}));
+    let next_start = if job.spec.paused {
+        None
+    } else {
+        job.schedule.next_after(Utc::now())
+    };
+    if let Value::Object(map) = &mut v {
+        let ts = |t: Option<chrono::DateTime<Utc>>| {
+            t.map_or(Value::Null, |t| {
+                Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
+            })
+        };
+        map.insert("next_start".into(), ts(next_start));
+        map.insert("last_start".into(), ts(last_start));
+        map.insert("version".into(), json!(stored.version));
+    }
+    v
+}
+
+fn store_error(op: &'static str, state: &AppState, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) => ApiError::conflict(m.to_string()),
+        StoreError::NotFound(m) => ApiError::not_found(m.to_string()),
+        other => {
+            state.metrics.consul_error(op);
+            ApiError::unavailable(format!("consul: {other}"))
+        }
+    }
+}
+
+async fn last_starts(state: &AppState, ids: &[&str]) -> std::collections::HashMap<String, chrono::DateTime<Utc>> {
+    // The cursors only decorate the answer: a Redis outage must not hide the jobs.
+    match state.queue.cursors(ids).await {
+        Ok(c) => c,
+        Err(e) => {
+            state.metrics.redis_error("cursors");
+            tracing::debug!(error = %e, "cannot read cursors for the API");
+            Default::default()
+        }
+    }
+}
+
+async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError> {
+    match state.store.get(id).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(ApiError::not_found(format!("no job {id:?}"))),
+        Err(e) => Err(store_error("get", state, e)),
+    }
+}
+
+/// `GET /v1/cronjobs[?app=]`.
+pub async fn list(state: &AppState, app: Option<&str>) -> Answer {
+    let set = state.store.list().await.map_err(|e| store_error("list", state, e))?;
+    let selected: Vec<&StoredJob> = set
+        .jobs
+        .values()
+        .filter(|s| app.is_none_or(|a| s.job.spec.function.app == a))
+        .collect();
+    let ids: Vec<&str> = selected.iter().map(|s| s.job.spec.id.as_str()).collect();
+    let cursors = last_starts(state, &ids).await;
+    let jobs: Vec<Value> = selected
+        .iter()
+        .map(|s| job_json(s, cursors.get(&s.job.spec.id).copied()))
+        .collect();
+    let invalid: Vec<Value> = set
+        .invalid
+        .iter()
+        .map(|i| json!({"key": i.key, "error": i.error.to_string()}))
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({"jobs": jobs, "invalid": invalid})))
+}
+
+/// `POST /v1/cronjobs`.
+pub async fn create(state: &AppState, body: &Bytes) -> Answer {
+    let (spec, _job, _version) = parse_job(state, body, None)?;
+    let stored = state
+        .store
+        .create(spec)
+        .await
+        .map_err(|e| store_error("create", state, e))?;
+    tracing::info!(job = %stored.job.spec.id, version = stored.version, "job created");
+    Ok(json_response(StatusCode::CREATED, &job_json(&stored, None)))
+}
+
+/// `GET /v1/cronjobs/{id}`.
+pub async fn get(state: &AppState, id: &str) -> Answer {
+    let stored = stored_or_404(state, id).await?;
+    let cursor = last_starts(state, &[id]).await.get(id).copied();
+    Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
+}
+
+/// `PUT /v1/cronjobs/{id}`.
+pub async fn replace(state: &AppState, id: &str, body: &Bytes) -> Answer {
+    let (spec, _job, version) = parse_job(state, body, Some(id))?;
+    let stored = state
+        .store
+        .update(spec, version)
+        .await
+        .map_err(|e| store_error("update", state, e))?;
+    tracing::info!(job = %id, version = stored.version, "job replaced");
+    let cursor = last_starts(state, &[id]).await.get(id).copied();
+    Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
+}
+
+/// `DELETE /v1/cronjobs/{id}`.
+pub async fn delete(state: &AppState, id: &str) -> Answer {
+    // Read first: DELETE of a missing key is a success in Consul, but a 404 here.
+    stored_or_404(state, id).await?;
+    state
+        .store
+        .delete(id)
+        .await
+        .map_err(|e| store_error("delete", state, e))?;
+    tracing::info!(job = %id, "job deleted");
+    Ok(json_response(StatusCode::OK, &json!({"deleted": id})))
+}
+
+/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set.
+pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> Answer {
+    for _ in 0..CAS_ATTEMPTS {
+        let stored = stored_or_404(state, id).await?;
+        if stored.job.spec.paused == paused {
+            let cursor = last_starts(state, &[id]).await.get(id).copied();
+            return Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)));
+        }
+        let mut spec = stored.job.spec.clone();
+        spec.paused = paused;
+        match state.store.update(spec, Some(stored.version)).await {
+            Ok(stored) => {
+                tracing::info!(job = %id, paused, "job {}", if paused { "paused" } else { "resumed" });
+                let cursor = last_starts(state, &[id]).await.get(id).copied();
+                return Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)));
+            }
+            // Someone else wrote in between: read again and retry.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(store_error("update", state, e)),
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "job {id:?} kept changing during {CAS_ATTEMPTS} attempts; retry"
+    )))
+}
+
+/// `POST /v1/cronjobs/{id}/run`: a manual fire, enqueued by the leader.
+pub async fn run(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> Answer {
+    let stored = stored_or_404(state, id).await?;
+    let path = format!("/v1/cronjobs/{}/run", super::routes::percent_encode(id));
+    super::cluster::on_leader(state, headers, Method::POST, &path, || async {
+        let run = state
+            .leader
+            .manual_run(stored.job.clone())
+            .await
+            .map_err(super::cluster::command_error)?;
+        Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({
+                "job_id": id,
+                "fire_id": run.fire.fire_id.to_string(),
+                "slot": run.fire.slot.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "outcome": if run.enqueued { "enqueued" } else { "duplicate" },
+                "leader_node": state.config.node,
+                "token": run.token,
+            }),
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/cronjobs/{id}/fires`: the capped history kept in Redis, newest first.
+pub async fn fires(state: &AppState, id: &str) -> Answer {
+    let history = state.queue.history(id).await.map_err(|e| {
+        state.metrics.redis_error("history");
+        ApiError::unavailable(format!("redis: {e}"))
+    })?;
+    if history.is_empty() {
+        // Distinguish "never fired" from "no such job".
+        stored_or_404(state, id).await?;
+    }
+    let fires: Vec<Value> = history
+        .iter()
+        .map(|h| {
+            let lateness_ms = (h.enqueued_at - h.slot).num_milliseconds();
+            let mut m = Map::new();
+            m.insert("slot".into(), json!(h.slot.to_rfc3339_opts(SecondsFormat::Secs, true)));
+            m.insert(
+                "enqueued_at".into(),
+                json!(h.enqueued_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            );
+            m.insert("lateness_ms".into(), json!(lateness_ms));
+            m.insert("fire_id".into(), json!(h.fire_id.to_string()));
+            m.insert("kind".into(), json!(format!("{:?}", h.kind).to_lowercase()));
+            m.insert("leader_node".into(), json!(h.node));
+            m.insert("token".into(), json!(h.token));
+            m.insert("outcome".into(), json!("enqueued"));
+            Value::Object(m)
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({"job_id": id, "fires": fires})))
+}

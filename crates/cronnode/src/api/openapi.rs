@@ -1,0 +1,174 @@
+//! The OpenAPI 3.0 document served at `/v1/openapi.json`.
+//!
+//! Written by hand next to the routes; a unit test checks that it lists exactly
+//! [`super::routes::ROUTES`], so a route cannot be added or removed without updating it.
+
+use serde_json::{json, Value};
+
+fn err(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn job_ref() -> Value {
+    json!({"$ref": "#/components/schemas/Job"})
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true,
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$"},
+           "description": "Job id: 1-128 of A-Z a-z 0-9 _ . -, not starting with '.', no '..'"})
+}
+
+fn job_body() -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": job_ref()}}})
+}
+
+fn any_object() -> Value {
+    json!({"type": "object"})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let common = json!({
+        "401": err("Missing or wrong bearer token"),
+        "413": err("Body over the limit"),
+        "503": err("Consul or Redis unavailable, or no leader")
+    });
+    let with = |mut responses: Value| {
+        if let (Value::Object(r), Value::Object(c)) = (&mut responses, &common) {
+            for (k, v) in c {
+                r.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+        responses
+    };
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "cronnode",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A distributed cron for serverless functions. Every node serves this API; writes go to Consul, manual runs and fence resets are carried out by the leader. Errors are {\"error\":{\"code\",\"message\"}}."
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/health": {"get": {"summary": "Alive (no token needed; never touches Consul or Redis)", "security": [],
+                "responses": {"200": ok("Alive", any_object())}}},
+            "/ready": {"get": {"summary": "Consul and Redis answer",
+                "responses": with(json!({"200": ok("Ready", any_object())}))}},
+            "/metrics": {"get": {"summary": "Prometheus text",
+                "responses": with(json!({"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}))}},
+            "/v1/openapi.json": {"get": {"summary": "This document",
+                "responses": with(json!({"200": ok("OpenAPI document", any_object())}))}},
+            "/v1/cronjobs": {
+                "get": {"summary": "List jobs",
+                    "parameters": [{"name": "app", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the jobs of this app"}],
+                    "responses": with(json!({"200": ok("Jobs, and entries that fail validation", json!({"type": "object", "properties": {
+                        "jobs": {"type": "array", "items": job_ref()},
+                        "invalid": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "error": {"type": "string"}}}}}}))}))},
+                "post": {"summary": "Create a job", "requestBody": job_body(),
+                    "responses": with(json!({"201": ok("Created", job_ref()),
+                        "400": err("Malformed JSON, not an object, or an unknown field"),
+                        "409": err("A job with this id exists"),
+                        "415": err("Content-Type is not JSON"),
+                        "422": err("Invalid job: the message names the field and what is allowed")}))}
+            },
+            "/v1/cronjobs/{id}": {
+                "parameters": [id_param()],
+                "get": {"summary": "Read a job", "responses": with(json!({"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job")}))},
+                "put": {"summary": "Replace a job (a `version` in the body makes it a check-and-set)", "requestBody": job_body(),
+                    "responses": with(json!({"200": ok("Replaced", job_ref()), "400": err("Malformed JSON, bad id or unknown field"),
+                        "404": err("No such job"), "409": err("Stale version"), "415": err("Content-Type is not JSON"), "422": err("Invalid job")}))},
+                "delete": {"summary": "Delete a job", "responses": with(json!({"200": ok("Deleted", any_object()), "400": err("Bad id"), "404": err("No such job")}))}
+            },
+            "/v1/cronjobs/{id}/pause": {"parameters": [id_param()], "post": {"summary": "Pause a job",
+                "responses": with(json!({"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}))}},
+            "/v1/cronjobs/{id}/resume": {"parameters": [id_param()], "post": {"summary": "Resume a job (missed slots follow its catch-up policy)",
+                "responses": with(json!({"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}))}},
+            "/v1/cronjobs/{id}/run": {"parameters": [id_param()], "post": {"summary": "Enqueue one manual call now (carried out by the leader)",
+                "responses": with(json!({"202": ok("Enqueued", json!({"type": "object", "properties": {
+                    "job_id": {"type": "string"}, "fire_id": {"type": "string", "format": "uuid"}, "slot": {"type": "string", "format": "date-time"},
+                    "outcome": {"type": "string"}, "leader_node": {"type": "string"}, "token": {"type": "integer"}}})),
+                    "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}))}},
+            "/v1/cronjobs/{id}/fires": {"parameters": [id_param()], "get": {"summary": "Recent fires (capped history), newest first",
+                "responses": with(json!({"200": ok("History", json!({"type": "object", "properties": {"job_id": {"type": "string"}, "fires": {"type": "array", "items": {"$ref": "#/components/schemas/FireRecord"}}}})),
+                    "400": err("Bad id"), "404": err("No such job")}))}},
+            "/v1/leader": {"get": {"summary": "The leader (node, API address, since, token) and the fence",
+                "responses": with(json!({"200": ok("Leader", any_object())}))}},
+            "/v1/leader/fence/reset": {"post": {"summary": "Set the Redis fence to the leader's token (after Consul was rebuilt; forwarded to the leader)",
+                "responses": with(json!({"200": ok("Fence now", json!({"type": "object", "properties": {"fence": {"type": "integer"}, "node": {"type": "string"}}}))}))}},
+            "/v1/nodes": {"get": {"summary": "The nodes (from Consul's health endpoint) and their check status",
+                "responses": with(json!({"200": ok("Nodes", any_object())}))}},
+            "/v1/status": {"get": {"summary": "Leader, nodes, job count, fence and queue depths",
+                "responses": with(json!({"200": ok("Status", any_object())}))}},
+            "/v1/schedule": {"get": {"summary": "Preview a schedule's next slots",
+                "parameters": [
+                    {"name": "frequency", "in": "query", "required": true, "schema": {"type": "string"}},
+                    {"name": "tz", "in": "query", "required": false, "schema": {"type": "string"}, "description": "IANA zone, default UTC"},
+                    {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::cli::next::MAX_PREVIEW}},
+                    {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}}
+                ],
+                "responses": with(json!({"200": ok("Slots", json!({"type": "object", "properties": {"slots": {"type": "array", "items": {"type": "string", "format": "date-time"}}}})),
+                    "400": err("Missing or bad parameter"), "422": err("Bad expression or time zone")}))}}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Required when the node runs with --api-token"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "enum": super::errors::ERROR_CODES}, "message": {"type": "string"}}}}},
+                "Job": {"type": "object", "required": ["id", "function", "frequency"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string"},
+                    "function": {"type": "object", "required": ["app", "path"], "additionalProperties": false, "properties": {
+                        "app": {"type": "string"}, "path": {"type": "string"},
+                        "headers": {"type": "array", "items": {"type": "string"}, "description": "`Name: value` lines"},
+                        "body": {"type": "string", "maxLength": cron_core::job::MAX_BODY_BYTES},
+                        "image": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 2},
+                        "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
+                        "delay": {"type": "integer", "minimum": 0, "maximum": cron_core::job::MAX_DELAY_SECS}}},
+                    "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s"},
+                    "timezone": {"type": "string", "description": "IANA zone, default UTC"},
+                    "paused": {"type": "boolean"},
+                    "catchup": {"type": "object", "properties": {"policy": {"type": "string", "enum": ["skip", "latest", "all"]}, "window": {"type": "string"}}},
+                    "description": {"type": "string"},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "next_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                    "last_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                    "created_at": {"type": "string", "format": "date-time", "readOnly": true},
+                    "updated_at": {"type": "string", "format": "date-time", "readOnly": true},
+                    "version": {"type": "integer", "description": "Read-only; send it back on PUT for check-and-set"}}},
+                "FireRecord": {"type": "object", "properties": {
+                    "slot": {"type": "string", "format": "date-time"}, "enqueued_at": {"type": "string", "format": "date-time"},
+                    "lateness_ms": {"type": "integer"}, "fire_id": {"type": "string", "format": "uuid"},
+                    "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual"]},
+                    "leader_node": {"type": "string"}, "token": {"type": "integer"}, "outcome": {"type": "string"}}}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn document_lists_exactly_the_routes() {
+        let doc = document();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                if method != "parameters" {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<_> = super::super::routes::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+}

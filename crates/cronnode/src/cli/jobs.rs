@@ -1,0 +1,221 @@
+//! `cronnode jobs list|get|add|put|rm|pause|resume|run|fires`: the job API from the shell.
+//!
+//! Every subcommand is one call to a node's API (`--api`, token from `CRONNODE_API_TOKEN`);
+//! text by default, the API's JSON with `--json`. No validation happens here: the API is the
+//! one judge, so the CLI and curl users get the same answers.
+
+use bytes::Bytes;
+use clap::Subcommand;
+use hyper::Method;
+use serde_json::Value;
+
+use super::ApiArgs;
+use crate::client::ClientError;
+
+/// The `jobs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List the jobs.
+    List {
+        /// Only the jobs of this app.
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show one job.
+    Get {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Create a job from a JSON file (`-` for standard input).
+    Add {
+        /// The job spec file.
+        file: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Replace a job from a JSON file (`-` for standard input); a `version` in it is checked.
+    Put {
+        /// The job spec file.
+        file: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Delete a job.
+    Rm {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Pause a job: it keeps its spec and makes no calls.
+    Pause {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Resume a paused job (missed slots follow its catch-up policy).
+    Resume {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Enqueue one call of a job now, outside its schedule.
+    Run {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a job's recent fires.
+    Fires {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Runs a `jobs` subcommand; returns the exit status.
+pub async fn run(cmd: &JobsCommand) -> i32 {
+    match exec(cmd).await {
+        Ok(()) => 0,
+        Err(e) => super::report_failure(&e),
+    }
+}
+
+fn job_path(id: &str) -> String {
+    format!("/v1/cronjobs/{}", crate::api::routes::percent_encode(id))
+}
+
+fn read_spec(file: &str) -> Result<Bytes, ClientError> {
+    let bytes = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| ClientError::BadInput(format!("cannot read standard input: {e}")))?;
+        buf
+    } else {
+        std::fs::read(file).map_err(|e| ClientError::BadInput(format!("cannot read {file}: {e}")))?
+    };
+    Ok(Bytes::from(bytes))
+}
+
+async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
+    let (api, answer) = match cmd {
+        JobsCommand::List { app, api } => {
+            let path = match app {
+                Some(a) => format!("/v1/cronjobs?app={}", crate::api::routes::percent_encode(a)),
+                None => "/v1/cronjobs".to_string(),
+            };
+            (api, client(api)?.json(Method::GET, &path, None).await?)
+        }
+        JobsCommand::Get { id, api } => (api, client(api)?.json(Method::GET, &job_path(id), None).await?),
+        JobsCommand::Add { file, api } => {
+            let body = read_spec(file)?;
+            (api, client(api)?.json(Method::POST, "/v1/cronjobs", Some(body)).await?)
+        }
+        JobsCommand::Put { file, api } => {
+            let body = read_spec(file)?;
+            let id = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+                .ok_or_else(|| ClientError::BadInput(format!("{file}: a JSON object with an \"id\" is needed")))?;
+            (api, client(api)?.json(Method::PUT, &job_path(&id), Some(body)).await?)
+        }
+        JobsCommand::Rm { id, api } => (api, client(api)?.json(Method::DELETE, &job_path(id), None).await?),
+        JobsCommand::Pause { id, api } => {
+            (api, client(api)?.json(Method::POST, &format!("{}/pause", job_path(id)), None).await?)
+        }
+        JobsCommand::Resume { id, api } => {
+            (api, client(api)?.json(Method::POST, &format!("{}/resume", job_path(id)), None).await?)
+        }
+        JobsCommand::Run { id, api } => {
+            (api, client(api)?.json(Method::POST, &format!("{}/run", job_path(id)), None).await?)
+        }
+        JobsCommand::Fires { id, api } => {
+            (api, client(api)?.json(Method::GET, &format!("{}/fires", job_path(id)), None).await?)
+        }
+    };
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        return Ok(());
+    }
+    match cmd {
+        JobsCommand::List { .. } => print_list(&answer),
+        JobsCommand::Fires { .. } => print_fires(&answer),
+        JobsCommand::Rm { id, .. } => println!("deleted {id}"),
+        JobsCommand::Run { id, .. } => println!(
+            "enqueued a manual run of {id}: fire id {}",
+            s(&answer, "/fire_id")
+        ),
+        _ => print_job(&answer),
+    }
+    Ok(())
+}
+
+fn client(api: &ApiArgs) -> Result<crate::client::ApiClient, ClientError> {
+    api.client().map_err(ClientError::BadInput)
+}
+
+fn s(v: &Value, pointer: &str) -> String {
+    match v.pointer(pointer) {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn print_list(v: &Value) {
+    let empty = Vec::new();
+    let jobs = v.get("jobs").and_then(Value::as_array).unwrap_or(&empty);
+    println!(
+        "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
+        "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "NEXT START", "LAST START"
+    );
+    for j in jobs {
+        println!(
+            "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
+            s(j, "/id"),
+            s(j, "/frequency"),
+            j.get("timezone").and_then(Value::as_str).unwrap_or("UTC"),
+            j.get("paused").and_then(Value::as_bool).unwrap_or(false),
+            s(j, "/next_start"),
+            s(j, "/last_start"),
+        );
+    }
+    if let Some(invalid) = v.get("invalid").and_then(Value::as_array) {
+        for i in invalid {
+            println!("invalid entry {}: {}", s(i, "/key"), s(i, "/error"));
+        }
+    }
+}
+
+fn print_job(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn print_fires(v: &Value) {
+    let empty = Vec::new();
+    let fires = v.get("fires").and_then(Value::as_array).unwrap_or(&empty);
+    println!(
+        "{:<21} {:<25} {:>10} {:<9} {:<36} {:<16} {:>8}",
+        "SLOT", "ENQUEUED AT", "LATENESS", "KIND", "FIRE ID", "LEADER", "TOKEN"
+    );
+    for f in fires {
+        println!(
+            "{:<21} {:<25} {:>10} {:<9} {:<36} {:<16} {:>8}",
+            s(f, "/slot"),
+            s(f, "/enqueued_at"),
+            format!("{}ms", s(f, "/lateness_ms")),
+            s(f, "/kind"),
+            s(f, "/fire_id"),
+            s(f, "/leader_node"),
+            s(f, "/token"),
+        );
+    }
+}

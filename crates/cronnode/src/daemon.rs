@@ -1,0 +1,222 @@
+//! A node: wiring of the parts, and the one shutdown path.
+//!
+//! [`run`] binds the API, connects to Redis and Consul (retrying with backoff while they are
+//! unreachable: a node started before its dependencies waits for them), registers the service
+//! and joins the election (consul-lock's `Node`), starts the job store's watch, the leader loop
+//! and the API server, then waits for `shutdown`. Shutdown: a broadcast stops the leader loop
+//! (no new enqueue) and the API; then the node resigns (release the lock, destroy the session)
+//! and deregisters, each step bounded so the process exits within a few seconds.
+//!
+//! This module owns no policy: scheduling is in `crate::leader`, HTTP in `crate::api`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use consul_lock::{Consul, ConsulConfig, JobStore, LockSettings, Node};
+use redis_queue::{Queue, QueueConfig, TaskSettings};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+use crate::api::{self, AppState};
+use crate::config::{redact_url, Config, LogFormat};
+use crate::leader::LeaderLoop;
+use crate::metrics::Metrics;
+
+/// Start-up retries back off from this delay…
+pub const STARTUP_BACKOFF_START: Duration = Duration::from_millis(200);
+/// …doubling up to this ceiling.
+pub const STARTUP_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Bound on each shutdown step (leader loop, resign and deregister, API drain).
+pub const SHUTDOWN_STEP: Duration = Duration::from_secs(5);
+
+/// Logs to stderr, pretty or JSON, levels from `RUST_LOG` (default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// Retries `attempt` with exponential backoff until it succeeds or `shutdown` resolves
+/// (`None`). Each failure is logged with its cause.
+async fn with_backoff<T, E, F, Fut>(
+    what: &str,
+    shutdown: &mut broadcast::Receiver<()>,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = STARTUP_BACKOFF_START;
+    loop {
+        match attempt().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                tracing::warn!("{what} failed: {e}; retrying in {backoff:?}");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return None,
+        }
+        backoff = (backoff * 2).min(STARTUP_BACKOFF_MAX);
+    }
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    run_on(config, listener, shutdown).await
+}
+
+/// [`run`] on a listener already bound (the dev mode binds first to report the address).
+pub async fn run_on(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    tracing::info!(
+        node = %config.node,
+        api = %config.advertise,
+        consul = %config.consul_addr,
+        redis = %redact_url(&config.redis_url),
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    let (stop_tx, _) = broadcast::channel::<()>(1);
+    // A watcher that turns the shutdown future into the broadcast, also during start-up.
+    let signal_tx = stop_tx.clone();
+    let mut startup_stop = stop_tx.subscribe();
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        let _ = signal_tx.send(());
+    });
+
+    let metrics = Metrics::new();
+
+    let mut consul_cfg = ConsulConfig::new(&config.consul_addr);
+    if let Some(t) = &config.consul_token {
+        consul_cfg = consul_cfg.with_token(t.clone());
+    }
+    let consul = Consul::new(consul_cfg);
+
+    let queue_cfg = QueueConfig {
+        url: config.redis_url.clone(),
+        queue_prefix: config.queue_prefix.clone(),
+        key_prefix: config.redis_prefix.clone(),
+        ..QueueConfig::default()
+    };
+    let Some(queue) = with_backoff("connecting to Redis", &mut startup_stop, || {
+        Queue::connect(queue_cfg.clone())
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let tasks = Arc::new(TaskSettings {
+        functions_url: config.functions_url.clone(),
+        default_image: config.default_image.clone(),
+        node: config.node.clone(),
+    });
+
+    let settings = LockSettings {
+        prefix: config.prefix.clone(),
+        session_ttl: config.session_ttl,
+        lock_delay: config.lock_delay,
+        node: config.node.clone(),
+        api_addr: config.advertise.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    settings.validate().context("lock settings")?;
+    let Some(node) = with_backoff("registering with Consul", &mut startup_stop, || {
+        Node::start(consul.clone(), settings.clone())
+    })
+    .await
+    else {
+        return Ok(());
+    };
+
+    let store = JobStore::new(consul.clone(), &config.prefix);
+    let jobs = store.watch();
+
+    let (leader_loop, leader) = LeaderLoop::new(
+        config.node.clone(),
+        queue.clone(),
+        tasks.clone(),
+        metrics.clone(),
+        node.leadership(),
+        jobs,
+        stop_tx.subscribe(),
+    );
+    let leader_task = tokio::spawn(leader_loop.run());
+
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        consul: consul.clone(),
+        store,
+        queue,
+        tasks,
+        metrics,
+        leader,
+    });
+    let api_task = tokio::spawn(api::serve(listener, state, stop_tx.subscribe()));
+    tracing::info!(api = %config.advertise, "ready: serving the API and following the election");
+
+    // Wait for the signal.
+    let _ = startup_stop.recv().await;
+    let _ = signal.await;
+
+    // 1. Stop scheduling: the loop returns at its next await point (an in-flight batch is
+    //    safe: a successor retries the same fire ids).
+    if tokio::time::timeout(SHUTDOWN_STEP, leader_task).await.is_err() {
+        tracing::warn!("the leader loop did not stop within {SHUTDOWN_STEP:?}");
+    }
+    // 2. Resign (release the lock, then destroy the session, so a successor takes over at
+    //    once) and deregister.
+    if tokio::time::timeout(SHUTDOWN_STEP, node.shutdown()).await.is_err() {
+        tracing::warn!("resign/deregister did not finish within {SHUTDOWN_STEP:?}; the session TTL will free the lock");
+    }
+    // 3. Let in-flight API requests finish (the server bounds its own grace).
+    let _ = tokio::time::timeout(SHUTDOWN_STEP + api::SHUTDOWN_GRACE, api_task).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! `cronnode dev`: the whole system in one process, for trying cronnode out.
+//!
+//! - Consul: the consul-dev agent in-process on a free loopback port, unless `CONSUL_HTTP_ADDR`
+//!   (or `--consul`) names a real one. It keeps no data: restarting dev mode is a fresh Consul,
+//!   which is exactly the "Consul rebuilt" case for a Redis that kept its fence — so when dev
+//!   mode starts its own Consul it also uses a fresh Redis key prefix per run unless
+//!   `--redis-prefix` is given (see [`dev_redis_prefix`]).
+//! - Redis: `REDIS_URL` (or `--redis`, default `redis://127.0.0.1:6379`) when something answers
+//!   there; otherwise a `redis-server` child on a free loopback port (and when none is
+//!   installed, exit saying how to install one).
+//! - A node (`crate::daemon::run_on`) with the API on `--listen` (default 127.0.0.1:8765).
+//! - An example job every 5 seconds unless `--no-example`.
+//!
+//! It prints where everything is. Ctrl-C stops it all. Not for production: one node, no ACLs.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::cli::{DevArgs, EXIT_BAD_CONFIG, EXIT_FAILURE};
+use crate::client::ApiClient;
+use crate::config::RawConfig;
+
+/// The example job's id.
+pub const EXAMPLE_JOB_ID: &str = "example";
+/// How long dev mode waits for its own redis-server to answer.
+const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long dev mode waits for the node's API to answer.
+const API_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The example job: every 5 seconds, an IronFunctions hello-world call.
+pub fn example_job() -> serde_json::Value {
+    json!({
+        "id": EXAMPLE_JOB_ID,
+        "function": {
+            "app": "myapp",
+            "path": "/hello",
+            "image": "iron/hello",
+            "headers": ["Content-Type: application/json"],
+            "body": "{\"name\":\"cronnode\"}"
+        },
+        "frequency": "@every 5s",
+        "description": "cronnode dev mode example: remove it with `cronnode jobs rm example`"
+    })
+}
+
+/// A redis-server child, killed when dropped.
+struct RedisChild {
+    _child: tokio::process::Child,
+    url: String,
+    port: u16,
+}
+
+/// Runs dev mode; returns the exit status.
+pub async fn run(args: DevArgs) -> i32 {
+    let raw = match args.settings.to_raw() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let log_format = RawConfig {
+        log_format: raw.log_format.clone(),
+        node: Some("dev".into()),
+        ..Default::default()
+    }
+    .validate()
+    .map(|c| c.log_format)
+    .unwrap_or(crate::config::LogFormat::Pretty);
+    crate::daemon::init_logs(log_format);
+
+    // Consul: a real one when named, else the embedded agent.
+    let mut agent = None;
+    let consul_url = match &raw.consul {
+        Some(url) => url.clone(),
+        None => match consul_dev::DevAgent::start(consul_dev::DevConfig {
+            node: "cronnode-dev".into(),
+            ..Default::default()
+        })
+        .await
+        {
+            Ok(a) => {
+                let url = a.url();
+                agent = Some(a);
+                url
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the embedded Consul-compatible agent: {e}");
+                return EXIT_FAILURE;
+            }
+        },
+    };
+
+    // Redis: what answers at REDIS_URL, else our own child.
+    let wanted = raw
+        .redis
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_REDIS_URL.to_string());
+    let mut redis_child = None;
+    let redis_url = if redis_answers(&wanted).await {
+        wanted
+    } else {
+        match start_redis().await {
+            Ok(child) => {
+                let url = child.url.clone();
+                redis_child = Some(child);
+                url
+            }
+            Err(msg) => {
+                eprintln!("error: no Redis answers at {wanted} and {msg}");
+                return EXIT_FAILURE;
+            }
+        }
+    };
+
+    let redis_prefix = raw.redis_prefix.clone().or_else(|| {
+        // With a fresh embedded Consul every run, a shared Redis would hold the fence of the
+        // previous run (above the new agent's indexes): start clean instead.
+        agent.as_ref().and(redis_child.is_none().then(dev_redis_prefix))
+    });
+    let config = RawConfig {
+        consul: Some(consul_url.clone()),
+        redis: Some(redis_url.clone()),
+        node: raw.node.clone().or_else(|| Some("dev".into())),
+        redis_prefix,
+        ..raw
+    }
+    .validate();
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {}: {e} (another cronnode running? use --listen 127.0.0.1:0)",
+                config.listen
+            );
+            return EXIT_FAILURE;
+        }
+    };
+    let api_addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| config.advertise.clone());
+    let config = crate::config::Config {
+        advertise: api_addr.clone(),
+        ..config
+    };
+    let api_token = config.api_token.clone();
+    let queue_prefix = config.queue_prefix.clone();
+    let node = tokio::spawn(crate::daemon::run_on(
+        config,
+        listener,
+        crate::daemon::shutdown_signal(),
+    ));
+
+    let client = match ApiClient::new(&api_addr, api_token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if !wait_for_api(&client).await {
+        eprintln!("error: the node's API did not answer within {API_START_TIMEOUT:?}");
+    } else if !args.no_example {
+        let body = Bytes::from(example_job().to_string());
+        match client.json(Method::POST, "/v1/cronjobs", Some(body)).await {
+            Ok(_) => {}
+            Err(crate::client::ClientError::Api { status, .. }) if status == 409 => {}
+            Err(e) => eprintln!("warning: cannot create the example job: {e}"),
+        }
+    }
+
+    let redis_port = redis_child
+        .as_ref()
+        .map(|c| c.port.to_string())
+        .unwrap_or_else(|| port_of(&redis_url));
+    println!();
+    println!("cronnode dev mode is running (Ctrl-C stops it)");
+    println!("  API:          http://{api_addr}   (try: curl -s http://{api_addr}/v1/cronjobs)");
+    println!("  CLI:          CRONNODE_API=http://{api_addr} cronnode status");
+    println!(
+        "  Consul API:   {consul_url}   ({}; try: curl -s {consul_url}/v1/health/service/cronnode)",
+        if agent.is_some() { "embedded, Consul-compatible, in memory" } else { "external" }
+    );
+    println!(
+        "  Redis:        {}   ({})",
+        crate::config::redact_url(&redis_url),
+        if redis_child.is_some() { "a redis-server child of this process" } else { "external" }
+    );
+    println!("  Watch queue:  redis-cli -p {redis_port} LRANGE {queue_prefix}queue0 0 -1");
+    if !args.no_example {
+        println!("  Example job:  {EXAMPLE_JOB_ID} (every 5 s): cronnode jobs fires {EXAMPLE_JOB_ID} --api http://{api_addr}");
+    }
+    println!();
+
+    let result = node.await;
+    drop(redis_child);
+    if let Some(a) = agent {
+        a.shutdown().await;
+    }
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            EXIT_FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// A Redis key prefix of its own for a dev run with a fresh embedded Consul.
+pub fn dev_redis_prefix() -> String {
+    format!("{{cronnode-dev-{}}}:", std::process::id())
+}
+
+fn port_of(url: &str) -> String {
+    url.rsplit(':')
+        .next()
+        .map(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "6379".into())
+}
+
+async fn redis_answers(url: &str) -> bool {
+    let cfg = redis_queue::QueueConfig {
+        url: url.to_string(),
+        ..Default::default()
+    };
+    let attempt = async {
+        let q = redis_queue::Queue::connect(cfg).await.ok()?;
+        q.ping().await.ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(_))
+    )
+}
+
+async fn start_redis() -> Result<RedisChild, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))?;
+    let child = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "redis-server is not installed. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
+                 Fedora: `sudo dnf install redis`; macOS: `brew install redis`), or run `scripts/dev`, \
+                 which installs it, or set REDIS_URL to a Redis you run"
+                    .to_string()
+            } else {
+                format!("redis-server could not be started: {e}")
+            }
+        })?;
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if redis_answers(&url).await {
+            return Ok(RedisChild {
+                _child: child,
+                url,
+                port,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "the redis-server started on port {port} did not answer within {REDIS_START_TIMEOUT:?}"
+    ))
+}
+
+async fn wait_for_api(client: &ApiClient) -> bool {
+    let deadline = tokio::time::Instant::now() + API_START_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = client.send(Method::GET, "/ready", None, &[]).await {
+            if r.status.is_success() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

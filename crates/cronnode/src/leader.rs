@@ -1,0 +1,673 @@
+//! The leader loop: the only place that enqueues.
+//!
+//! It follows the election (`consul_lock::NodeHandle::leadership()`); while this node leads
+//! it turns the job set into fires with cron-core's planner and pushes them through
+//! redis-queue's fenced enqueue script, always with this term's token. Read [`LeaderLoop::run`]
+//! first, then [`LeaderLoop::lead`]: the whole life of a leadership term is there, in order.
+//!
+//! A term:
+//! 1. raise the fence to our token; if the fence is *above* it (Consul was rebuilt from
+//!    scratch, its Raft indexes started again), enqueue nothing, say so (log, metric, API) and
+//!    wait for `cronnode fence reset --yes`;
+//! 2. load the jobs, read every job's cursor, enqueue each job's catch-up by its policy;
+//! 3. sleep until the planner's next slot, a job change, a command or a leadership change;
+//!    enqueue due fires in batches; on a Redis error keep the same fires and retry with backoff
+//!    (their fire ids make a retry harmless) for as long as we still lead.
+//!
+//! On any sign of lost leadership (the watch leaves `Leader{token}`, or the script answers
+//! `Fenced`) the loop stops enqueueing at once and goes back to following.
+//!
+//! The API never enqueues itself: manual runs and fence resets arrive here as [`Command`]s
+//! (through [`LeaderHandle`]), so every enqueue carries a token this node really holds.
+//! This module must not speak HTTP or parse job JSON.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use consul_lock::{JobSet, Leadership};
+use cron_core::{Fire, FireKind, Job, Planner};
+use redis_queue::{BatchOutcome, FireOutcome, Queue, TaskSettings};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::metrics::{FireOutcomeLabel, Metrics};
+
+/// Most fires per enqueue script call: big enough to drain a minute of a large job set in a
+/// few calls, small enough that one call does not stall Redis.
+pub const MAX_BATCH: usize = 500;
+/// Retry backoff after a Redis error starts here…
+pub const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
+/// …and doubles up to this ceiling.
+pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Commands waiting for the loop; more are refused as busy.
+const COMMAND_QUEUE: usize = 64;
+
+/// What this node's loop is doing, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderStatus {
+    /// Not holding the lock.
+    Follower,
+    /// Holding the lock and enqueueing.
+    Leading {
+        /// This term's fencing token.
+        token: u64,
+        /// When the term started.
+        since: DateTime<Utc>,
+    },
+    /// Holding the lock, but the Redis fence is above our token: nothing is enqueued until an
+    /// operator resets the fence.
+    FenceBlocked {
+        /// This term's fencing token.
+        token: u64,
+        /// When the term started.
+        since: DateTime<Utc>,
+        /// The fence found in Redis.
+        fence: u64,
+    },
+}
+
+/// A request from the API to the leader loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Enqueue one manual fire of `job` now.
+    ManualRun {
+        /// The job, as the API just read it from the store.
+        job: Arc<Job>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<ManualRun, CommandError>>,
+    },
+    /// Set the Redis fence to this term's token.
+    ResetFence {
+        /// Where the answer goes (the fence now).
+        reply: oneshot::Sender<Result<u64, CommandError>>,
+    },
+}
+
+/// A manual fire that was enqueued.
+#[derive(Debug, Clone)]
+pub struct ManualRun {
+    /// The fire (random id, slot = request instant).
+    pub fire: Fire,
+    /// The token it was enqueued with.
+    pub token: u64,
+    /// `false` when Redis said it was a duplicate (cannot happen with a fresh id, but reported).
+    pub enqueued: bool,
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// This node does not lead (any more).
+    #[error("this node is not the leader")]
+    NotLeader,
+    /// The fence is above this leader's token; nothing is enqueued before a reset.
+    #[error("the Redis fence {fence} is above the leader's token {token}: nothing is enqueued until `cronnode fence reset --yes`")]
+    FenceBlocked {
+        /// The fence in Redis.
+        fence: u64,
+        /// This term's token.
+        token: u64,
+    },
+    /// A newer leader raised the fence: this node was deposed.
+    #[error("fenced: a newer leader raised the fence to {0}")]
+    Fenced(u64),
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// The loop is gone (shutting down) or overloaded.
+    #[error("the leader loop is not answering ({0})")]
+    Unavailable(&'static str),
+}
+
+/// The API's side of the loop: its status and its command queue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LeaderHandle {
+    status: watch::Receiver<LeaderStatus>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl LeaderHandle {
+    /// What the loop is doing now.
+    pub fn status(&self) -> LeaderStatus {
+        self.status.borrow().clone()
+    }
+
+    /// `true` while this node holds the lock (enqueueing or fence-blocked).
+    pub fn is_leader(&self) -> bool {
+        !matches!(*self.status.borrow(), LeaderStatus::Follower)
+    }
+
+    /// Asks the loop to enqueue one manual fire of `job`.
+    pub async fn manual_run(&self, job: Arc<Job>) -> Result<ManualRun, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ManualRun { job, reply }).await?;
+        rx.await
+            .unwrap_or(Err(CommandError::Unavailable("no reply")))
+    }
+
+    /// Asks the loop to set the fence to its token.
+    pub async fn reset_fence(&self) -> Result<u64, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ResetFence { reply }).await?;
+        rx.await
+            .unwrap_or(Err(CommandError::Unavailable("no reply")))
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), CommandError> {
+        self.commands
+            .try_send(cmd)
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
+                mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
+            })
+    }
+}
+
+/// How a term ended.
+enum End {
+    /// The process is stopping.
+    Shutdown,
+    /// The election watch says we no longer lead (or the watch is gone).
+    Lost,
+    /// The enqueue script refused our token: a newer leader exists.
+    Deposed(u64),
+}
+
+/// The loop's inputs and outputs.
+pub struct LeaderLoop {
+    /// This node's name (logs only; the task encoder has its own copy).
+    node: String,
+    queue: Queue,
+    tasks: Arc<TaskSettings>,
+    metrics: Metrics,
+    /// The election's view: Follower or Leader{token}.
+    leadership: watch::Receiver<Leadership>,
+    /// The job store's coalesced watch.
+    jobs: watch::Receiver<JobSet>,
+    commands: mpsc::Receiver<Command>,
+    status: watch::Sender<LeaderStatus>,
+    shutdown: broadcast::Receiver<()>,
+}
+
+/// The state of one term: the planner and the jobs it was given.
+struct Term {
+    token: u64,
+    planner: Planner,
+    /// Every valid job of the current job set, paused ones included (to see resumes).
+    known: HashMap<String, Arc<Job>>,
+}
+
+impl LeaderLoop {
+    /// A loop and the handle the API uses to reach it.
+    pub fn new(
+        node: String,
+        queue: Queue,
+        tasks: Arc<TaskSettings>,
+        metrics: Metrics,
+        leadership: watch::Receiver<Leadership>,
+        jobs: watch::Receiver<JobSet>,
+        shutdown: broadcast::Receiver<()>,
+    ) -> (LeaderLoop, LeaderHandle) {
+        let (status_tx, status_rx) = watch::channel(LeaderStatus::Follower);
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let this = LeaderLoop {
+            node,
+            queue,
+            tasks,
+            metrics,
+            leadership,
+            jobs,
+            commands: cmd_rx,
+            status: status_tx,
+            shutdown,
+        };
+        let handle = LeaderHandle {
+            status: status_rx,
+            commands: cmd_tx,
+        };
+        (this, handle)
+    }
+
+    /// Follows the election until shutdown, leading whenever the lock is ours.
+    pub async fn run(mut self) {
+        loop {
+            // Follower: wait for the lock, answering commands with NotLeader.
+            let Some((token, since)) = self.wait_for_leadership().await else {
+                return;
+            };
+            tracing::info!(node = %self.node, token, %since, "became leader");
+            self.metrics.leadership(true);
+            self.status.send_replace(LeaderStatus::Leading { token, since });
+
+            let end = self.lead(token, since).await;
+
+            self.status.send_replace(LeaderStatus::Follower);
+            self.metrics.leadership(false);
+            self.metrics.fence_blocked(false);
+            match end {
+                End::Shutdown => {
+                    tracing::info!(token, "stopped scheduling: shutting down");
+                    return;
+                }
+                End::Lost => tracing::warn!(token, "lost leadership: stopped enqueueing"),
+                End::Deposed(fence) => {
+                    tracing::error!(
+                        token,
+                        fence,
+                        "deposed: the Redis fence ({fence}) is above this term's token; a newer leader exists. Stopped enqueueing; waiting for the election to notice"
+                    );
+                    // Do not lead again with the same token: wait for the watch to move on.
+                    if !self.wait_until_not(token).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One leadership term, from raising the fence to the end.
+    async fn lead(&mut self, token: u64, since: DateTime<Utc>) -> End {
+        // 1. The fence. Our token is a Raft index, so it is above every earlier term's: raising
+        //    the fence to it cuts off any older leader that is still running.
+        let fence = loop {
+            match self.queue.raise_fence(token).await {
+                Ok(f) => break f,
+                Err(e) => {
+                    self.metrics.redis_error("raise_fence");
+                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying");
+                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, token).await {
+                        return end;
+                    }
+                }
+            }
+        };
+        if fence > token {
+            // Consul was rebuilt (new cluster, or a dev agent without a data dir): its indexes
+            // started again below the fence. Enqueueing is impossible (the script would refuse
+            // every batch) and lowering the fence on our own would also re-open the door to a
+            // deposed leader of the old cluster. Only an operator may decide that.
+            tracing::error!(
+                token,
+                fence,
+                "FENCE BLOCKED: the Redis fence ({fence}) is above this leader's token ({token}). \
+                 Consul's indexes went backwards: it was probably rebuilt from scratch. Nothing \
+                 will be enqueued until an operator, having stopped every node of the old \
+                 cluster, runs `cronnode fence reset --yes`"
+            );
+            self.metrics.fence_blocked(true);
+            self.status
+                .send_replace(LeaderStatus::FenceBlocked { token, since, fence });
+            if let Some(end) = self.wait_for_fence_reset(token, fence).await {
+                return end;
+            }
+            self.metrics.fence_blocked(false);
+            self.status.send_replace(LeaderStatus::Leading { token, since });
+        }
+
+        // 2. Catch-up: every job from its cursor, by its policy.
+        let mut term = Term {
+            token,
+            planner: Planner::new(),
+            known: HashMap::new(),
+        };
+        let jobs = self.jobs.borrow_and_update().clone();
+        let to_catch_up = self.apply_job_set(&mut term, &jobs, Utc::now());
+        if let Err(end) = self.catch_up(&mut term, to_catch_up, "leadership").await {
+            return end;
+        }
+
+        // 3. Steady state.
+        loop {
+            let sleep = sleep_until_utc(term.planner.next_wakeup());
+            tokio::select! {
+                // Leadership first: a lost lock must win over a due slot.
+                biased;
+                _ = self.shutdown.recv() => return End::Shutdown,
+                r = self.leadership.changed() => {
+                    if r.is_err() || !self.still_leader(token) {
+                        return End::Lost;
+                    }
+                }
+                r = self.jobs.changed() => {
+                    if r.is_err() {
+                        // The store's watch ended: only happens on shutdown.
+                        return End::Shutdown;
+                    }
+                    let jobs = self.jobs.borrow_and_update().clone();
+                    let resumed = self.apply_job_set(&mut term, &jobs, Utc::now());
+                    if let Err(end) = self.catch_up(&mut term, resumed, "job change").await {
+                        return end;
+                    }
+                }
+                Some(cmd) = self.commands.recv() => {
+                    if let Err(end) = self.command(&term, cmd).await {
+                        return end;
+                    }
+                }
+                _ = sleep => {
+                    let due = term.planner.due(Utc::now());
+                    if let Err(end) = self.enqueue_all(&term, due).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings the planner in line with `set`; returns the jobs to catch up from their cursor
+    /// (resumed ones, and ones seen for the first time in this term).
+    fn apply_job_set(&self, term: &mut Term, set: &JobSet, now: DateTime<Utc>) -> Vec<String> {
+        self.metrics.jobs(set.jobs.len(), set.invalid.len());
+        let mut catch_up = Vec::new();
+        for (id, stored) in &set.jobs {
+            let job = stored.job.clone();
+            let active = !job.spec.paused;
+            match term.known.get(id) {
+                None if active => {
+                    term.planner.upsert(job.clone(), now);
+                    catch_up.push(id.clone());
+                }
+                None => {}
+                Some(old) => {
+                    let was_active = !old.spec.paused;
+                    if was_active && !active {
+                        term.planner.remove(id);
+                    } else if !was_active && active {
+                        term.planner.upsert(job.clone(), now);
+                        catch_up.push(id.clone());
+                    } else if active && old.spec != job.spec {
+                        // A changed spec keeps its place (the planner does not repeat a slot).
+                        term.planner.upsert(job.clone(), now);
+                    }
+                }
+            }
+            term.known.insert(id.clone(), job);
+        }
+        term.known.retain(|id, _| {
+            let keep = set.jobs.contains_key(id);
+            if !keep {
+                term.planner.remove(id);
+            }
+            keep
+        });
+        catch_up
+    }
+
+    /// Reads the cursors of `ids` and enqueues their missed slots by each job's policy. A job
+    /// without a cursor was never enqueued: it has nothing to catch up.
+    async fn catch_up(&mut self, term: &mut Term, ids: Vec<String>, why: &str) -> Result<(), End> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let cursors = loop {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            match self.queue.cursors(&refs).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    self.metrics.redis_error("cursors");
+                    tracing::warn!(error = %e, "cannot read the job cursors; retrying");
+                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, term.token).await {
+                        return Err(end);
+                    }
+                }
+            }
+        };
+        let now = Utc::now();
+        let (mut fires, mut skipped, mut jobs_behind) = (Vec::new(), 0u64, 0usize);
+        for id in &ids {
+            let Some(cursor) = cursors.get(id).copied() else {
+                continue;
+            };
+            let plan = term.planner.catch_up(id, Some(cursor), now);
+            if !plan.fires.is_empty() || plan.skipped > 0 {
+                jobs_behind += 1;
+            }
+            skipped += plan.skipped;
+            fires.extend(plan.fires);
+        }
+        let planned = fires.len() as u64;
+        self.metrics.catchup(planned, skipped);
+        self.enqueue_all(term, fires).await?;
+        tracing::info!(
+            token = term.token,
+            reason = why,
+            jobs = ids.len(),
+            jobs_behind,
+            enqueued = planned,
+            skipped,
+            "catch-up done"
+        );
+        Ok(())
+    }
+
+    /// Enqueues `fires` in batches with this term's token. A Redis error keeps the batch and
+    /// retries it with backoff while we still lead; `Fenced` ends the term.
+    async fn enqueue_all(&mut self, term: &Term, fires: Vec<Fire>) -> Result<(), End> {
+        let batch: Vec<(Arc<Job>, Fire)> = fires
+            .into_iter()
+            .filter_map(|f| term.known.get(&*f.job_id).map(|j| (j.clone(), f)))
+            .collect();
+        for chunk in batch.chunks(MAX_BATCH) {
+            let mut backoff = RETRY_BACKOFF_START;
+            loop {
+                // Never enqueue on a term the election already ended.
+                if !self.still_leader(term.token) {
+                    return Err(End::Lost);
+                }
+                let started = Instant::now();
+                let now = Utc::now();
+                let result = self
+                    .queue
+                    .enqueue(chunk, term.token, &self.tasks, now)
+                    .await;
+                self.metrics
+                    .batch(chunk.len(), started.elapsed().as_secs_f64());
+                match result {
+                    Ok(BatchOutcome::Done(outcomes)) => {
+                        self.record(chunk, &outcomes, now);
+                        break;
+                    }
+                    Ok(BatchOutcome::Fenced { fence }) => {
+                        self.metrics.fires(FireOutcomeLabel::Fenced, chunk.len() as u64);
+                        return Err(End::Deposed(fence));
+                    }
+                    Err(e) => {
+                        self.metrics.fires(FireOutcomeLabel::Error, chunk.len() as u64);
+                        self.metrics.redis_error("enqueue");
+                        tracing::warn!(
+                            token = term.token,
+                            fires = chunk.len(),
+                            error = %e,
+                            "enqueue failed; retrying the same fires in {backoff:?}"
+                        );
+                        if let Some(end) = self.pause(backoff, term.token).await {
+                            return Err(end);
+                        }
+                        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, chunk: &[(Arc<Job>, Fire)], outcomes: &[FireOutcome], now: DateTime<Utc>) {
+        let mut dup = 0;
+        let mut enq = 0;
+        for ((_, fire), outcome) in chunk.iter().zip(outcomes) {
+            match outcome {
+                FireOutcome::Enqueued => {
+                    enq += 1;
+                    if fire.kind == FireKind::Scheduled {
+                        let late = (now - fire.slot).num_microseconds().unwrap_or(i64::MAX);
+                        self.metrics.lateness(late as f64 / 1e6);
+                    }
+                    tracing::debug!(job = %fire.job_id, slot = %fire.slot, fire_id = %fire.fire_id, "enqueued");
+                }
+                FireOutcome::Duplicate => {
+                    dup += 1;
+                    tracing::debug!(job = %fire.job_id, slot = %fire.slot, "duplicate (already enqueued)");
+                }
+            }
+        }
+        self.metrics.fires(FireOutcomeLabel::Enqueued, enq);
+        self.metrics.fires(FireOutcomeLabel::Duplicate, dup);
+    }
+
+    /// Carries out an API command while leading (and not fence-blocked).
+    async fn command(&mut self, term: &Term, cmd: Command) -> Result<(), End> {
+        match cmd {
+            Command::ManualRun { job, reply } => {
+                let fire = Fire::manual(Arc::from(job.spec.id.as_str()), Utc::now());
+                let batch = [(job, fire.clone())];
+                let result = self
+                    .queue
+                    .enqueue(&batch, term.token, &self.tasks, Utc::now())
+                    .await;
+                let (answer, end) = match result {
+                    Ok(BatchOutcome::Done(o)) => {
+                        let enqueued = matches!(o.first(), Some(FireOutcome::Enqueued));
+                        self.record(&batch, &o, Utc::now());
+                        tracing::info!(job = %fire.job_id, fire_id = %fire.fire_id, "manual run enqueued");
+                        (Ok(ManualRun { fire, token: term.token, enqueued }), None)
+                    }
+                    Ok(BatchOutcome::Fenced { fence }) => {
+                        self.metrics.fires(FireOutcomeLabel::Fenced, 1);
+                        (Err(CommandError::Fenced(fence)), Some(End::Deposed(fence)))
+                    }
+                    Err(e) => {
+                        self.metrics.fires(FireOutcomeLabel::Error, 1);
+                        self.metrics.redis_error("enqueue");
+                        (Err(CommandError::Redis(e.to_string())), None)
+                    }
+                };
+                let _ = reply.send(answer);
+                end.map_or(Ok(()), Err)
+            }
+            Command::ResetFence { reply } => {
+                // Not blocked: the fence already equals our token (we raised it). Setting it
+                // again is harmless and gives the operator a definite answer.
+                let answer = match self.queue.reset_fence(term.token).await {
+                    Ok(_) => {
+                        tracing::warn!(token = term.token, "fence reset to this leader's token by an operator");
+                        Ok(term.token)
+                    }
+                    Err(e) => {
+                        self.metrics.redis_error("reset_fence");
+                        Err(CommandError::Redis(e.to_string()))
+                    }
+                };
+                let _ = reply.send(answer);
+                Ok(())
+            }
+        }
+    }
+
+    /// Fence-blocked: waits for an operator's reset (or the end of the term). `None` when the
+    /// fence was reset and the term may go on.
+    async fn wait_for_fence_reset(&mut self, token: u64, fence: u64) -> Option<End> {
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.recv() => return Some(End::Shutdown),
+                r = self.leadership.changed() => {
+                    if r.is_err() || !self.still_leader(token) {
+                        return Some(End::Lost);
+                    }
+                }
+                Some(cmd) = self.commands.recv() => match cmd {
+                    Command::ManualRun { reply, .. } => {
+                        let _ = reply.send(Err(CommandError::FenceBlocked { fence, token }));
+                    }
+                    Command::ResetFence { reply } => match self.queue.reset_fence(token).await {
+                        Ok(_) => {
+                            tracing::warn!(token, old_fence = fence, "fence reset to this leader's token by an operator; scheduling starts");
+                            let _ = reply.send(Ok(token));
+                            return None;
+                        }
+                        Err(e) => {
+                            self.metrics.redis_error("reset_fence");
+                            let _ = reply.send(Err(CommandError::Redis(e.to_string())));
+                        }
+                    },
+                },
+            }
+        }
+    }
+
+    /// Waits until the election says we lead; `None` on shutdown.
+    async fn wait_for_leadership(&mut self) -> Option<(u64, DateTime<Utc>)> {
+        loop {
+            if let Leadership::Leader { token, since } = &*self.leadership.borrow_and_update() {
+                return Some((*token, *since));
+            }
+            tokio::select! {
+                _ = self.shutdown.recv() => return None,
+                r = self.leadership.changed() => if r.is_err() { return None },
+                r = self.jobs.changed() => {
+                    if r.is_ok() {
+                        let set = self.jobs.borrow_and_update();
+                        self.metrics.jobs(set.jobs.len(), set.invalid.len());
+                    }
+                }
+                Some(cmd) = self.commands.recv() => reply_not_leader(cmd),
+            }
+        }
+    }
+
+    /// After being deposed: waits until the watch leaves `Leader{token}`; `false` on shutdown.
+    async fn wait_until_not(&mut self, token: u64) -> bool {
+        while self.still_leader(token) {
+            tokio::select! {
+                _ = self.shutdown.recv() => return false,
+                r = self.leadership.changed() => if r.is_err() { return false },
+                Some(cmd) = self.commands.recv() => reply_not_leader(cmd),
+            }
+        }
+        true
+    }
+
+    /// Sleeps `d` unless the term ends first.
+    async fn pause(&mut self, d: Duration, token: u64) -> Option<End> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return None,
+                _ = self.shutdown.recv() => return Some(End::Shutdown),
+                r = self.leadership.changed() => {
+                    if r.is_err() || !self.still_leader(token) {
+                        return Some(End::Lost);
+                    }
+                }
+            }
+        }
+    }
+
+    fn still_leader(&self, token: u64) -> bool {
+        matches!(*self.leadership.borrow(), Leadership::Leader { token: t, .. } if t == token)
+    }
+}
+
+fn reply_not_leader(cmd: Command) {
+    match cmd {
+        Command::ManualRun { reply, .. } => {
+            let _ = reply.send(Err(CommandError::NotLeader));
+        }
+        Command::ResetFence { reply } => {
+            let _ = reply.send(Err(CommandError::NotLeader));
+        }
+    }
+}
+
+/// Sleeps until the wall-clock instant `at` (forever when `None`). Slots are wall-clock
+/// instants; tokio sleeps on the monotonic clock, so the distance is taken now.
+async fn sleep_until_utc(at: Option<DateTime<Utc>>) {
+    match at {
+        None => std::future::pending().await,
+        Some(at) => {
+            let d = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(d).await
+        }
+    }
+}
