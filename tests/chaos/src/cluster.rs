@@ -267,16 +267,18 @@ impl Cluster {
         }))
     }
 
-    /// Waits until a running node of this run holds the lock; `not` excludes a node.
-    pub async fn wait_leader_not(
+    /// Waits until a running node of this run holds the lock and `accept` agrees;
+    /// `what` names the wait in the error.
+    pub async fn wait_leader_where(
         &mut self,
-        not: Option<&str>,
+        what: &str,
         limit: Duration,
+        accept: impl Fn(&LeaderNow) -> bool,
     ) -> Result<LeaderNow> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if let Ok(Some(leader)) = self.leader().await {
-                if Some(leader.node.as_str()) != not {
+                if accept(&leader) {
                     if let Ok(i) = self.node_index(&leader.node) {
                         if self.nodes[i].proc.is_running() {
                             return Ok(leader);
@@ -285,18 +287,21 @@ impl Cluster {
                 }
             }
             if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "no leader{} within {limit:?}",
-                    not.map(|n| format!(" other than {n}")).unwrap_or_default()
-                );
+                bail!("no leader {what} within {limit:?}");
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
+    /// Waits until a running node other than `not` holds the lock.
+    pub async fn wait_leader_not(&mut self, not: &str, limit: Duration) -> Result<LeaderNow> {
+        self.wait_leader_where(&format!("other than {not}"), limit, |l| l.node != not)
+            .await
+    }
+
     /// Waits until a running node of this run holds the lock.
     pub async fn wait_leader(&mut self, limit: Duration) -> Result<LeaderNow> {
-        self.wait_leader_not(None, limit).await
+        self.wait_leader_where("at all", limit, |_| true).await
     }
 
     /// Registers a job through node `via`'s API; returns what the checker needs.

@@ -76,17 +76,17 @@ impl Fault {
     pub async fn inject(self, c: &mut Cluster, t: &Timings) -> Result<Injected> {
         let leader = c.wait_leader(failover_limit(t)).await?;
         let li = c.node_index(&leader.node)?;
-        let started = Utc::now();
+        let mut started = Utc::now();
         let (lifted, note) = match self {
             Fault::KillLeader => {
                 c.nodes[li].proc.kill9().await?;
-                let next = c.wait_leader_not(Some(&leader.node), failover_limit(t)).await?;
+                let next = c.wait_leader_not(&leader.node, failover_limit(t)).await?;
                 c.start_node(li).await?;
                 (started, format!("{} killed, {} took over", leader.node, next.node))
             }
             Fault::PauseLeader => {
                 c.nodes[li].proc.signal("STOP")?;
-                let next = c.wait_leader_not(Some(&leader.node), failover_limit(t)).await;
+                let next = c.wait_leader_not(&leader.node, failover_limit(t)).await;
                 let paused_for = t.pause.saturating_sub(elapsed(started));
                 tokio::time::sleep(paused_for).await;
                 c.nodes[li].proc.signal("CONT")?;
@@ -104,7 +104,7 @@ impl Fault {
             }
             Fault::TermLeader => {
                 let clean = c.nodes[li].proc.stop().await?;
-                let next = c.wait_leader_not(Some(&leader.node), failover_limit(t)).await?;
+                let next = c.wait_leader_not(&leader.node, failover_limit(t)).await?;
                 c.start_node(li).await?;
                 let how = if clean { "exited" } else { "had to be killed after the grace period" };
                 (started, format!("{} {how}, {} took over", leader.node, next.node))
@@ -139,7 +139,11 @@ impl Fault {
             Fault::InvalidateSession => {
                 let url = format!("{}/v1/session/destroy/{}", c.consul_url, leader.session);
                 c.http.put(&url).await?.ok()?;
-                let next = c.wait_leader_not(None, failover_limit(t)).await?;
+                let next = c
+                    .wait_leader_where("with a new session", failover_limit(t), |l| {
+                        l.session != leader.session
+                    })
+                    .await?;
                 (
                     started,
                     format!("session of {} destroyed, {} leads", leader.node, next.node),
@@ -159,7 +163,15 @@ impl Fault {
             }
             Fault::RollingRestart => {
                 let mut order = Vec::new();
+                let mut leader_hit = None;
                 for i in 0..c.nodes.len() {
+                    // Failover is measured from the first stop of the node leading then,
+                    // not from the restarts of followers before it.
+                    let leads = c.leader().await.ok().flatten();
+                    if leader_hit.is_none() && leads.is_some_and(|l| l.node == c.nodes[i].name) {
+                        started = Utc::now();
+                        leader_hit = Some(c.nodes[i].name.clone());
+                    }
                     let clean = c.nodes[i].proc.stop().await?;
                     if !clean {
                         bail!("{} did not stop within the grace period", c.nodes[i].name);
@@ -171,7 +183,14 @@ impl Fault {
                 }
                 let lifted = Utc::now();
                 let next = c.wait_leader(failover_limit(t)).await?;
-                (lifted, format!("{} restarted in turn, {} leads", order.join(", "), next.node))
+                let hit = leader_hit.map_or_else(
+                    || "the leader was never among them".to_string(),
+                    |n| format!("measured from stopping {n}"),
+                );
+                (
+                    lifted,
+                    format!("{} restarted in turn, {hit}, {} leads", order.join(", "), next.node),
+                )
             }
         };
         c.wait_leader(failover_limit(t)).await?;
