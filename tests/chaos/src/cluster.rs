@@ -29,6 +29,9 @@ use redis_queue::test_server::{RedisServer, ServerOptions};
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
 /// cronnode's KV prefix against the dev agent (its default, so the defaults are what is tested).
 pub const DEV_KV_PREFIX: &str = "cronnode";
+/// The per-job cursors (sorted set: job id → last enqueued slot, Unix seconds) under the same
+/// prefix; read to know when the leader has caught up before the nodes are stopped.
+pub const CURSORS_KEY: &str = "{cronnode}:cursors";
 /// The fence key under cronnode's default Redis key prefix (`{cronnode}:`), read by the sampler.
 pub const FENCE_KEY: &str = "{cronnode}:fence";
 /// The platform's queue prefix (IronFunctions' default: empty).
@@ -334,6 +337,44 @@ impl Cluster {
         })
     }
 
+    /// Waits until every job's cursor has reached its last slot at or before `end` (the
+    /// leader has enqueued the whole window), or `limit` passes; a slow catch-up on a loaded
+    /// machine then shows as lateness, not as missing slots. Answers whether it caught up.
+    pub async fn wait_caught_up(
+        &self,
+        jobs: &[JobUnderTest],
+        end: DateTime<Utc>,
+        limit: Duration,
+    ) -> Result<bool> {
+        let last: Vec<(String, i64)> = jobs
+            .iter()
+            .filter_map(|j| last_slot(j, end).map(|s| (j.id.clone(), s.timestamp())))
+            .collect();
+        let url = self.redis_url.clone();
+        let probe = || {
+            let url = url.clone();
+            let last = last.clone();
+            async move {
+                let client = redis::Client::open(url.as_str())?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                for (job, slot) in &last {
+                    let cursor: Option<f64> = redis::cmd("ZSCORE")
+                        .arg(CURSORS_KEY)
+                        .arg(job)
+                        .query_async(&mut conn)
+                        .await?;
+                    if cursor.is_none_or(|c| (c as i64) < *slot) {
+                        bail!("{job} not enqueued up to {slot}");
+                    }
+                }
+                Ok(())
+            }
+        };
+        Ok(wait_for("catch-up of the window", limit, probe)
+            .await
+            .is_ok())
+    }
+
     /// Stops every node gracefully, then the fence sampler.
     pub async fn stop_nodes(&mut self) -> Result<()> {
         for node in &mut self.nodes {
@@ -485,6 +526,20 @@ where
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The last slot of `job` at or before `end`.
+fn last_slot(job: &JobUnderTest, end: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut at = job.created;
+    let mut last = None;
+    while let Some(next) = job.schedule.next_after(at) {
+        if next > end {
+            break;
+        }
+        last = Some(next);
+        at = next;
+    }
+    last
 }
 
 fn args(list: &[&str]) -> Vec<OsString> {

@@ -44,6 +44,9 @@ pub const CONSUL_ENV: &str = "CHAOS_CONSUL_ADDR";
 /// Environment variable: a directory holding prebuilt `cronnode` and `consul-dev` binaries.
 pub const BIN_DIR_ENV: &str = "CHAOS_BIN_DIR";
 
+/// How long the end of a run waits for the leader to have enqueued every slot of the window.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(60);
+
 /// The timings of a run.
 #[derive(Debug, Clone)]
 pub struct Timings {
@@ -211,6 +214,14 @@ pub async fn run(cfg: &RunConfig) -> Result<Outcome> {
 
     evidence.end = Utc::now();
     tokio::time::sleep(t.settle).await;
+    if !cluster
+        .wait_caught_up(&evidence.jobs, evidence.end, CATCH_UP_LIMIT)
+        .await?
+    {
+        progress(
+            "the cursors did not reach the end of the window; the checker will say which slots",
+        );
+    }
     progress("stopping the nodes");
     cluster.stop_nodes().await?;
     let (tasks, undecodable, fences) = cluster.collect().await?;
