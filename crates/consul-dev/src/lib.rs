@@ -17,10 +17,10 @@
 //! - `persist.rs`: the `--data-dir` snapshot.
 #![deny(missing_docs)]
 
-pub mod duration;
+mod duration;
 mod http;
 mod persist;
-pub mod state;
+mod state;
 mod timers;
 
 use std::net::SocketAddr;

@@ -1,7 +1,62 @@
 //! # consul-lock: cronnode's Consul client
 //!
-//! Owns everything cronnode says to Consul: sessions, the leader lock and its fencing token,
-//! the node's service registration and TTL check, and the job store under `<prefix>/jobs/`.
+//! Owns everything cronnode says to Consul: the leader lock and its fencing token, the node's
+//! service registration and TTL check, and the job store under `<prefix>/jobs/`. At steady
+//! state a node sends Consul a few requests per session TTL, whatever the number of jobs.
 //!
-//! SKELETON: the consul-lock issue fills this crate.
+//! ## Layout
+//!
+//! - `config.rs`: [`ConsulConfig`], read like Consul's own tools (`CONSUL_HTTP_ADDR`, ...).
+//! - `http.rs`: [`Consul`], the client handle: one connection pool shared by rs-consul and the
+//!   one thin hyper call for what rs-consul cannot say (its header says what and why).
+//! - `kv.rs`, `session.rs`, `agent.rs`: the Consul endpoints (consul-api.md §1-5).
+//! - `election.rs`: the leader election (consul-api.md §7) and the fencing token. **Start
+//!   here** to understand leadership; [`node`] wires it with the service registration.
+//! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`].
+//! - `store.rs`, `store_watch.rs`: the [`JobStore`] and its coalesced watch.
+//! - `settings.rs`: [`LockSettings`] and its checks.
+//!
+//! **Architecture Invariant:** a [`Leadership::Leader`] token is the lock key's ModifyIndex
+//! right after the acquiring write, never the LockIndex (which a delete or a plain PUT resets):
+//! Raft indexes never go backwards, so every term's token is larger than every earlier one's.
+//!
+//! **Architecture Invariant:** losing the lock is published (`Follower`) before anything else
+//! is done, and a leader steps down by its own clock once a TTL passed without proof that it
+//! still holds the lock. This crate makes no fenced side effect itself: the owner of the
+//! leadership channel does, carrying the token.
+//!
+//! Not here: the HTTP API, the CLI, the scheduler (cronnode); the job model (cron-core).
 #![deny(missing_docs)]
+
+mod agent;
+mod config;
+mod election;
+mod error;
+mod http;
+mod kv;
+mod leader;
+pub mod node;
+mod retry;
+mod session;
+mod settings;
+mod store;
+mod store_watch;
+
+pub use agent::{check_id, nodes, service_id, NodeStatus, LEADER_TAG, SERVICE_NAME};
+pub use config::{
+    ConsulConfig, DEFAULT_ADDR, ENV_ADDR, ENV_CACERT, ENV_CLIENT_CERT, ENV_SSL, ENV_TOKEN,
+};
+pub use election::{FOLLOW_WAIT, LOCK_DELAY_RETRY, REJOIN_PAUSE, RENEW_RETRY};
+pub use error::ConsulError;
+pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG};
+pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
+pub use node::{Node, NodeHandle};
+pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
+pub use session::{Renewal, SessionInfo};
+pub use settings::{
+    host_name, lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX,
+    DEFAULT_SESSION_TTL, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL,
+};
+pub use store::{check_id as check_job_id, InvalidEntry, JobSet, JobStore, StoreError, StoredJob};
+pub use store_watch::COALESCE_INTERVAL;

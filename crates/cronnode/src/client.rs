@@ -88,11 +88,6 @@ impl ApiClient {
         Ok(ApiClient { base, token, http })
     }
 
-    /// The base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// Sends one request and returns the raw answer, whatever its status.
     pub async fn send(
         &self,

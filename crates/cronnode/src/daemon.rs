@@ -137,7 +137,7 @@ pub async fn run_on(
     if let Some(t) = &config.consul_token {
         consul_cfg = consul_cfg.with_token(t.clone());
     }
-    let consul = Consul::new(consul_cfg);
+    let consul = Consul::new(consul_cfg).context("Consul client (--consul, --consul-token)")?;
 
     let queue_cfg = QueueConfig {
         url: config.redis_url.clone(),
@@ -167,13 +167,8 @@ pub async fn run_on(
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
     settings.validate().context("lock settings")?;
-    let Some(node) = with_backoff("registering with Consul", &mut startup_stop, || {
-        Node::start(consul.clone(), settings.clone())
-    })
-    .await
-    else {
-        return Ok(());
-    };
+    // Registration and election retry on their own while Consul is unreachable.
+    let node = Node::start(consul.clone(), settings);
 
     let store = JobStore::new(consul.clone(), &config.prefix);
     let jobs = store.watch();

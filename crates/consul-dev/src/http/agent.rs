@@ -71,7 +71,7 @@ fn node_json(s: &Store) -> Value {
 }
 
 /// Service instances named `name`: the `consul` service of the server itself, then ours.
-fn instances<'a>(s: &'a Store, name: &str) -> Vec<Service> {
+fn instances(s: &Store, name: &str) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
     if name == "consul" {
         out.push(Service {
@@ -243,11 +243,8 @@ fn parse_check(v: &Value, default_id: String) -> Result<(Check, bool), Reply> {
     let (status, given) = if status_text.is_empty() {
         (CheckStatus::Critical, false)
     } else {
-        let st = CheckStatus::parse(&status_text).ok_or_else(|| {
-            Reply::bad(format!(
-                "Status for checks must 'passing', 'warning', 'critical'"
-            ))
-        })?;
+        let st = CheckStatus::parse(&status_text)
+            .ok_or_else(|| Reply::bad("Status for checks must 'passing', 'warning', 'critical'"))?;
         (st, true)
     };
     let id = Some(s("CheckID"))
@@ -359,6 +356,15 @@ fn register(shared: &Shared, ctx: &Ctx) -> Reply {
     Reply::empty(hyper::StatusCode::OK)
 }
 
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// Dispatches `/v1/catalog/*`, `/v1/health/*`, `/v1/status/*` (all GET).
 pub async fn route_catalog(shared: &Shared, ctx: &Ctx, area: &str, sub: &str) -> Reply {
     let (op, arg) = sub.split_once('/').unwrap_or((sub, ""));
@@ -385,7 +391,15 @@ pub async fn route_catalog(shared: &Shared, ctx: &Ctx, area: &str, sub: &str) ->
         Err(r) => return r,
     };
     let filtered = ctx.filtered;
-    let passing = ctx.has("passing");
+    // Consul reads `passing` as a bool (bare means true), so `?passing=false` filters nothing.
+    let passing = match ctx.get("passing") {
+        None => false,
+        Some("") => true,
+        Some(v) => match parse_go_bool(v) {
+            Some(b) => b,
+            None => return Reply::bad("Invalid value for ?passing"),
+        },
+    };
     let tag = ctx.get("tag").map(str::to_string);
     blocking::run(shared, opts, |s| {
         let idx = s.catalog_index;

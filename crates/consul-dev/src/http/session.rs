@@ -141,7 +141,20 @@ fn strings(v: &Value, what: &str) -> Result<Option<Vec<String>>, String> {
     }
 }
 
-fn parse_create(body: &[u8], node: &str) -> Result<NewSession, String> {
+/// Why a create body was refused: Consul answers decoding errors with 400 and the checks its
+/// RPC makes after decoding (Behavior, TTL) with 500.
+enum CreateError {
+    Decode(String),
+    Rejected(String),
+}
+
+impl From<String> for CreateError {
+    fn from(e: String) -> Self {
+        CreateError::Decode(e)
+    }
+}
+
+fn parse_create(body: &[u8], node: &str) -> Result<NewSession, CreateError> {
     let mut req = NewSession {
         name: String::new(),
         node: node.to_string(),
@@ -157,7 +170,9 @@ fn parse_create(body: &[u8], node: &str) -> Result<NewSession, String> {
     }
     let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let Value::Object(m) = v else {
-        return Err("json: cannot unmarshal into Go value of type structs.Session".to_string());
+        return Err(CreateError::Decode(
+            "json: cannot unmarshal into Go value of type structs.Session".to_string(),
+        ));
     };
     let text = |name: &str| -> Result<Option<String>, String> {
         match field(&m, name) {
@@ -178,7 +193,11 @@ fn parse_create(body: &[u8], node: &str) -> Result<NewSession, String> {
         req.behavior = match b.as_str() {
             "" | "release" => Behavior::Release,
             "delete" => Behavior::Delete,
-            other => return Err(format!("\u{0}Invalid Behavior setting '{other}'")),
+            other => {
+                return Err(CreateError::Rejected(format!(
+                    "Invalid Behavior setting '{other}'"
+                )))
+            }
         };
     }
     if let Some(v) = field(&m, "LockDelay") {
@@ -186,14 +205,15 @@ fn parse_create(body: &[u8], node: &str) -> Result<NewSession, String> {
     }
     if let Some(t) = text("TTL")? {
         if !t.is_empty() {
-            let d = parse_go(&t).map_err(|e| format!("\u{0}Session TTL '{t}' invalid: {e}"))?;
+            let d = parse_go(&t)
+                .map_err(|e| CreateError::Rejected(format!("Session TTL '{t}' invalid: {e}")))?;
             if !d.is_zero() && (d < SESSION_TTL_MIN || d > SESSION_TTL_MAX) {
-                return Err(format!(
-                    "\u{0}Invalid Session TTL '{}', must be between [{}={}]",
+                return Err(CreateError::Rejected(format!(
+                    "Invalid Session TTL '{}', must be between [{}={}]",
                     d.as_nanos(),
                     crate::duration::format_go(SESSION_TTL_MIN),
                     crate::duration::format_go(SESSION_TTL_MAX)
-                ));
+                )));
             }
             req.ttl_dur = (!d.is_zero()).then_some(d);
         }
@@ -225,7 +245,11 @@ fn parse_create(body: &[u8], node: &str) -> Result<NewSession, String> {
                     .collect::<Result<Vec<_>, &str>>()
                     .map_err(str::to_string)?,
             ),
-            _ => return Err("json: cannot unmarshal ServiceChecks".to_string()),
+            _ => {
+                return Err(CreateError::Decode(
+                    "json: cannot unmarshal ServiceChecks".to_string(),
+                ))
+            }
         };
     }
     Ok(req)
@@ -235,9 +259,8 @@ fn create(shared: &Shared, ctx: &Ctx) -> Reply {
     let node = shared.read(|s| s.node.name.clone());
     let req = match parse_create(&ctx.body, &node) {
         Ok(r) => r,
-        // A leading NUL marks errors Consul raises after decoding (RPC errors: 500).
-        Err(e) if e.starts_with('\u{0}') => return Reply::internal(&e[1..]),
-        Err(e) => return Reply::bad(format!("Request decode failed: {e}")),
+        Err(CreateError::Rejected(e)) => return Reply::internal(e),
+        Err(CreateError::Decode(e)) => return Reply::bad(format!("Request decode failed: {e}")),
     };
     match shared.write(|s, now| s.create_session(req, now)) {
         Ok(sess) => Reply::json(&json!({"ID": sess.id})),

@@ -41,11 +41,18 @@ const MAX_FOLD_CANDIDATES: u32 = 200_000;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     expression: String,
+    slots: Slots,
+}
+
+/// The compiled schedule: small and `Copy`, so the planner keeps one beside each job and
+/// computes next slots without chasing pointers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slots {
     tz: Tz,
     kind: Kind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Cron(Calendar),
     Every(u64),
@@ -85,7 +92,7 @@ impl PartialEq for Schedule {
     /// Two schedules are equal when they have the same slots (same compiled form and zone),
     /// however they are written.
     fn eq(&self, other: &Schedule) -> bool {
-        self.kind == other.kind && self.tz == other.tz
+        self.slots == other.slots
     }
 }
 
@@ -107,7 +114,7 @@ fn macro_expansion(name: &str) -> Option<&'static str> {
 }
 
 /// Parses a zone name; `None` is UTC.
-pub fn parse_zone(tz: Option<&str>) -> Result<Tz, ScheduleError> {
+pub(crate) fn parse_zone(tz: Option<&str>) -> Result<Tz, ScheduleError> {
     match tz {
         None => Ok(Tz::UTC),
         Some(name) => name
@@ -137,8 +144,7 @@ impl Schedule {
         };
         Ok(Schedule {
             expression: expression.to_string(),
-            tz,
-            kind,
+            slots: Slots { tz, kind },
         })
     }
 
@@ -149,24 +155,32 @@ impl Schedule {
 
     /// The IANA name of the schedule's zone (`UTC` by default).
     pub fn timezone(&self) -> &'static str {
-        self.tz.name()
+        self.slots.tz.name()
+    }
+
+    pub(crate) fn slots(&self) -> Slots {
+        self.slots
     }
 
     /// The first slot strictly after `after`, or `None` when there is none.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Slots are whole seconds: the first candidate is the next whole second.
-        let after_secs = after.timestamp();
+        DateTime::from_timestamp(self.slots.next_after(after.timestamp())?, 0)
+    }
+}
+
+impl Slots {
+    /// The first slot strictly after `after_secs`, in Unix seconds.
+    pub(crate) fn next_after(&self, after_secs: i64) -> Option<i64> {
         match &self.kind {
             Kind::Every(period) => {
                 let p = i64::try_from(*period).ok()?;
-                let next = after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)?;
-                DateTime::from_timestamp(next, 0)
+                after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)
             }
             Kind::Cron(cal) => {
                 if self.tz == Tz::UTC {
                     let start = civil_of(after_secs.checked_add(1)?)?;
-                    let m = cal.next_match(start)?;
-                    DateTime::from_timestamp(timestamp_of_civil(m), 0)
+                    Some(timestamp_of_civil(cal.next_match(start)?))
                 } else {
                     self.next_in_zone(cal, after_secs)
                 }
@@ -174,7 +188,7 @@ impl Schedule {
         }
     }
 
-    fn next_in_zone(&self, cal: &Calendar, after_secs: i64) -> Option<DateTime<Utc>> {
+    fn next_in_zone(&self, cal: &Calendar, after_secs: i64) -> Option<i64> {
         let first = DateTime::from_timestamp(after_secs.checked_add(1)?, 0)?;
         let mut local = first.with_timezone(&self.tz).naive_local();
         for _ in 0..MAX_FOLD_CANDIDATES {
@@ -188,7 +202,7 @@ impl Schedule {
                 LocalResult::None => self.gap_end(naive)?,
             };
             if instant > after_secs {
-                return DateTime::from_timestamp(instant, 0);
+                return Some(instant);
             }
             // A repeated local time whose first occurrence is already past: try the next one.
             local = naive.checked_add_signed(chrono::Duration::seconds(1))?;

@@ -95,7 +95,7 @@ async fn leader_json(state: &AppState) -> Result<Value, ApiError> {
         json!({
             "node": i.node,
             "api_addr": i.api_addr,
-            "since": ts(i.since),
+            "since": i.since.map(ts),
             "token": i.token,
             "pid": i.pid,
             "version": i.version,
@@ -147,7 +147,8 @@ async fn nodes_json(state: &AppState) -> Result<Vec<Value>, ApiError> {
             json!({
                 "node": n.node,
                 "service_id": n.service_id,
-                "api_addr": n.api_addr,
+                "api_addr": format!("{}:{}", n.address, n.port),
+                "version": n.version,
                 "status": n.status,
                 "leader": n.leader,
             })
@@ -181,7 +182,12 @@ pub async fn status(state: &AppState) -> Answer {
         );
         m.insert(
             "queues".into(),
-            serde_json::to_value(&depths).unwrap_or(Value::Null),
+            json!({
+                "queue0": depths.queues[0],
+                "queue1": depths.queues[1],
+                "queue2": depths.queues[2],
+                "delayed": depths.delayed,
+            }),
         );
     }
     Ok(json_response(StatusCode::OK, &v))

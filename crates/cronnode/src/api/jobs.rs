@@ -107,8 +107,9 @@ pub fn job_json(stored: &StoredJob, last_start: Option<chrono::DateTime<Utc>>) -
 
 fn store_error(op: &'static str, state: &AppState, e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(m) => ApiError::conflict(m.to_string()),
-        StoreError::NotFound(m) => ApiError::not_found(m.to_string()),
+        e @ StoreError::Conflict { .. } => ApiError::conflict(e.to_string()),
+        StoreError::NotFound(id) => ApiError::not_found(format!("no job {id:?}")),
+        e @ (StoreError::Invalid(_) | StoreError::BadId { .. }) => ApiError::invalid_job(e.to_string()),
         other => {
             state.metrics.consul_error(op);
             ApiError::unavailable(format!("consul: {other}"))
@@ -153,7 +154,7 @@ pub async fn list(state: &AppState, app: Option<&str>) -> Answer {
     let invalid: Vec<Value> = set
         .invalid
         .iter()
-        .map(|i| json!({"key": i.key, "error": i.error.to_string()}))
+        .map(|i| json!({"key": i.key, "error": i.error}))
         .collect();
     Ok(json_response(StatusCode::OK, &json!({"jobs": jobs, "invalid": invalid})))
 }
@@ -220,7 +221,7 @@ pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> Answer {
                 return Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)));
             }
             // Someone else wrote in between: read again and retry.
-            Err(StoreError::Conflict(_)) => continue,
+            Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(store_error("update", state, e)),
         }
     }
@@ -276,7 +277,7 @@ pub async fn fires(state: &AppState, id: &str) -> Answer {
             );
             m.insert("lateness_ms".into(), json!(lateness_ms));
             m.insert("fire_id".into(), json!(h.fire_id.to_string()));
-            m.insert("kind".into(), json!(format!("{:?}", h.kind).to_lowercase()));
+            m.insert("kind".into(), json!(redis_queue::task::kind_name(h.kind)));
             m.insert("leader_node".into(), json!(h.node));
             m.insert("token".into(), json!(h.token));
             m.insert("outcome".into(), json!("enqueued"));

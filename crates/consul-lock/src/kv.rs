@@ -1,0 +1,398 @@
+//! Consul KV: reads (plain, `?consistent`, blocking, recursive) and the writes the lock and the
+//! job store need (txn `lock` and `cas`, `?release`, delete).
+//!
+//! Reads and transactions go through [`Consul::call`] (see `http.rs` for why); `?release` and
+//! deletes through rs-consul. Keys are passed as they are stored: callers build them only from
+//! the prefix and validated ids, so no escaping is needed (the alphabet is `[A-Za-z0-9_.-/]`).
+//!
+//! Start at [`Consul::kv_get`]; the blocking-query client rules of consul-api.md §3 are in
+//! [`Query`].
+
+use std::time::Duration;
+
+use base64::Engine;
+use hyper::Method;
+use serde::Deserialize;
+
+use crate::error::ConsulError;
+use crate::http::{rs_call, Consul, REQUEST_TIMEOUT};
+
+/// The official lock flag of Consul's `api/lock.go`, so `consul lock` and other clients
+/// recognise our lock key.
+pub const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
+
+/// Longest wait Consul honours for a blocking query.
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// Margin above Consul's jitter (wait/16) for a blocking request's HTTP deadline.
+const BLOCKING_MARGIN: Duration = Duration::from_secs(5);
+
+/// One KV entry as Consul returns it, with the value decoded from base64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    /// The full key.
+    pub key: String,
+    /// The raw value (empty when Consul says null).
+    pub value: Vec<u8>,
+    /// The entry's flags.
+    pub flags: u64,
+    /// The session holding the key, if any.
+    pub session: Option<String>,
+    /// Times the key was acquired (reset by a plain PUT or a delete: no good as a fence).
+    pub lock_index: u64,
+    /// The Raft index of the entry's creation.
+    pub create_index: u64,
+    /// The Raft index of the entry's last change: the fencing token right after an acquire,
+    /// the job store's version.
+    pub modify_index: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawEntry {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    flags: u64,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    lock_index: u64,
+    #[serde(default)]
+    create_index: u64,
+    #[serde(default)]
+    modify_index: u64,
+}
+
+impl RawEntry {
+    fn decode(self) -> Result<KvEntry, String> {
+        let value = match self.value {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| format!("key {}: value is not base64: {e}", self.key))?,
+            None => Vec::new(),
+        };
+        Ok(KvEntry {
+            key: self.key,
+            value,
+            flags: self.flags,
+            session: self.session.filter(|s| !s.is_empty()),
+            lock_index: self.lock_index,
+            create_index: self.create_index,
+            modify_index: self.modify_index,
+        })
+    }
+}
+
+/// How to read: consistency and blocking.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query {
+    /// Block until the index passes this (0: answer at once).
+    pub index: u64,
+    /// How long Consul may block (capped at [`MAX_WAIT`]).
+    pub wait: Duration,
+    /// `?consistent`: the leader confirms it still leads before answering.
+    pub consistent: bool,
+}
+
+impl Query {
+    /// A non-blocking read.
+    pub fn now() -> Query {
+        Query::default()
+    }
+
+    /// A non-blocking `?consistent` read.
+    pub fn consistent() -> Query {
+        Query {
+            consistent: true,
+            ..Query::default()
+        }
+    }
+
+    /// A blocking read from `index` for at most `wait`.
+    pub fn blocking(index: u64, wait: Duration) -> Query {
+        Query {
+            index,
+            wait,
+            consistent: false,
+        }
+    }
+
+    fn params(&self) -> (String, Duration) {
+        let mut q = String::new();
+        let mut timeout = REQUEST_TIMEOUT;
+        if self.consistent {
+            q.push_str("&consistent");
+        }
+        if self.index > 0 {
+            let wait = self.wait.min(MAX_WAIT).max(Duration::from_millis(1));
+            q.push_str(&format!(
+                "&index={}&wait={}ms",
+                self.index,
+                wait.as_millis()
+            ));
+            // Consul adds up to wait/16 of jitter: the deadline must be above wait × 17/16.
+            timeout = wait + wait / 16 + BLOCKING_MARGIN;
+        }
+        (q, timeout)
+    }
+}
+
+/// Client rule of consul-api.md §3: an index that went backwards restarts from 0, and an index
+/// is never sent below 1 (done by [`Query::params`] sending none for 0).
+pub fn next_index(previous: u64, answered: u64) -> u64 {
+    if answered < previous {
+        0
+    } else {
+        answered
+    }
+}
+
+/// The answer to a txn write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOutcome {
+    /// Written: the entry as it is after the write (ModifyIndex = the write's index).
+    Written(KvEntry),
+    /// Refused as an expected outcome: Consul's message (`lock is already held`,
+    /// `due to lock delay`, `index is stale`, `invalid session`).
+    Refused(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnAnswer {
+    #[serde(default)]
+    results: Option<Vec<TxnResult>>,
+    #[serde(default)]
+    errors: Option<Vec<TxnError>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnResult {
+    #[serde(rename = "KV")]
+    kv: Option<RawEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TxnError {
+    #[serde(default)]
+    what: String,
+}
+
+impl Consul {
+    /// Reads one key. A missing key is `None`; the index is `X-Consul-Index` (for a missing key
+    /// too, so it can be watched).
+    pub async fn kv_get(&self, key: &str, q: Query) -> Result<(Option<KvEntry>, u64), ConsulError> {
+        let (params, timeout) = q.params();
+        let path = format!("/v1/kv/{key}?{}", params.trim_start_matches('&'));
+        let (entries, index) = self.kv_read(&path, timeout).await?;
+        Ok((entries.into_iter().next(), index))
+    }
+
+    /// Reads every key under `prefix` (sorted by key). Entries whose value is not base64 are
+    /// impossible from Consul and fail the read.
+    pub async fn kv_list(
+        &self,
+        prefix: &str,
+        q: Query,
+    ) -> Result<(Vec<KvEntry>, u64), ConsulError> {
+        let (params, timeout) = q.params();
+        let path = format!("/v1/kv/{prefix}?recurse{params}");
+        self.kv_read(&path, timeout).await
+    }
+
+    async fn kv_read(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(Vec<KvEntry>, u64), ConsulError> {
+        let endpoint = crate::http::endpoint(&Method::GET, path);
+        let answer = self.call(Method::GET, path, None, timeout).await?;
+        match answer.status {
+            404 => Ok((Vec::new(), answer.index)),
+            200 => {
+                let raw: Vec<RawEntry> =
+                    serde_json::from_slice(&answer.body).map_err(|e| ConsulError::Decode {
+                        endpoint: endpoint.clone(),
+                        message: e.to_string(),
+                    })?;
+                let entries = raw
+                    .into_iter()
+                    .map(RawEntry::decode)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|message| ConsulError::Decode { endpoint, message })?;
+                Ok((entries, answer.index))
+            }
+            status => Err(ConsulError::from_status(&endpoint, status, &answer.body)),
+        }
+    }
+
+    /// Acquires `key` for `session` with a txn `lock`, which answers with the write's
+    /// ModifyIndex (the fencing token) in the same round trip.
+    pub async fn kv_lock(
+        &self,
+        key: &str,
+        value: &[u8],
+        flags: u64,
+        session: &str,
+    ) -> Result<TxnOutcome, ConsulError> {
+        let op = serde_json::json!({"KV": {
+            "Verb": "lock", "Key": key, "Flags": flags, "Session": session,
+            "Value": base64::engine::general_purpose::STANDARD.encode(value),
+        }});
+        self.txn_one(op).await
+    }
+
+    /// Writes `key` only if its ModifyIndex is `index` (0: only if it does not exist).
+    pub async fn kv_cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        index: u64,
+    ) -> Result<TxnOutcome, ConsulError> {
+        let op = serde_json::json!({"KV": {
+            "Verb": "cas", "Key": key, "Index": index,
+            "Value": base64::engine::general_purpose::STANDARD.encode(value),
+        }});
+        self.txn_one(op).await
+    }
+
+    async fn txn_one(&self, op: serde_json::Value) -> Result<TxnOutcome, ConsulError> {
+        const PATH: &str = "/v1/txn";
+        let endpoint = crate::http::endpoint(&Method::PUT, PATH);
+        let body = serde_json::to_vec(&[op]).map_err(|e| ConsulError::Decode {
+            endpoint: endpoint.clone(),
+            message: e.to_string(),
+        })?;
+        let answer = self
+            .call(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
+            .await?;
+        parse_txn(&endpoint, answer.status, &answer.body)
+    }
+
+    /// Releases `key` held by `session`, writing back `value` and `flags` (a release overwrites
+    /// both). `false` when the session did not hold it.
+    pub async fn kv_release(
+        &self,
+        key: &str,
+        value: &[u8],
+        flags: u64,
+        session: &str,
+    ) -> Result<bool, ConsulError> {
+        let endpoint = format!("PUT /v1/kv/{key} (release)");
+        let req = rs_consul::CreateOrUpdateKeyRequest {
+            key,
+            flags,
+            release: session,
+            ..Default::default()
+        };
+        let (ok, _) = rs_call(
+            &endpoint,
+            self.rs().create_or_update_key(req, value.to_vec()),
+        )
+        .await?;
+        Ok(ok)
+    }
+
+    /// Deletes `key` (true also when it was missing, as Consul answers).
+    pub async fn kv_delete(&self, key: &str) -> Result<bool, ConsulError> {
+        let endpoint = format!("DELETE /v1/kv/{key}");
+        let req = rs_consul::DeleteKeyRequest {
+            key,
+            ..Default::default()
+        };
+        rs_call(&endpoint, self.rs().delete_key(req)).await
+    }
+}
+
+fn parse_txn(endpoint: &str, status: u16, body: &[u8]) -> Result<TxnOutcome, ConsulError> {
+    match status {
+        200 | 409 => {}
+        _ => return Err(ConsulError::from_status(endpoint, status, body)),
+    }
+    let answer: TxnAnswer = serde_json::from_slice(body).map_err(|e| ConsulError::Decode {
+        endpoint: endpoint.to_string(),
+        message: format!("{e} (status {status})"),
+    })?;
+    if let Some(err) = answer.errors.and_then(|e| e.into_iter().next()) {
+        return if status == 409 {
+            Ok(TxnOutcome::Refused(err.what))
+        } else {
+            Err(ConsulError::Status {
+                endpoint: endpoint.to_string(),
+                status,
+                message: err.what,
+            })
+        };
+    }
+    let entry = answer
+        .results
+        .and_then(|r| r.into_iter().next())
+        .and_then(|r| r.kv)
+        .ok_or_else(|| ConsulError::Decode {
+            endpoint: endpoint.to_string(),
+            message: format!("status {status} without a KV result"),
+        })?;
+    let entry = entry.decode().map_err(|message| ConsulError::Decode {
+        endpoint: endpoint.to_string(),
+        message,
+    })?;
+    Ok(TxnOutcome::Written(entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_lock_answer_carries_modify_index() {
+        let body = br#"{"Results":[{"KV":{"LockIndex":3,"Key":"cronnode/leader","Flags":3304740253564472344,"Value":null,"Session":"s1","CreateIndex":10,"ModifyIndex":42}}],"Errors":null}"#;
+        let Ok(TxnOutcome::Written(e)) = parse_txn("PUT /v1/txn", 200, body) else {
+            panic!("not written");
+        };
+        assert_eq!(e.modify_index, 42);
+        assert_eq!(e.flags, LOCK_FLAG);
+        assert_eq!(e.session.as_deref(), Some("s1"));
+        assert!(e.value.is_empty());
+    }
+
+    #[test]
+    fn txn_conflict_is_a_value_other_errors_are_errors() {
+        let body = br#"{"Results":null,"Errors":[{"OpIndex":0,"What":"failed to lock key \"k\" due to lock delay"}]}"#;
+        assert_eq!(
+            parse_txn("PUT /v1/txn", 409, body).unwrap(),
+            TxnOutcome::Refused("failed to lock key \"k\" due to lock delay".to_string())
+        );
+        let e = parse_txn("PUT /v1/txn", 403, b"ACL not found").unwrap_err();
+        assert_eq!(e.status(), Some(403));
+        let e = parse_txn("PUT /v1/txn", 500, b"No cluster leader").unwrap_err();
+        assert!(e.to_string().contains("No cluster leader"));
+    }
+
+    #[test]
+    fn kv_entries_decode() {
+        let raw: Vec<RawEntry> = serde_json::from_slice(
+            br#"[{"LockIndex":0,"Key":"p/jobs/a","Flags":0,"Value":"eyJ4IjoxfQ==","CreateIndex":5,"ModifyIndex":7}]"#,
+        )
+        .unwrap();
+        let e = raw.into_iter().next().unwrap().decode().unwrap();
+        assert_eq!(e.value, br#"{"x":1}"#);
+        assert_eq!(e.session, None);
+        assert_eq!(e.modify_index, 7);
+    }
+
+    #[test]
+    fn blocking_deadline_above_wait_and_jitter() {
+        let wait = Duration::from_secs(16);
+        let (q, timeout) = Query::blocking(9, wait).params();
+        assert_eq!(q, "&index=9&wait=16000ms");
+        assert!(timeout > wait * 17 / 16);
+        let (q, _) = Query::consistent().params();
+        assert_eq!(q, "&consistent");
+        assert_eq!(next_index(10, 4), 0);
+        assert_eq!(next_index(10, 12), 12);
+    }
+}

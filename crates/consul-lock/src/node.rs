@@ -1,0 +1,189 @@
+//! A cronnode node in Consul: its service registration, its TTL check, and its election.
+//!
+//! [`Node::start`] spawns one supervisor task that registers the service (check passing) before
+//! anything else, because the lock session binds to that check; then runs the check loop
+//! (pass every TTL/2, register again when the agent forgot the check, move the `leader` tag
+//! when leadership changes) beside the election (`election.rs`). [`NodeHandle::shutdown`]
+//! resigns (release, then destroy the session) and deregisters the service.
+//!
+//! Must not: decide leadership (the election does) or touch the job store.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::agent::{CheckPass, ServiceSpec};
+use crate::election::Election;
+use crate::error::ConsulError;
+use crate::http::Consul;
+use crate::leader::Leadership;
+use crate::retry::{shutdown_asked, sleep_or_shutdown, AbortOnDrop, Backoff};
+use crate::settings::{LockSettings, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL};
+
+/// Retry interval of a failed check pass or registration.
+pub const CHECK_RETRY: Duration = Duration::from_secs(1);
+
+/// Starts nodes; see [`Node::start`].
+#[derive(Debug)]
+pub struct Node;
+
+/// The running node: its leadership channel and its shutdown.
+#[derive(Debug)]
+pub struct NodeHandle {
+    leadership: watch::Receiver<Leadership>,
+    shutdown: watch::Sender<bool>,
+    supervisor: AbortOnDrop,
+}
+
+impl Node {
+    /// Registers the node's service and runs the election in the background (needs a tokio
+    /// runtime). `settings` should have passed [`LockSettings::validate`]; out-of-range
+    /// durations are clamped into range (with a warning) rather than sent to Consul.
+    pub fn start(consul: Consul, settings: LockSettings) -> NodeHandle {
+        let settings = clamp(settings);
+        let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let supervisor =
+            AbortOnDrop::spawn(supervise(consul, settings, leadership_tx, shutdown_rx));
+        NodeHandle {
+            leadership,
+            shutdown,
+            supervisor,
+        }
+    }
+}
+
+impl NodeHandle {
+    /// This node's leadership: `Follower`, or `Leader { token, since }` while it holds the lock.
+    /// It turns `Follower` before anything else happens when the lock is lost.
+    pub fn leadership(&self) -> watch::Receiver<Leadership> {
+        self.leadership.clone()
+    }
+
+    /// Resigns (releases the lock, then destroys the session) and deregisters the service.
+    /// Bounded by the HTTP deadlines of those few calls.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.supervisor.0).await;
+    }
+
+    /// Stops every task at once without resigning or deregistering: what a killed process
+    /// leaves behind (the session lives until its TTL or its check expires). For failure
+    /// drills and tests.
+    pub fn abandon(self) {
+        drop(self.supervisor);
+    }
+}
+
+fn clamp(mut s: LockSettings) -> LockSettings {
+    if let Err(e) = s.validate() {
+        warn!(error = %e, "starting with invalid settings; durations are clamped");
+    }
+    s.session_ttl = s.session_ttl.clamp(MIN_SESSION_TTL, MAX_SESSION_TTL);
+    s.lock_delay = s.lock_delay.min(MAX_LOCK_DELAY);
+    s
+}
+
+async fn supervise(
+    consul: Consul,
+    settings: LockSettings,
+    leadership: watch::Sender<Leadership>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let spec = ServiceSpec {
+        node: settings.node.clone(),
+        api_addr: settings.api_addr.clone(),
+        version: settings.version.clone(),
+        check_ttl: settings.session_ttl,
+        leader: false,
+    };
+    // The session binds to the check: register first.
+    let mut backoff = Backoff::new();
+    loop {
+        match consul.service_register(&spec).await {
+            Ok(()) => break,
+            Err(e) => {
+                warn!(error = %e, "registering the cronnode service");
+                if !sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+    info!(node = %settings.node, "cronnode service registered");
+    let check = AbortOnDrop::spawn(check_loop(
+        consul.clone(),
+        spec.clone(),
+        leadership.subscribe(),
+        shutdown.clone(),
+    ));
+    let election = Election {
+        consul: consul.clone(),
+        settings: settings.clone(),
+        leadership,
+        shutdown: shutdown.clone(),
+    };
+    election.run().await;
+    drop(check);
+    if let Err(e) = consul.service_deregister(&settings.node).await {
+        warn!(error = %e, "deregistering the cronnode service");
+    }
+    info!(node = %settings.node, "cronnode service deregistered");
+}
+
+/// Passes the check every TTL/2; registers again when the agent forgot it or the tag must move.
+async fn check_loop(
+    consul: Consul,
+    mut spec: ServiceSpec,
+    mut leadership: watch::Receiver<Leadership>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let interval = spec.check_ttl / 2;
+    let mut next = tokio::time::Instant::now() + interval;
+    let mut register = false;
+    loop {
+        tokio::select! {
+            _ = shutdown_asked(&mut shutdown) => return,
+            _ = tokio::time::sleep_until(next) => {}
+            changed = leadership.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let leader = leadership.borrow_and_update().is_leader();
+                if leader == spec.leader {
+                    continue;
+                }
+                spec.leader = leader;
+                register = true;
+            }
+        }
+        let result = if register {
+            consul
+                .service_register(&spec)
+                .await
+                .map(|()| CheckPass::Passed)
+        } else {
+            consul.check_pass(&spec.node, "cronnode is running").await
+        };
+        next = match result {
+            Ok(CheckPass::Passed) => {
+                register = false;
+                tokio::time::Instant::now() + interval
+            }
+            Ok(CheckPass::Unknown) => {
+                warn!("the agent forgot the cronnode check; registering again");
+                register = true;
+                tokio::time::Instant::now()
+            }
+            Err(e) => {
+                log_check_error(&e);
+                tokio::time::Instant::now() + CHECK_RETRY
+            }
+        };
+    }
+}
+
+fn log_check_error(e: &ConsulError) {
+    warn!(error = %e, "passing the cronnode check");
+}

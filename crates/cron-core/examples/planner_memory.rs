@@ -1,0 +1,78 @@
+//! Peak memory and timing of the planner with 1,000,000 jobs (BENCHMARKS.md):
+//! `cargo run --release -p cron-core --example planner_memory`. Builds the jobs, drives one
+//! minute of `due()` second by second, and prints the process's peak resident memory (VmHWM).
+#![allow(clippy::unwrap_used)]
+// A measuring harness reads the clock; the library never does.
+#![allow(clippy::disallowed_methods)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration};
+use cron_core::{JobSpec, Planner};
+
+const JOBS: u32 = 1_000_000;
+
+fn vm_hwm() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: unknown")
+        .to_string()
+}
+
+/// CPU time of this thread in nanoseconds: the machine is shared, so wall time alone would
+/// count other processes' turns.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let now = DateTime::parse_from_rfc3339("2026-11-30T09:59:59Z")
+        .unwrap()
+        .to_utc();
+    let t0 = Instant::now();
+    let mut p = Planner::new();
+    for k in 0..JOBS {
+        // The same shapes as the criterion bench: all fire every minute.
+        let (freq, tz) = match k % 4 {
+            0 => (format!("{} * * * * *", k % 60), "UTC"),
+            1 => (format!("{} */1 * * * *", k % 60), "UTC"),
+            2 => (format!("{} * * * * 1-5", k % 60), "UTC"),
+            _ => ("* * * * *".to_string(), "Europe/Berlin"),
+        };
+        let json = format!(
+            r#"{{"id":"job-{k}","function":{{"app":"app","path":"/fn"}},"frequency":"{freq}","timezone":"{tz}"}}"#
+        );
+        let job = JobSpec::from_json(json.as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap();
+        p.upsert(Arc::new(job), now);
+    }
+    println!(
+        "loaded {} jobs in {:.2?}; {}",
+        p.len(),
+        t0.elapsed(),
+        vm_hwm()
+    );
+    for minute in 0..3 {
+        let base = now + Duration::minutes(minute);
+        let t = Instant::now();
+        let c = cpu_ns();
+        let mut n = 0usize;
+        for s in 1..=60 {
+            n += p.due(base + Duration::seconds(s)).len();
+        }
+        let cpu = std::time::Duration::from_nanos(cpu_ns() - c);
+        println!(
+            "minute {minute}: {n} fires in {:.2?} wall, {cpu:.2?} on CPU",
+            t.elapsed()
+        );
+    }
+    println!("peak: {}", vm_hwm());
+}
