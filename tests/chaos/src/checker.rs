@@ -354,8 +354,11 @@ fn fault_outcomes(evidence: &Evidence) -> Vec<FaultOutcome> {
             .rev()
             .find(|(e, _)| *e < fault.started)
             .map(|(_, t)| t.token);
-        let after: Vec<&(DateTime<Utc>, &Task)> =
-            timed.iter().filter(|(e, _)| *e >= fault.started).collect();
+        // Only this fault's window: a term change caused by the next fault is not this one's.
+        let after: Vec<&(DateTime<Utc>, &Task)> = timed
+            .iter()
+            .filter(|(e, _)| *e >= fault.started && *e < window_end)
+            .collect();
         let new_first = after
             .iter()
             .find(|(_, t)| old_term.is_none_or(|old| t.token > old));
@@ -674,6 +677,28 @@ mod tests {
         let f = &check(&e).faults[0];
         assert_eq!(f.new_term, None);
         assert_eq!(f.failover, Some(2.8));
+    }
+
+    #[test]
+    fn a_term_change_after_the_next_fault_is_not_this_faults() {
+        let mut e = clean();
+        // Redis fault at 2.5 s (no term change), next fault at 5.5 s, new term from slot 6.
+        e.faults.push(FaultRecord {
+            name: "redis".into(),
+            started: at(2) + TimeDelta::milliseconds(500),
+            lifted: at(3) + TimeDelta::milliseconds(500),
+            note: String::new(),
+        });
+        e.faults.push(FaultRecord {
+            name: "rolling".into(),
+            started: at(5) + TimeDelta::milliseconds(500),
+            lifted: at(5) + TimeDelta::milliseconds(500),
+            note: String::new(),
+        });
+        let r = check(&e);
+        assert_eq!(r.faults[0].new_term, None);
+        assert_eq!(r.faults[0].failover, Some(1.6));
+        assert_eq!(r.faults[1].new_term, Some(20));
     }
 
     #[test]
