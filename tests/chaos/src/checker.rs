@@ -177,6 +177,10 @@ pub struct Report {
     pub lateness: Lateness,
     /// The largest failover over all faults, seconds.
     pub max_failover: Option<f64>,
+    /// How many fence samples the fence check used, and the highest fence seen.
+    pub fence_samples: (usize, Option<u64>),
+    /// Distinct terms (tokens) that pushed tasks.
+    pub terms: usize,
 }
 
 impl Report {
@@ -207,6 +211,12 @@ pub fn check(evidence: &Evidence) -> Report {
         .map(|t| format!("{} on {}@{}", t.id, t.job, t.slot.to_rfc3339()))
         .collect();
     report.fence_violations = fence_violations(&evidence.tasks, &evidence.fences);
+    report.fence_samples = (
+        evidence.fences.len(),
+        evidence.fences.iter().map(|f| f.fence).max(),
+    );
+    let terms: std::collections::BTreeSet<u64> = evidence.tasks.iter().map(|t| t.token).collect();
+    report.terms = terms.len();
     report.lateness = lateness(evidence.tasks.iter().filter_map(late));
     report.faults = fault_outcomes(evidence);
     report.max_failover = report
@@ -446,6 +456,16 @@ impl fmt::Display for Report {
         for s in &self.skipped {
             writeln!(f, "skipped: {s}")?;
         }
+        writeln!(
+            f,
+            "{} tasks from {} terms; fence checked against push order and {} samples (highest {})",
+            self.lateness.count,
+            self.terms,
+            self.fence_samples.0,
+            self.fence_samples
+                .1
+                .map_or_else(|| "-".to_string(), |v| v.to_string())
+        )?;
         let l = &self.lateness;
         writeln!(
             f,

@@ -375,6 +375,21 @@ impl Cluster {
             .is_ok())
     }
 
+    /// The node's `cronnode_fires_total` for one outcome (`fenced`, `duplicate`, ...), from its
+    /// `/metrics`; `None` when the node does not answer or has no such series yet.
+    pub async fn fires_counted(&self, i: usize, outcome: &str) -> Option<u64> {
+        let url = format!("{}/metrics", self.nodes[i].api);
+        let body = self.http.get(&url).await.ok()?.ok().ok()?.body;
+        let text = String::from_utf8_lossy(&body);
+        let label = format!("\"{outcome}\"");
+        let total = text
+            .lines()
+            .filter(|l| l.starts_with("cronnode_fires_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        Some(total as u64)
+    }
+
     /// Stops every node gracefully, then the fence sampler.
     pub async fn stop_nodes(&mut self) -> Result<()> {
         for node in &mut self.nodes {

@@ -20,6 +20,9 @@ fn failover_limit(t: &Timings) -> Duration {
     t.session_ttl * 2 + t.lock_delay + Duration::from_secs(30)
 }
 
+/// How long the harness watches a woken leader before reading its metrics.
+const WAKE_OBSERVATION: Duration = Duration::from_secs(3);
+
 /// The faults, in the order the issue lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -92,10 +95,17 @@ impl Fault {
                 c.nodes[li].proc.signal("CONT")?;
                 let lifted = Utc::now();
                 let next = next.context("no successor while the leader was paused")?;
+                // Evidence, not the verdict (the checker reads the queues): did the woken
+                // leader try to push and meet the fence, or notice its loss first?
+                tokio::time::sleep(WAKE_OBSERVATION).await;
+                let fenced = c.fires_counted(li, "fenced").await.map_or_else(
+                    || "its metrics did not answer".to_string(),
+                    |n| format!("{n} of its fires refused by the fence after waking"),
+                );
                 (
                     lifted,
                     format!(
-                        "{} paused {:.0} s, {} took over",
+                        "{} paused {:.0} s, {} took over; {fenced}",
                         leader.node,
                         secs_between(started, lifted),
                         next.node

@@ -23,6 +23,11 @@ async fn seven_faults_every_slot_exactly_once() {
         }
     };
     println!("{}", outcome.report);
+    if std::env::var_os("CHAOS_KEEP").is_some() {
+        println!("logs and data kept in {}", dir.keep().display());
+        assert!(outcome.passed(), "{:?}\n{}", outcome.errors, outcome.report);
+        return;
+    }
     if !outcome.passed() {
         let kept = dir.keep();
         panic!(
