@@ -173,7 +173,7 @@ fn worst(statuses: impl Iterator<Item = String>) -> String {
 
 impl Consul {
     /// Registers (or re-registers) the node's service with its check passing.
-    pub async fn service_register(&self, spec: &ServiceSpec) -> Result<(), ConsulError> {
+    pub(crate) async fn service_register(&self, spec: &ServiceSpec) -> Result<(), ConsulError> {
         const PATH: &str = "/v1/agent/service/register";
         let body =
             serde_json::to_vec(&registration_body(spec)).map_err(|e| ConsulError::Decode {
@@ -186,7 +186,7 @@ impl Consul {
     }
 
     /// Removes the node's service and its check (invalidating sessions bound to it).
-    pub async fn service_deregister(&self, node: &str) -> Result<(), ConsulError> {
+    pub(crate) async fn service_deregister(&self, node: &str) -> Result<(), ConsulError> {
         let path = format!("/v1/agent/service/deregister/{}", service_id(node));
         self.call_ok(Method::PUT, &path, None, REQUEST_TIMEOUT)
             .await?;
@@ -194,7 +194,11 @@ impl Consul {
     }
 
     /// Passes the node's TTL check.
-    pub async fn check_pass(&self, node: &str, note: &str) -> Result<CheckPass, ConsulError> {
+    pub(crate) async fn check_pass(
+        &self,
+        node: &str,
+        note: &str,
+    ) -> Result<CheckPass, ConsulError> {
         let path = format!(
             "/v1/agent/check/pass/{}?note={}",
             check_id(node),

@@ -50,7 +50,7 @@ pub const RENEW_RETRY: Duration = Duration::from_secs(1);
 /// rates between this host and Consul's servers, and the delay of the step-down itself.
 pub const STEP_DOWN_EARLY_DIVISOR: u32 = 20;
 /// Added to the lock-delay before a node that lost the lock contends again.
-pub const REJOIN_PAUSE: Duration = Duration::from_secs(1);
+pub const REJOIN_PAUSE: Duration = Duration::from_secs(2);
 
 /// The session's liveness as the renewer sees it.
 #[derive(Debug, Clone, Copy)]
@@ -139,11 +139,19 @@ impl Election {
             match self.contend(&id, health.clone()).await {
                 Contended::Shutdown => {
                     drop(renewer);
-                    let _ = self.consul.session_destroy(&id).await;
+                    // An acquire cut short by the shutdown may still have been applied:
+                    // release (a no-op when not held) before destroying.
+                    let body = serde_json::to_vec(&self.lock_value()).unwrap_or_default();
+                    resign(&self.consul, &self.key(), &body, &id).await;
                     return;
                 }
                 Contended::SessionGone => {
                     info!(session = %id, "lock session gone while following; creating a new one");
+                    // Not at once: a session invalidated as soon as made (its check critical)
+                    // must not turn this into a busy loop.
+                    if !sleep_or_shutdown(RENEW_RETRY, &mut self.shutdown).await {
+                        return;
+                    }
                     continue;
                 }
                 Contended::Leader {

@@ -78,6 +78,8 @@ pub(crate) struct Answer {
     pub status: u16,
     /// `X-Consul-Index`, 0 when absent.
     pub index: u64,
+    /// `X-Consul-Results-Filtered-By-ACLs: true`: the token could not read part of a list.
+    pub filtered_by_acls: bool,
     /// The body.
     pub body: Bytes,
 }
@@ -170,6 +172,10 @@ impl Consul {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
+            let filtered_by_acls = resp
+                .headers()
+                .get("x-consul-results-filtered-by-acls")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
             let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
@@ -181,6 +187,7 @@ impl Consul {
             Ok(Answer {
                 status,
                 index,
+                filtered_by_acls,
                 body,
             })
         };
@@ -323,6 +330,20 @@ mod tests {
         let cfg = ConsulConfig::new("https://h:1").with_ca_cert("/nonexistent/ca.pem");
         let e = Consul::new(cfg).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn https_client_builds_with_web_pki_roots() {
+        let consul =
+            Consul::new(ConsulConfig::new("consul.internal:8501").with_token("t")).unwrap();
+        assert_eq!(consul.base_url(), "http://consul.internal:8501");
+        let mut cfg = ConsulConfig::new("consul.internal:8501");
+        cfg.ssl = true;
+        let consul = Consul::new(cfg).unwrap();
+        assert_eq!(consul.base_url(), "https://consul.internal:8501");
+        // The token never shows in debug output.
+        let consul = Consul::new(ConsulConfig::new("h:1").with_token("s3cret")).unwrap();
+        assert!(!format!("{consul:?}").contains("s3cret"));
     }
 
     #[test]

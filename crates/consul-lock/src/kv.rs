@@ -211,6 +211,16 @@ impl Consul {
     ) -> Result<(Vec<KvEntry>, u64), ConsulError> {
         let endpoint = crate::http::endpoint(&Method::GET, path);
         let answer = self.call(Method::GET, path, None, timeout).await?;
+        if answer.filtered_by_acls {
+            // Consul drops what the token may not read from a list: a partial job set would
+            // look like deleted jobs, so it is an error.
+            return Err(ConsulError::Denied {
+                endpoint,
+                message: "X-Consul-Results-Filtered-By-ACLs: the answer left out keys the \
+                          token may not read (it needs key:read on the whole prefix)"
+                    .to_string(),
+            });
+        }
         match answer.status {
             404 => Ok((Vec::new(), answer.index)),
             200 => {

@@ -73,7 +73,8 @@ pub struct LeaderInfo {
     pub version: String,
     /// When the holder acquired the lock.
     pub since: Option<DateTime<Utc>>,
-    /// The holder's fencing token (the key's ModifyIndex).
+    /// The key's ModifyIndex: the holder's fencing token, unless someone wrote the key by hand
+    /// (a plain PUT) since it was acquired.
     pub token: u64,
     /// The session holding the key.
     pub session: String,

@@ -49,14 +49,16 @@ pub use config::{
 pub use election::{FOLLOW_WAIT, LOCK_DELAY_RETRY, REJOIN_PAUSE, RENEW_RETRY};
 pub use error::ConsulError;
 pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
-pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG};
+pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG, MAX_WAIT};
 pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
 pub use node::{Node, NodeHandle};
 pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
-pub use session::{Renewal, SessionInfo};
+pub use session::SessionInfo;
 pub use settings::{
     host_name, lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX,
     DEFAULT_SESSION_TTL, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
-pub use store::{check_id as check_job_id, InvalidEntry, JobSet, JobStore, StoreError, StoredJob};
+pub use store::{
+    check_id as check_job_id, InvalidEntry, JobSet, JobStore, StoreError, StoredJob, MAX_ID_LEN,
+};
 pub use store_watch::COALESCE_INTERVAL;

@@ -28,7 +28,9 @@ pub const CHECK_RETRY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Node;
 
-/// The running node: its leadership channel and its shutdown.
+/// The running node: its leadership channel and its shutdown. Dropping it without
+/// [`NodeHandle::shutdown`] is [`NodeHandle::abandon`]: nothing is released (a caller's bounded
+/// grace period may drop a shutdown that takes too long while Consul is unreachable).
 #[derive(Debug)]
 pub struct NodeHandle {
     leadership: watch::Receiver<Leadership>,

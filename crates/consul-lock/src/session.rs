@@ -108,7 +108,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 
 impl Consul {
     /// Creates a session through the agent (so it belongs to the agent's node).
-    pub async fn session_create(&self, spec: &SessionSpec) -> Result<String, ConsulError> {
+    pub(crate) async fn session_create(&self, spec: &SessionSpec) -> Result<String, ConsulError> {
         const PATH: &str = "/v1/session/create";
         let body = serde_json::to_vec(spec).map_err(|e| ConsulError::Decode {
             endpoint: format!("PUT {PATH}"),
@@ -126,7 +126,7 @@ impl Consul {
     }
 
     /// Renews a session; 404 is [`Renewal::Gone`].
-    pub async fn session_renew(&self, id: &str) -> Result<Renewal, ConsulError> {
+    pub(crate) async fn session_renew(&self, id: &str) -> Result<Renewal, ConsulError> {
         let path = format!("/v1/session/renew/{id}");
         let answer = self.call(Method::PUT, &path, None, REQUEST_TIMEOUT).await?;
         match answer.status {

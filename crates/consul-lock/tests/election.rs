@@ -211,7 +211,16 @@ async fn outage(fault: &str) {
         watch.wait_no_leader(TTL + Duration::from_secs(2)).await,
         "{fault}: the leader did not step down"
     );
-    let down = watch.stepped_down(leader).unwrap();
+    // The watcher task records the instant; give it a moment to run.
+    let mut down = watch.stepped_down(leader);
+    for _ in 0..100 {
+        if down.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        down = watch.stepped_down(leader);
+    }
+    let down = down.unwrap();
     assert!(
         down - began < TTL,
         "{fault}: stepped down {:?} after the fault began (TTL {TTL:?})",

@@ -60,7 +60,11 @@ fn main() {
         t0.elapsed(),
         vm_hwm()
     );
-    for minute in 0..3 {
+    let minutes: i64 = std::env::var("MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(3);
+    for minute in 0..minutes {
         let base = now + Duration::minutes(minute);
         let t = Instant::now();
         let c = cpu_ns();

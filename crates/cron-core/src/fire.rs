@@ -112,6 +112,11 @@ mod tests {
         );
         // Pinned: this value must never change between versions.
         assert_eq!(fire_id("report", t).get_version_num(), 5);
+        // Checked independently: Python's uuid.uuid5(FIRE_NAMESPACE, "report@1774746000").
+        assert_eq!(
+            fire_id("report", t).to_string(),
+            "a2b5fc06-a00f-57d2-a180-5ff49e714b51"
+        );
         for (id, ts) in [
             ("report", 1_774_746_000i64),
             ("a", -5),

@@ -159,12 +159,53 @@ pub enum JobError {
 impl JobSpec {
     /// Parses a spec from JSON, naming unknown or missing fields.
     pub fn from_json(bytes: &[u8]) -> Result<JobSpec, JobError> {
-        serde_json::from_slice(bytes).map_err(|e| JobError::Json(e.to_string()))
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| JobError::Json(e.to_string()))?;
+        // serde names an unknown field but not the object it is in: say `function: ...`.
+        check_keys(&value, "job", TOP_FIELDS)?;
+        check_keys(&value["function"], "function", FUNCTION_FIELDS)?;
+        check_keys(&value["catchup"], "catchup", CATCHUP_FIELDS)?;
+        serde_json::from_value(value).map_err(|e| JobError::Json(e.to_string()))
     }
 
     /// Checks every field and parses the schedule.
     pub fn validate(self) -> Result<Job, JobError> {
         crate::job::validate(self)
+    }
+}
+
+const TOP_FIELDS: &[&str] = &[
+    "id",
+    "function",
+    "frequency",
+    "timezone",
+    "paused",
+    "catchup",
+    "description",
+    "tags",
+    "created_at",
+    "updated_at",
+];
+const FUNCTION_FIELDS: &[&str] = &[
+    "app", "path", "headers", "body", "image", "priority", "timeout", "delay",
+];
+const CATCHUP_FIELDS: &[&str] = &["policy", "window"];
+
+fn check_keys(
+    value: &serde_json::Value,
+    object: &'static str,
+    known: &[&str],
+) -> Result<(), JobError> {
+    let Some(map) = value.as_object() else {
+        // Not an object (or absent): serde reports the type error.
+        return Ok(());
+    };
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(field(
+            object,
+            format!("unknown field {k:?} (allowed: {})", known.join(", ")),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -64,7 +64,9 @@ pub struct ApiClient {
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiClient").field("base", &self.base).finish()
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .finish()
     }
 }
 
@@ -115,7 +117,11 @@ impl ApiClient {
             cause,
         };
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            let resp = self.http.request(req).await.map_err(|e| unreachable(error_chain(&e)))?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status();
             let body = resp
                 .into_body()

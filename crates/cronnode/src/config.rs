@@ -22,6 +22,10 @@ use serde::Deserialize;
 pub const ENV_CONSUL_ADDR: &str = "CONSUL_HTTP_ADDR";
 /// Environment variable of the Consul ACL token (Consul's own convention).
 pub const ENV_CONSUL_TOKEN: &str = "CONSUL_HTTP_TOKEN";
+/// Environment variable that turns on https to Consul (Consul's own convention).
+pub const ENV_CONSUL_SSL: &str = "CONSUL_HTTP_SSL";
+/// Environment variable of the CA file for https to Consul (Consul's own convention).
+pub const ENV_CONSUL_CACERT: &str = "CONSUL_CACERT";
 /// Environment variable of the Redis URL.
 pub const ENV_REDIS_URL: &str = "REDIS_URL";
 /// Environment variable of the API listen address.
@@ -92,6 +96,10 @@ pub struct RawConfig {
     pub consul: Option<String>,
     /// `--consul-token` / `CONSUL_HTTP_TOKEN`.
     pub consul_token: Option<String>,
+    /// `--consul-ssl` / `CONSUL_HTTP_SSL`.
+    pub consul_ssl: Option<String>,
+    /// `--consul-cacert` / `CONSUL_CACERT`.
+    pub consul_cacert: Option<String>,
     /// `--redis` / `REDIS_URL`.
     pub redis: Option<String>,
     /// `--listen` / `CRONNODE_LISTEN`.
@@ -127,6 +135,8 @@ pub struct Config {
     pub consul_addr: String,
     /// Consul ACL token.
     pub consul_token: Option<String>,
+    /// A PEM CA file to trust for https to Consul.
+    pub consul_cacert: Option<std::path::PathBuf>,
     /// Redis URL (`redis://`, `rediss://` or `unix://`).
     pub redis_url: String,
     /// Where the API listens.
@@ -161,6 +171,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("consul_addr", &self.consul_addr)
             .field("consul_token", &self.consul_token.as_ref().map(|_| "<set>"))
+            .field("consul_cacert", &self.consul_cacert)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("listen", &self.listen)
             .field("advertise", &self.advertise)
@@ -233,6 +244,8 @@ impl RawConfig {
         RawConfig {
             consul: self.consul.or(lower.consul),
             consul_token: self.consul_token.or(lower.consul_token),
+            consul_ssl: self.consul_ssl.or(lower.consul_ssl),
+            consul_cacert: self.consul_cacert.or(lower.consul_cacert),
             redis: self.redis.or(lower.redis),
             listen: self.listen.or(lower.listen),
             advertise: self.advertise.or(lower.advertise),
@@ -252,17 +265,46 @@ impl RawConfig {
     /// Checks every setting, applies defaults, and reports all problems at once.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let mut bad = |setting: &'static str, message: String| {
-            problems.push(Problem { setting, message })
-        };
+        let mut bad =
+            |setting: &'static str, message: String| problems.push(Problem { setting, message });
 
-        let consul_addr = match normalize_http_addr(self.consul.as_deref().unwrap_or(DEFAULT_CONSUL_ADDR)) {
+        let consul_ssl = match self.consul_ssl.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                bad(
+                    "--consul-ssl",
+                    format!("{other:?} is not allowed: true or false (or 1/0)"),
+                );
+                false
+            }
+        };
+        let consul_text = self.consul.as_deref().unwrap_or(DEFAULT_CONSUL_ADDR);
+        let consul_addr = match normalize_http_addr(consul_text) {
+            // Consul's convention: CONSUL_HTTP_SSL=true makes a plain address https.
+            Ok(a) if consul_ssl => a.replacen("http://", "https://", 1),
             Ok(a) => a,
             Err(m) => {
                 bad("--consul", m);
                 String::new()
             }
         };
+        let consul_cacert = self
+            .consul_cacert
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
+        if let Some(p) = &consul_cacert {
+            if std::fs::metadata(p).map(|m| !m.is_file()).unwrap_or(true) {
+                bad(
+                    "--consul-cacert",
+                    format!(
+                        "{} is not a readable file (a PEM CA certificate)",
+                        p.display()
+                    ),
+                );
+            }
+        }
         let redis_url = self.redis.unwrap_or_else(|| DEFAULT_REDIS_URL.to_string());
         if !["redis://", "rediss://", "unix://", "redis+unix://"]
             .iter()
@@ -308,14 +350,18 @@ impl RawConfig {
         if !valid_name(&node, MAX_NODE_LEN) {
             bad(
                 "--node",
-                format!("{node:?} is not allowed: 1-{MAX_NODE_LEN} characters of A-Z a-z 0-9 _ . -"),
+                format!(
+                    "{node:?} is not allowed: 1-{MAX_NODE_LEN} characters of A-Z a-z 0-9 _ . -"
+                ),
             );
         }
         let prefix = self.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
         if prefix.is_empty()
             || prefix.starts_with('/')
             || prefix.ends_with('/')
-            || prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+            || prefix
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
             || !prefix
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.,/".contains(c))
@@ -325,29 +371,54 @@ impl RawConfig {
                 format!("{prefix:?} is not a Consul KV prefix: segments of A-Z a-z 0-9 _ - . , joined by '/', no leading or trailing '/', no '..'"),
             );
         }
-        let queue_prefix = self.queue_prefix.unwrap_or_else(|| DEFAULT_QUEUE_PREFIX.to_string());
-        if queue_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            bad("--queue-prefix", format!("{queue_prefix:?} must not contain spaces or control characters"));
+        let queue_prefix = self
+            .queue_prefix
+            .unwrap_or_else(|| DEFAULT_QUEUE_PREFIX.to_string());
+        if queue_prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            bad(
+                "--queue-prefix",
+                format!("{queue_prefix:?} must not contain spaces or control characters"),
+            );
         }
-        let redis_prefix = self.redis_prefix.unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_string());
-        if redis_prefix.is_empty() || redis_prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            bad("--redis-prefix", format!("{redis_prefix:?} must be non-empty, without spaces or control characters"));
+        let redis_prefix = self
+            .redis_prefix
+            .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_string());
+        if redis_prefix.is_empty()
+            || redis_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            bad(
+                "--redis-prefix",
+                format!("{redis_prefix:?} must be non-empty, without spaces or control characters"),
+            );
         }
-        let functions_url = self.functions_url.unwrap_or_else(|| DEFAULT_FUNCTIONS_URL.to_string());
+        let functions_url = self
+            .functions_url
+            .unwrap_or_else(|| DEFAULT_FUNCTIONS_URL.to_string());
         if let Err(m) = normalize_http_addr(&functions_url) {
             bad("--functions-url", m);
         }
         let default_image = self.default_image.filter(|s| !s.is_empty());
         if let Some(img) = &default_image {
             if img.chars().any(|c| c.is_whitespace()) {
-                bad("--default-image", format!("{img:?} must not contain spaces"));
+                bad(
+                    "--default-image",
+                    format!("{img:?} must not contain spaces"),
+                );
             }
         }
         let session_ttl = match self.session_ttl.as_deref().map(parse_duration) {
             None => DEFAULT_SESSION_TTL,
             Some(Ok(d)) if d >= SESSION_TTL_RANGE.0 && d <= SESSION_TTL_RANGE.1 => d,
             Some(Ok(d)) => {
-                bad("--session-ttl", format!("{d:?} is out of range 10s-24h (Consul's bounds)"));
+                bad(
+                    "--session-ttl",
+                    format!("{d:?} is out of range 10s-24h (Consul's bounds)"),
+                );
                 DEFAULT_SESSION_TTL
             }
             Some(Err(m)) => {
@@ -359,7 +430,10 @@ impl RawConfig {
             None => DEFAULT_LOCK_DELAY,
             Some(Ok(d)) if d <= MAX_LOCK_DELAY => d,
             Some(Ok(d)) => {
-                bad("--lock-delay", format!("{d:?} is out of range 0s-60s (Consul's cap)"));
+                bad(
+                    "--lock-delay",
+                    format!("{d:?} is out of range 0s-60s (Consul's cap)"),
+                );
                 DEFAULT_LOCK_DELAY
             }
             Some(Err(m)) => {
@@ -369,11 +443,17 @@ impl RawConfig {
         };
         let api_token = match self.api_token {
             Some(t) if t.trim().is_empty() => {
-                bad("--api-token", "must not be empty or blank when set".to_string());
+                bad(
+                    "--api-token",
+                    "must not be empty or blank when set".to_string(),
+                );
                 None
             }
             Some(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-                bad("--api-token", "must not contain spaces or control characters".to_string());
+                bad(
+                    "--api-token",
+                    "must not contain spaces or control characters".to_string(),
+                );
                 None
             }
             other => other,
@@ -383,7 +463,10 @@ impl RawConfig {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                bad("--log-format", format!("{other:?} is not allowed: pretty or json"));
+                bad(
+                    "--log-format",
+                    format!("{other:?} is not allowed: pretty or json"),
+                );
                 LogFormat::Pretty
             }
         };
@@ -392,6 +475,7 @@ impl RawConfig {
             Some(listen) if problems.is_empty() => Ok(Config {
                 consul_addr,
                 consul_token,
+                consul_cacert,
                 redis_url,
                 listen,
                 advertise,
@@ -416,7 +500,11 @@ pub fn normalize_http_addr(text: &str) -> Result<String, String> {
     let t = text.trim().trim_end_matches('/');
     let (scheme, rest) = match t.split_once("://") {
         Some((s @ ("http" | "https"), rest)) => (s, rest),
-        Some((s, _)) => return Err(format!("{text:?}: scheme {s:?} is not allowed: http or https")),
+        Some((s, _)) => {
+            return Err(format!(
+                "{text:?}: scheme {s:?} is not allowed: http or https"
+            ))
+        }
         None => ("http", t),
     };
     if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
@@ -429,7 +517,9 @@ pub fn normalize_http_addr(text: &str) -> Result<String, String> {
 
 fn valid_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok(),
+        Some((host, port)) => {
+            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok()
+        }
         None => false,
     }
 }
@@ -437,7 +527,8 @@ fn valid_host_port(s: &str) -> bool {
 fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// A Go-style duration (`10s`, `1m30s`, `500ms`) as the schedule language reads it.
@@ -457,7 +548,13 @@ pub fn default_node_name() -> String {
     let cleaned: String = raw
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(MAX_NODE_LEN)
         .collect();
     if cleaned.is_empty() {
@@ -529,7 +626,10 @@ mod tests {
             listen: Some("0.0.0.0:8765".into()),
             ..Default::default()
         };
-        assert_eq!(raw.clone().validate().unwrap_err().problems[0].setting, "--advertise");
+        assert_eq!(
+            raw.clone().validate().unwrap_err().problems[0].setting,
+            "--advertise"
+        );
         let c = RawConfig {
             advertise: Some("node1.internal:8765".into()),
             ..raw
@@ -543,7 +643,11 @@ mod tests {
     fn file_fills_what_flags_leave_unset() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "node = \"from-file\"\nsession-ttl = \"15s\"\nconsul = \"10.0.0.1:8500\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "node = \"from-file\"\nsession-ttl = \"15s\"\nconsul = \"10.0.0.1:8500\"\n",
+        )
+        .unwrap();
         let file = RawConfig::from_toml_file(&path).unwrap();
         let c = RawConfig {
             node: Some("from-flag".into()),
@@ -564,6 +668,28 @@ mod tests {
         std::fs::write(&path, "sesion-ttl = \"15s\"\n").unwrap();
         let err = RawConfig::from_toml_file(&path).unwrap_err();
         assert!(err.to_string().contains("sesion-ttl"), "{err}");
+    }
+
+    #[test]
+    fn consul_ssl_makes_a_plain_address_https() {
+        let c = RawConfig {
+            node: Some("n".into()),
+            consul: Some("consul.internal:8501".into()),
+            consul_ssl: Some("true".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.consul_addr, "https://consul.internal:8501");
+        let err = RawConfig {
+            consul_ssl: Some("yes".into()),
+            consul_cacert: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
+        assert_eq!(names, ["--consul-ssl", "--consul-cacert"]);
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub async fn run_on(
     if let Some(t) = &config.consul_token {
         consul_cfg = consul_cfg.with_token(t.clone());
     }
+    if let Some(ca) = &config.consul_cacert {
+        consul_cfg = consul_cfg.with_ca_cert(ca.clone());
+    }
     let consul = Consul::new(consul_cfg).context("Consul client (--consul, --consul-token)")?;
 
     let queue_cfg = QueueConfig {
@@ -202,12 +205,18 @@ pub async fn run_on(
 
     // 1. Stop scheduling: the loop returns at its next await point (an in-flight batch is
     //    safe: a successor retries the same fire ids).
-    if tokio::time::timeout(SHUTDOWN_STEP, leader_task).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STEP, leader_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("the leader loop did not stop within {SHUTDOWN_STEP:?}");
     }
     // 2. Resign (release the lock, then destroy the session, so a successor takes over at
     //    once) and deregister.
-    if tokio::time::timeout(SHUTDOWN_STEP, node.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_STEP, node.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("resign/deregister did not finish within {SHUTDOWN_STEP:?}; the session TTL will free the lock");
     }
     // 3. Let in-flight API requests finish (the server bounds its own grace).

@@ -121,7 +121,9 @@ pub async fn run(args: DevArgs) -> i32 {
     let redis_prefix = raw.redis_prefix.clone().or_else(|| {
         // With a fresh embedded Consul every run, a shared Redis would hold the fence of the
         // previous run (above the new agent's indexes): start clean instead.
-        agent.as_ref().and(redis_child.is_none().then(dev_redis_prefix))
+        agent
+            .as_ref()
+            .and(redis_child.is_none().then(dev_redis_prefix))
     });
     let config = RawConfig {
         consul: Some(consul_url.clone()),
@@ -192,12 +194,20 @@ pub async fn run(args: DevArgs) -> i32 {
     println!("  CLI:          CRONNODE_API=http://{api_addr} cronnode status");
     println!(
         "  Consul API:   {consul_url}   ({}; try: curl -s {consul_url}/v1/health/service/cronnode)",
-        if agent.is_some() { "embedded, Consul-compatible, in memory" } else { "external" }
+        if agent.is_some() {
+            "embedded, Consul-compatible, in memory"
+        } else {
+            "external"
+        }
     );
     println!(
         "  Redis:        {}   ({})",
         crate::config::redact_url(&redis_url),
-        if redis_child.is_some() { "a redis-server child of this process" } else { "external" }
+        if redis_child.is_some() {
+            "a redis-server child of this process"
+        } else {
+            "external"
+        }
     );
     println!("  Watch queue:  redis-cli -p {redis_port} LRANGE {queue_prefix}queue0 0 -1");
     if !args.no_example {
@@ -231,7 +241,10 @@ pub fn dev_redis_prefix() -> String {
 fn port_of(url: &str) -> String {
     url.rsplit(':')
         .next()
-        .map(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).to_string())
+        .map(|p| {
+            p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .to_string()
+        })
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "6379".into())
 }

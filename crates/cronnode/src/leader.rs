@@ -40,6 +40,9 @@ pub const MAX_BATCH: usize = 500;
 pub const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
 /// …and doubles up to this ceiling.
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest single sleep: slots are wall-clock instants and tokio sleeps on the monotonic
+/// clock, so after an NTP step the distance is taken again at least this often.
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Commands waiting for the loop; more are refused as busy.
 const COMMAND_QUEUE: usize = 64;
 
@@ -155,12 +158,10 @@ impl LeaderHandle {
     }
 
     async fn send(&self, cmd: Command) -> Result<(), CommandError> {
-        self.commands
-            .try_send(cmd)
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
-                mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
-            })
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
+            mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
+        })
     }
 }
 
@@ -238,7 +239,8 @@ impl LeaderLoop {
             };
             tracing::info!(node = %self.node, token, %since, "became leader");
             self.metrics.leadership(true);
-            self.status.send_replace(LeaderStatus::Leading { token, since });
+            self.status
+                .send_replace(LeaderStatus::Leading { token, since });
 
             let end = self.lead(token, since).await;
 
@@ -296,13 +298,17 @@ impl LeaderLoop {
                  cluster, runs `cronnode fence reset --yes`"
             );
             self.metrics.fence_blocked(true);
-            self.status
-                .send_replace(LeaderStatus::FenceBlocked { token, since, fence });
+            self.status.send_replace(LeaderStatus::FenceBlocked {
+                token,
+                since,
+                fence,
+            });
             if let Some(end) = self.wait_for_fence_reset(token, fence).await {
                 return end;
             }
             self.metrics.fence_blocked(false);
-            self.status.send_replace(LeaderStatus::Leading { token, since });
+            self.status
+                .send_replace(LeaderStatus::Leading { token, since });
         }
 
         // 2. Catch-up: every job from its cursor, by its policy.
@@ -429,15 +435,18 @@ impl LeaderLoop {
         let planned = fires.len() as u64;
         self.metrics.catchup(planned, skipped);
         self.enqueue_all(term, fires).await?;
-        tracing::info!(
-            token = term.token,
-            reason = why,
-            jobs = ids.len(),
-            jobs_behind,
-            enqueued = planned,
-            skipped,
-            "catch-up done"
-        );
+        // One line per term start, and per job change only when something was missed.
+        if why == "leadership" || jobs_behind > 0 {
+            tracing::info!(
+                token = term.token,
+                reason = why,
+                jobs = ids.len(),
+                jobs_behind,
+                planned = planned,
+                skipped,
+                "catch-up done"
+            );
+        }
         Ok(())
     }
 
@@ -469,11 +478,13 @@ impl LeaderLoop {
                         break;
                     }
                     Ok(BatchOutcome::Fenced { fence }) => {
-                        self.metrics.fires(FireOutcomeLabel::Fenced, chunk.len() as u64);
+                        self.metrics
+                            .fires(FireOutcomeLabel::Fenced, chunk.len() as u64);
                         return Err(End::Deposed(fence));
                     }
                     Err(e) => {
-                        self.metrics.fires(FireOutcomeLabel::Error, chunk.len() as u64);
+                        self.metrics
+                            .fires(FireOutcomeLabel::Error, chunk.len() as u64);
                         self.metrics.redis_error("enqueue");
                         tracing::warn!(
                             token = term.token,
@@ -530,7 +541,14 @@ impl LeaderLoop {
                         let enqueued = matches!(o.first(), Some(FireOutcome::Enqueued));
                         self.record(&batch, &o, Utc::now());
                         tracing::info!(job = %fire.job_id, fire_id = %fire.fire_id, "manual run enqueued");
-                        (Ok(ManualRun { fire, token: term.token, enqueued }), None)
+                        (
+                            Ok(ManualRun {
+                                fire,
+                                token: term.token,
+                                enqueued,
+                            }),
+                            None,
+                        )
                     }
                     Ok(BatchOutcome::Fenced { fence }) => {
                         self.metrics.fires(FireOutcomeLabel::Fenced, 1);
@@ -550,7 +568,10 @@ impl LeaderLoop {
                 // again is harmless and gives the operator a definite answer.
                 let answer = match self.queue.reset_fence(term.token).await {
                     Ok(_) => {
-                        tracing::warn!(token = term.token, "fence reset to this leader's token by an operator");
+                        tracing::warn!(
+                            token = term.token,
+                            "fence reset to this leader's token by an operator"
+                        );
                         Ok(term.token)
                     }
                     Err(e) => {
@@ -660,14 +681,12 @@ fn reply_not_leader(cmd: Command) {
     }
 }
 
-/// Sleeps until the wall-clock instant `at` (forever when `None`). Slots are wall-clock
-/// instants; tokio sleeps on the monotonic clock, so the distance is taken now.
+/// Sleeps until the wall-clock instant `at`, or [`MAX_SLEEP`] (the caller then asks the
+/// planner again, which is harmless: `due` returns nothing early).
 async fn sleep_until_utc(at: Option<DateTime<Utc>>) {
-    match at {
-        None => std::future::pending().await,
-        Some(at) => {
-            let d = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            tokio::time::sleep(d).await
-        }
-    }
+    let d = match at {
+        None => MAX_SLEEP,
+        Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+    };
+    tokio::time::sleep(d.min(MAX_SLEEP)).await
 }

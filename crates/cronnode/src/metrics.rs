@@ -68,7 +68,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut r = Registry::with_prefix("cronnode");
         let fires = Family::<Labels, Counter>::default();
-        r.register("fires", "Fires by outcome (enqueued, duplicate, fenced, error)", fires.clone());
+        r.register(
+            "fires",
+            "Fires by outcome (enqueued, duplicate, fenced, error)",
+            fires.clone(),
+        );
         // 1 ms .. ~65 s: on-time fires land in the first buckets, a Redis outage in the last.
         let lateness = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         r.register(
@@ -77,7 +81,11 @@ impl Metrics {
             lateness.clone(),
         );
         let is_leader = Gauge::default();
-        r.register("is_leader", "1 while this node holds the leader lock", is_leader.clone());
+        r.register(
+            "is_leader",
+            "1 while this node holds the leader lock",
+            is_leader.clone(),
+        );
         let leadership_changes = Counter::default();
         r.register(
             "leadership_changes",
@@ -85,7 +93,11 @@ impl Metrics {
             leadership_changes.clone(),
         );
         let jobs_loaded = Gauge::default();
-        r.register("jobs_loaded", "Valid jobs in the job store", jobs_loaded.clone());
+        r.register(
+            "jobs_loaded",
+            "Valid jobs in the job store",
+            jobs_loaded.clone(),
+        );
         let jobs_invalid = Gauge::default();
         r.register(
             "jobs_invalid",
@@ -99,11 +111,23 @@ impl Metrics {
             catchup.clone(),
         );
         let consul_errors = Family::<Labels, Counter>::default();
-        r.register("consul_errors", "Consul request failures by operation", consul_errors.clone());
+        r.register(
+            "consul_errors",
+            "Consul request failures by operation",
+            consul_errors.clone(),
+        );
         let redis_errors = Family::<Labels, Counter>::default();
-        r.register("redis_errors", "Redis request failures by operation", redis_errors.clone());
+        r.register(
+            "redis_errors",
+            "Redis request failures by operation",
+            redis_errors.clone(),
+        );
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
-        r.register("enqueue_batch_size", "Fires per enqueue script call", batch_size.clone());
+        r.register(
+            "enqueue_batch_size",
+            "Fires per enqueue script call",
+            batch_size.clone(),
+        );
         let batch_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         r.register(
             "enqueue_batch_duration_seconds",

@@ -1,25 +1,27 @@
 -- cronnode: fenced, deduplicated batch enqueue (one atomic call per batch).
 --
 -- KEYS[1] fence            string, the highest fencing token seen (decimal u64)
--- KEYS[2] cursors          sorted set, member job id, score last enqueued slot (unix seconds)
+-- KEYS[2] cursors          hash, job id -> last enqueued slot (unix seconds); only advances
 -- KEYS[3..5] queue0..2     the platform's lists
 -- KEYS[6] delays           sorted set, score ready time (unix seconds), member delayed id
 -- KEYS[7] delayed_jobs     hash, delayed id -> task JSON
 -- KEYS[8] delays_counter   INCR counter issuing delayed ids
--- then for fire i (1-based): KEYS[8+2i-1] its dedupe key, KEYS[8+2i] its job's history list
+-- then for fire i (1-based): KEYS[8+2i-1] its dedupe bucket (a hash per slot minute, field
+-- fire id), KEYS[8+2i] its job's history list (oldest first)
 --
 -- ARGV[1] token, ARGV[2] now (unix seconds), ARGV[3] history length, ARGV[4] history trim
--- threshold; then 7 fields per fire: job id, cursor slot ('' = do not move the cursor),
--- dedupe TTL (ms), priority, delay (s, 0 = immediate), task JSON, history entry JSON.
+-- threshold; then 8 fields per fire: fire id, job id, cursor slot ('' = do not move the
+-- cursor), bucket TTL (ms), priority, delay (s, 0 = immediate), task JSON, history JSON.
 --
 -- Answer: {0, fence} when the token is below the fence (nothing written), else
 -- {1, outcomes} with one character per fire: 'E' enqueued, 'D' duplicate.
 --
--- Per fire it does the least it can: SET NX and one LPUSH of history; the pushes, the cursor
--- moves and the delayed set are batched into a few variadic calls at the end. Nothing here can
--- fail on well-formed arguments (the Rust side checks them), so no batch is left half done.
+-- Cost: per fire one RPUSH (its history); everything else is batched into a few variadic
+-- calls per script call (HMGET/HSET of the dedupe buckets, LPUSH per queue, HMGET/HSET of
+-- the cursors, the delayed set). Nothing here can fail on well-formed arguments (the Rust
+-- side checks them), so no call is left half done.
 
-local FIELDS = 7
+local FIELDS = 8
 local UNPACK_MAX = 1000
 
 local function less(a, b)
@@ -50,33 +52,91 @@ local function bulk(cmd, key, pre, items)
   end
 end
 
+-- HMGET in chunks; answers one value (or false) per field, in order.
+local function hmget(key, fields)
+  local out, i, n = {}, 1, #fields
+  while i <= n do
+    local j = math.min(i + UNPACK_MAX - 1, n)
+    local got = redis.call('HMGET', key, unpack(fields, i, j))
+    for x = 1, j - i + 1 do out[i + x - 1] = got[x] end
+    i = j + 1
+  end
+  return out
+end
+
 local now = tonumber(ARGV[2])
 local hist_len = tonumber(ARGV[3])
 local hist_trim = tonumber(ARGV[4])
 local n = (#ARGV - 4) / FIELDS
+
+-- 1. Dedupe: which fires are new? One HMGET and one HSET per bucket, not a SET per fire.
+local buckets, border = {}, {}
+for i = 1, n do
+  local k = KEYS[7 + 2 * i]
+  local b = buckets[k]
+  if not b then
+    b = {ids = {}, at = {}, ttl = 0}
+    buckets[k] = b
+    border[#border + 1] = k
+  end
+  local a = 4 + (i - 1) * FIELDS
+  b.ids[#b.ids + 1] = ARGV[a + 1]
+  b.at[#b.at + 1] = i
+  local ttl = tonumber(ARGV[a + 4])
+  if ttl > b.ttl then b.ttl = ttl end
+end
+local fresh = {}
+for _, k in ipairs(border) do
+  local b = buckets[k]
+  local got = hmget(k, b.ids)
+  local seen, new = {}, {}
+  for x, id in ipairs(b.ids) do
+    if (not got[x]) and not seen[id] then
+      seen[id] = true
+      fresh[b.at[x]] = true
+      new[#new + 1] = id
+      new[#new + 1] = token
+    end
+  end
+  if #new > 0 then
+    bulk('HSET', k, nil, new)
+    -- The bucket lives as long as its longest-lived fire needs (TTLs only grow).
+    if redis.call('PTTL', k) < b.ttl then
+      redis.call('PEXPIRE', k, b.ttl)
+    end
+  end
+end
+
+-- 2. The new fires: push, history, cursor candidates.
 local out = {}
 local queues = {{}, {}, {}}
 local delayed = {}
-local cursor = {}
-
+local cur, corder = {}, {}
 for i = 1, n do
-  local a = 4 + (i - 1) * FIELDS
-  if redis.call('SET', KEYS[7 + 2 * i], token, 'NX', 'PX', ARGV[a + 3]) then
-    local delay = tonumber(ARGV[a + 5])
+  if fresh[i] then
+    local a = 4 + (i - 1) * FIELDS
+    local delay = tonumber(ARGV[a + 6])
     if delay > 0 then
       delayed[#delayed + 1] = now + delay
-      delayed[#delayed + 1] = ARGV[a + 6]
+      delayed[#delayed + 1] = ARGV[a + 7]
     else
-      local q = queues[tonumber(ARGV[a + 4]) + 1]
-      q[#q + 1] = ARGV[a + 6]
+      local q = queues[tonumber(ARGV[a + 5]) + 1]
+      q[#q + 1] = ARGV[a + 7]
     end
-    if ARGV[a + 2] ~= '' then
-      cursor[#cursor + 1] = ARGV[a + 2]
-      cursor[#cursor + 1] = ARGV[a + 1]
+    if ARGV[a + 3] ~= '' then
+      local job, slot = ARGV[a + 2], tonumber(ARGV[a + 3])
+      local c = cur[job]
+      if not c then
+        corder[#corder + 1] = job
+        cur[job] = slot
+      elseif slot > c then
+        cur[job] = slot
+      end
     end
     local hkey = KEYS[8 + 2 * i]
-    if redis.call('LPUSH', hkey, ARGV[a + 7]) > hist_trim then
-      redis.call('LTRIM', hkey, 0, hist_len - 1)
+    -- RPUSH appends at the tail: no shifting of the list's head node on every entry.
+    if redis.call('RPUSH', hkey, ARGV[a + 8]) > hist_trim then
+      redis.call('LTRIM', hkey, -hist_len, -1)
     end
     out[i] = 'E'
   else
@@ -96,7 +156,7 @@ if #delayed > 0 then
   local last = redis.call('INCRBY', KEYS[8], count)
   local hash, zset = {}, {}
   for k = 1, count do
-    local id = tostring(last - count + k)
+    local id = string.format('%d', last - count + k)
     hash[#hash + 1] = id
     hash[#hash + 1] = delayed[2 * k]
     zset[#zset + 1] = delayed[2 * k - 1]
@@ -106,7 +166,17 @@ if #delayed > 0 then
   bulk('ZADD', KEYS[6], nil, zset)
 end
 
--- GT: a cursor only ever advances (an older slot enqueued late does not move it back).
-bulk('ZADD', KEYS[2], 'GT', cursor)
+-- 3. Cursors only advance: an older slot enqueued late does not move one back.
+if #corder > 0 then
+  local old = hmget(KEYS[2], corder)
+  local set = {}
+  for x, job in ipairs(corder) do
+    if (not old[x]) or tonumber(old[x]) < cur[job] then
+      set[#set + 1] = job
+      set[#set + 1] = string.format('%d', cur[job])
+    end
+  end
+  bulk('HSET', KEYS[2], nil, set)
+end
 
 return {1, table.concat(out)}

@@ -36,8 +36,8 @@ pub enum QueueError {
         /// What the client could not parse.
         detail: String,
     },
-    /// The server is too old for the enqueue script (it needs `ZADD GT` and `ZMSCORE`).
-    #[error("Redis at {addr} is version {version}; cronnode needs Redis 6.2 or later")]
+    /// The server is too old for the enqueue script.
+    #[error("Redis at {addr} is version {version}; cronnode needs Redis 5.0 or later")]
     TooOld {
         /// host:port.
         addr: String,

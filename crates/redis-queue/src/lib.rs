@@ -5,7 +5,8 @@
 //! cronnode's guarantees (docs/design.md):
 //!
 //! 1. **Exactly once per slot**: a task is pushed only when its slot's dedupe key
-//!    (`<key-prefix>dedupe:<fire id>`) could be set (SET NX, TTL = catch-up window + 1 day).
+//!    (field `<fire id>` of the hash `<key-prefix>dedupe:<slot's unix minute>`) is new; the
+//!    bucket lives at least until its last slot + the job's catch-up window + 1 day.
 //! 2. **Fencing**: the script refuses a whole batch whose token is below the stored fence.
 //! 3. **Record and enqueue are one step**: the job's cursor and history are written by the
 //!    same script that pushes the task.
@@ -15,18 +16,18 @@
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
 //! - [`script`]: the Lua scripts (`enqueue.lua`), key names and argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
-//! - [`error`]: [`QueueError`];
+//! - [`error`]: the error type, [`QueueError`];
 //! - `test_server` (feature `test-server`): a private redis-server for tests.
 //!
 //! ## Redis layout
 //!
 //! Under the key prefix (default `{cronnode}:`, a Cluster hash tag): `fence` (string),
-//! `dedupe:<fire id>` (string, the token; TTL), `cursors` (sorted set: job id → last
-//! enqueued slot in unix seconds, only ever advanced with `ZADD GT`), `history:<job id>` (list
-//! of JSON entries, newest first, capped). Under the queue prefix (default empty): the
+//! `dedupe:<unix minute>` (hash: fire id → token, one per slot minute, with a TTL),
+//! `cursors` (hash: job id → last enqueued slot in unix seconds, only ever advanced),
+//! `history:<job id>` (list of JSON entries, oldest first, capped). Under the queue prefix (default empty): the
 //! platform's `queue0..2`, `delays`, `delayed_jobs`, `delays_counter`. One Redis primary is
 //! assumed: under Redis Cluster the queue keys would live in other slots than cronnode's, and
-//! the script touches both. Redis 6.2 or later (`ZADD GT`, `ZMSCORE`).
+//! the script touches both. Redis 5.0 or later.
 //!
 //! **Architecture Invariant:** no enqueue without a fencing token; every write of a fire
 //! (dedupe, push, cursor, history) happens inside the one script call.

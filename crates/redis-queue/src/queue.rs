@@ -9,7 +9,7 @@
 //! backoff, which keeps one place deciding how long fires may wait. Reconnection itself is the
 //! ConnectionManager's (exponential backoff with a ceiling, see the constants).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +35,10 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
 /// this bounds the pause other clients see to a few milliseconds; larger batches are split
 /// into several calls sent in one pipeline.
 pub const DEFAULT_FIRES_PER_CALL: usize = 500;
+/// Script calls per pipeline.
+pub const CALLS_PER_PIPELINE: usize = 2;
+/// Pipelines sent and not yet answered while the next is encoded (latency hiding).
+pub const PIPELINES_IN_FLIGHT: usize = 4;
 /// Cap for [`Queue::with_fires_per_call`]: keeps one call's argument list and pause sane.
 pub const MAX_FIRES_PER_CALL: usize = 5_000;
 /// Largest fencing token: the script compares tokens as decimal strings, any u64 fits; the
@@ -52,7 +56,9 @@ pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 pub const RECONNECT_ATTEMPTS: usize = 6;
 /// Margin added to a job's catch-up window for the dedupe TTL (see [`dedupe_ttl`]).
 pub const DEDUPE_MARGIN: Duration = Duration::from_secs(24 * 3600);
-/// Job ids per ZMSCORE call when reading cursors.
+/// The oldest Redis the script is written for (variadic HSET, scripts replicated by effects).
+pub const MIN_REDIS: (u32, u32) = (5, 0);
+/// Job ids per HMGET call when reading cursors.
 const CURSOR_READ_CHUNK: usize = 1_000;
 
 /// Where Redis is and how cronnode's keys are laid out.
@@ -197,7 +203,7 @@ impl Queue {
     /// the task is pushed (`queue<priority>`, or the delayed set for a job with a delay), the
     /// job's cursor advances to the slot (never backwards; manual fires do not move it) and an
     /// entry goes into the job's history. The batch is split into calls of
-    /// [`DEFAULT_FIRES_PER_CALL`] sent in one pipeline, in order. A token above the fence
+    /// [`DEFAULT_FIRES_PER_CALL`], sent in order in pipelines of [`CALLS_PER_PIPELINE`] calls. A token above the fence
     /// raises the fence. `now` is the enqueue instant: the task's `created_at`, the history's
     /// `enqueued_at`, and the base of a delayed task's ready time.
     ///
@@ -216,20 +222,41 @@ impl Queue {
         if batch.is_empty() {
             return Ok(BatchOutcome::Done(Vec::new()));
         }
-        let mut calls = Vec::with_capacity(batch.len().div_ceil(self.fires_per_call));
-        for chunk in batch.chunks(self.fires_per_call) {
-            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
-            for (job, fire) in chunk {
-                call.push(job, fire, token, settings, now)?;
-            }
-            calls.push(call);
+        // Every job is checked before anything is sent, so a job that cannot be encoded
+        // never leaves half a batch behind.
+        for (job, _) in batch {
+            settings.check_job(job)?;
         }
-        let answers = self.run_calls(&calls).await?;
+        // Pipelines of a few calls, several in flight while the next is encoded: Redis runs
+        // the scripts while this task builds arguments. Each pipeline is polled once as soon
+        // as it is made, which hands it to the connection, so the calls reach Redis in input
+        // order; after a Fenced answer nothing more is sent.
+        let group_len = self.fires_per_call * CALLS_PER_PIPELINE;
         let mut outcomes = Vec::with_capacity(batch.len());
-        for answer in answers {
-            match script::decode(answer)? {
-                script::Answer::Fenced(fence) => return Ok(BatchOutcome::Fenced { fence }),
-                script::Answer::Done(mut o) => outcomes.append(&mut o),
+        let mut pending: VecDeque<PipelineFuture> = VecDeque::new();
+        for group in batch.chunks(group_len) {
+            let pipe = self.pipeline(group, token, settings, now)?;
+            let mut fut: PipelineFuture = Box::pin(run_pipeline(self.conn.clone(), pipe));
+            let early = tokio::select! {
+                biased;
+                r = &mut fut => Some(r),
+                () = std::future::ready(()) => None,
+            };
+            if let Some(r) = early {
+                fut = Box::pin(std::future::ready(r));
+            }
+            pending.push_back(fut);
+            while pending.len() >= PIPELINES_IN_FLIGHT {
+                if let Some(oldest) = pending.pop_front() {
+                    if let Some(fence) = collect(oldest.await?, &mut outcomes)? {
+                        return Ok(BatchOutcome::Fenced { fence });
+                    }
+                }
+            }
+        }
+        while let Some(oldest) = pending.pop_front() {
+            if let Some(fence) = collect(oldest.await?, &mut outcomes)? {
+                return Ok(BatchOutcome::Fenced { fence });
             }
         }
         if outcomes.len() != batch.len() {
@@ -242,28 +269,28 @@ impl Queue {
         Ok(BatchOutcome::Done(outcomes))
     }
 
-    /// Sends the calls in one pipeline, after a SCRIPT LOAD on the same connection so EVALSHA
-    /// cannot miss the script (a restarted Redis has lost it). If NOSCRIPT comes back anyway
-    /// (a SCRIPT FLUSH in between), the whole pipeline is sent once more: safe, by dedupe.
-    async fn run_calls(&self, calls: &[EnqueueCall]) -> Result<Vec<Value>, QueueError> {
+    /// One pipeline: SCRIPT LOAD (so EVALSHA cannot miss the script on a restarted Redis),
+    /// then one EVALSHA per `fires_per_call` fires.
+    fn pipeline(
+        &self,
+        group: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+    ) -> Result<redis::Pipeline, QueueError> {
         let mut pipe = redis::pipe();
         pipe.cmd("SCRIPT")
             .arg("LOAD")
             .arg(script::ENQUEUE_LUA)
             .ignore();
-        for call in calls {
+        for chunk in group.chunks(self.fires_per_call) {
+            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
+            for (job, fire) in chunk {
+                call.push(job, fire, token, settings, now)?;
+            }
             pipe.add_command(call.command());
         }
-        let mut conn = self.conn.clone();
-        match pipe.query_async::<Vec<Value>>(&mut conn).await {
-            Ok(v) => Ok(v),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                pipe.query_async::<Vec<Value>>(&mut conn)
-                    .await
-                    .map_err(QueueError::from_call)
-            }
-            Err(e) => Err(QueueError::from_call(e)),
-        }
+        Ok(pipe)
     }
 
     /// Raises the fence to `token` if it is higher; answers the fence now in Redis.
@@ -315,16 +342,15 @@ impl Queue {
         let mut out = HashMap::with_capacity(job_ids.len());
         let mut conn = self.conn.clone();
         for chunk in job_ids.chunks(CURSOR_READ_CHUNK) {
-            let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+            let slots: Vec<Option<i64>> = redis::cmd("HMGET")
                 .arg(&self.keys.cursors)
                 .arg(chunk)
                 .query_async(&mut conn)
                 .await
                 .map_err(QueueError::from_call)?;
-            for (id, score) in chunk.iter().zip(scores) {
-                let Some(secs) = score else { continue };
-                // Scores are whole seconds written by the script; anything else is not ours.
-                if let Some(t) = Utc.timestamp_opt(secs as i64, 0).single() {
+            for (id, slot) in chunk.iter().zip(slots) {
+                let Some(secs) = slot else { continue };
+                if let Some(t) = Utc.timestamp_opt(secs, 0).single() {
                     out.insert((*id).to_string(), t);
                 }
             }
@@ -336,15 +362,17 @@ impl Queue {
     /// parse (written by something else) are skipped.
     pub async fn history(&self, job_id: &str) -> Result<Vec<HistoryEntry>, QueueError> {
         let mut conn = self.conn.clone();
+        // Stored oldest first (appending is cheaper for Redis); answered newest first.
         let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(self.keys.history(job_id))
-            .arg(0)
-            .arg(self.history_len as i64 - 1)
+            .arg(-(self.history_len as i64))
+            .arg(-1)
             .query_async(&mut conn)
             .await
             .map_err(QueueError::from_call)?;
         Ok(raw
             .iter()
+            .rev()
             .filter_map(|b| HistoryEntry::from_json(b))
             .collect())
     }
@@ -380,13 +408,47 @@ impl Queue {
     }
 }
 
+/// Sends a pipeline. If NOSCRIPT comes back despite the SCRIPT LOAD in front (a SCRIPT FLUSH
+/// in between), it is sent once more: safe, since applied fires come back as duplicates.
+async fn run_pipeline(
+    mut conn: ConnectionManager,
+    pipe: redis::Pipeline,
+) -> Result<Vec<Value>, QueueError> {
+    match pipe.query_async::<Vec<Value>>(&mut conn).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => pipe
+            .query_async::<Vec<Value>>(&mut conn)
+            .await
+            .map_err(QueueError::from_call),
+        Err(e) => Err(QueueError::from_call(e)),
+    }
+}
+
+/// A pipeline on its way: its answers, one per script call.
+type PipelineFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Value>, QueueError>> + Send>>;
+
+/// Appends a pipeline's outcomes; answers the fence if a call was fenced.
+fn collect(
+    answers: Vec<Value>,
+    outcomes: &mut Vec<FireOutcome>,
+) -> Result<Option<u64>, QueueError> {
+    for answer in answers {
+        match script::decode(answer)? {
+            script::Answer::Fenced(fence) => return Ok(Some(fence)),
+            script::Answer::Done(mut o) => outcomes.append(&mut o),
+        }
+    }
+    Ok(None)
+}
+
 fn parse_token(s: &str) -> Result<u64, QueueError> {
     s.parse()
         .map_err(|_| QueueError::Protocol(format!("the fence holds {s:?}, not a token")))
 }
 
 /// One direct connection (no retries) to turn setup failures into precise errors, and the
-/// version check: the script needs `ZADD GT` (Redis 6.2).
+/// version check (see [`MIN_REDIS`]).
 async fn probe(client: &Client, addr: &str) -> Result<(), QueueError> {
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -405,7 +467,7 @@ async fn probe(client: &Client, addr: &str) -> Result<(), QueueError> {
         .find_map(|l| l.strip_prefix("redis_version:"))
         .map(str::trim)
         .unwrap_or("unknown");
-    if !version_at_least(version, (6, 2)) {
+    if !version_at_least(version, MIN_REDIS) {
         return Err(QueueError::TooOld {
             addr: addr.to_string(),
             version: version.to_string(),
@@ -455,5 +517,24 @@ pub fn mask_password(url: &str) -> String {
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(mask_password("redis://u:pw@h:1/2"), "redis://u:***@h:1/2");
+        assert_eq!(mask_password("redis://h:1/"), "redis://h:1/");
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(version_at_least("7.0.15", MIN_REDIS));
+        assert!(version_at_least("10.0.0", MIN_REDIS));
+        assert!(!version_at_least("4.0.14", MIN_REDIS));
+        assert!(!version_at_least("unknown", MIN_REDIS));
     }
 }

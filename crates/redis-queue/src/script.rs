@@ -22,6 +22,8 @@ pub const ENQUEUE_LUA: &str = include_str!("enqueue.lua");
 /// The SHA1 of [`ENQUEUE_LUA`], for EVALSHA.
 static ENQUEUE_SHA: LazyLock<String> =
     LazyLock::new(|| Script::new(ENQUEUE_LUA).get_hash().to_string());
+/// Width of a dedupe bucket: fires whose slots fall in the same minute share one hash.
+pub const DEDUPE_BUCKET_SECS: i64 = 60;
 /// Fixed keys ahead of the per-fire keys in `KEYS`.
 const FIXED_KEYS: usize = 8;
 /// Fixed arguments ahead of the per-fire fields in `ARGV`.
@@ -48,9 +50,9 @@ pub fn raise_fence() -> Script {
 pub struct Keys {
     /// `<key-prefix>fence`.
     pub fence: String,
-    /// `<key-prefix>cursors`: sorted set job id → last enqueued slot.
+    /// `<key-prefix>cursors`: hash job id → last enqueued slot (unix seconds).
     pub cursors: String,
-    /// `<key-prefix>dedupe:`, followed by the fire id.
+    /// `<key-prefix>dedupe:`, followed by the slot's unix minute (a hash, field fire id).
     pub dedupe_prefix: String,
     /// `<key-prefix>history:`, followed by the job id.
     pub history_prefix: String,
@@ -137,11 +139,14 @@ impl EnqueueCall {
     ) -> Result<(), QueueError> {
         let task = encode_task(job, fire, token, settings, now)?;
         let f = &job.spec.function;
-        self.keys
-            .push(format!("{}{}", self.dedupe_prefix, fire.fire_id));
+        let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
+        self.keys.push(format!("{}{minute}", self.dedupe_prefix));
         self.keys
             .push(format!("{}{}", self.history_prefix, job.spec.id));
-        let ttl_ms = u64::try_from(dedupe_ttl(job).as_millis()).unwrap_or(u64::MAX);
+        // The bucket must outlive the last slot it holds by the dedupe TTL.
+        let bucket_end = (minute + 1) * DEDUPE_BUCKET_SECS;
+        let pending_ms = (bucket_end - now.timestamp()).max(0) as u128 * 1000;
+        let ttl_ms = u64::try_from(dedupe_ttl(job).as_millis() + pending_ms).unwrap_or(u64::MAX);
         // Manual runs do not move the cursor: it says how far the schedule was enqueued, and a
         // manual run at 10:05 must not hide a missed 10:00 slot from the catch-up.
         let cursor = match fire.kind {
@@ -150,6 +155,7 @@ impl EnqueueCall {
         };
         let history = HistoryEntry::new(fire, token, &settings.node, now).to_json();
         self.args.extend([
+            fire.fire_id.to_string(),
             job.spec.id.clone(),
             cursor,
             ttl_ms.to_string(),

@@ -282,8 +282,12 @@ pub struct HistoryEntry {
 
 /// The stored form of a [`HistoryEntry`].
 #[derive(Serialize, Deserialize)]
+/// Instants as unix seconds and milliseconds: about half the bytes of RFC3339 strings, and
+/// the script copies every entry.
 struct HistoryWire {
+    #[serde(with = "chrono::serde::ts_seconds")]
     slot: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     enqueued_at: DateTime<Utc>,
     fire_id: Uuid,
     token: u64,
@@ -328,5 +332,71 @@ impl HistoryEntry {
             node: wire.node,
             kind: kind_from_name(&wire.kind)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use cron_core::JobSpec;
+
+    fn job(function: serde_json::Value) -> Job {
+        let spec =
+            serde_json::json!({"id": "report", "function": function, "frequency": "@hourly"});
+        JobSpec::from_json(spec.to_string().as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap()
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn headers_become_env_vars_like_the_functions_server_makes_them() {
+        let j = job(serde_json::json!({"app": "a", "path": "/p", "image": "i",
+            "headers": ["Content-Type: application/json", "x-multi: 1", "X-Multi: 2",
+                        "User-Agent: mine", "X-Empty:"]}));
+        let fire = Fire::scheduled("report".into(), at(), FireKind::CatchUp);
+        let t = build_task(&j, &fire, 9, &TaskSettings::default(), at()).unwrap();
+        assert_eq!(t.env_vars["HEADER_CONTENT_TYPE"], "application/json");
+        assert_eq!(t.env_vars["HEADER_X_MULTI"], "1, 2");
+        assert_eq!(t.env_vars["HEADER_X_EMPTY"], "");
+        assert!(t.env_vars["HEADER_USER_AGENT"].starts_with("cronnode/"));
+        assert_eq!(t.env_vars["REQUEST_URL"], "http://127.0.0.1:8080/r/a/p");
+        assert_eq!(t.cron.kind, "catchup");
+        assert_eq!(t.created_at, "2026-03-29T01:00:00.000Z");
+        assert_eq!(t.id, fire.fire_id.to_string());
+    }
+
+    #[test]
+    fn bad_jobs_are_refused_with_the_reason() {
+        let s = TaskSettings::default();
+        let no_image = job(serde_json::json!({"app": "a", "path": "/p"}));
+        assert!(matches!(
+            s.check_job(&no_image),
+            Err(TaskError::NoImage { .. })
+        ));
+        // cron-core refuses such a job too; the encoder must not trust that.
+        let mut bad_header = job(serde_json::json!({"app": "a", "path": "/p", "image": "i"}));
+        bad_header.spec.function.headers = vec!["no colon here".into()];
+        let err = s.check_job(&bad_header).unwrap_err();
+        assert!(err.to_string().contains("no colon here"), "{err}");
+        let mut high = job(serde_json::json!({"app": "a", "path": "/p", "image": "i"}));
+        high.spec.function.priority = 3;
+        assert!(matches!(
+            s.check_job(&high),
+            Err(TaskError::Priority { priority: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn history_entries_round_trip() {
+        let fire = Fire::manual("report".into(), at());
+        let e = HistoryEntry::new(&fire, 42, "node-a", at());
+        assert_eq!(HistoryEntry::from_json(e.to_json().as_bytes()), Some(e));
+        assert_eq!(HistoryEntry::from_json(b"not json"), None);
     }
 }

@@ -71,15 +71,18 @@ pub fn parse_opts(ctx: &Ctx) -> Result<QueryOpts, Reply> {
     })
 }
 
-/// Runs `query` (which returns the result's index and its answer) until the index passes
-/// `opts.index` or the wait runs out, then answers with the index headers set.
-pub async fn run<F>(shared: &Shared, opts: QueryOpts, mut query: F) -> Reply
+/// Answers with `render` once `index` (the result's index, cheap to compute) passes
+/// `opts.index` or the wait runs out, with the index headers set. Rendering happens only for
+/// the answer that is sent, under the same lock as the index it reports.
+pub async fn run<I, R>(shared: &Shared, opts: QueryOpts, index: I, render: R) -> Reply
 where
-    F: FnMut(&Store) -> (u64, Reply),
+    I: Fn(&Store) -> u64,
+    R: Fn(&Store) -> Reply,
 {
+    let answer = |s: &Store| (index(s), render(s));
     let mut rx = shared.index_tx.subscribe();
     if opts.index == 0 {
-        let (idx, reply) = shared.read(&mut query);
+        let (idx, reply) = shared.read(answer);
         return reply.with_index(idx, opts.consistency);
     }
     let jitter_max = opts.wait / JITTER_FRACTION;
@@ -91,15 +94,18 @@ where
     let deadline = Instant::now() + opts.wait + jitter;
     loop {
         rx.borrow_and_update();
-        let (idx, reply) = shared.read(&mut query);
-        if idx > opts.index {
+        let ready = shared.read(|s| {
+            let idx = index(s);
+            (idx > opts.index).then(|| (idx, render(s)))
+        });
+        if let Some((idx, reply)) = ready {
             return reply.with_index(idx, opts.consistency);
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => continue,
             // Timed out, or the agent is going away: answer with what there is.
             _ => {
-                let (idx, reply) = shared.read(&mut query);
+                let (idx, reply) = shared.read(answer);
                 return reply.with_index(idx, opts.consistency);
             }
         }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::blocking;
 use super::reply::{Ctx, Reply};
 use super::Shared;
-use crate::state::KvEntry;
+use crate::state::{KvEntry, Store};
 
 /// The largest value Consul accepts (its `kv_max_value_size` default).
 pub const MAX_VALUE_SIZE: usize = 512 * 1024;
@@ -116,22 +116,27 @@ async fn get(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
     };
     let raw = ctx.has("raw") && !recurse;
     let filtered = ctx.filtered;
-    blocking::run(shared, opts, |s| {
+    let index = |s: &Store| {
         if recurse {
-            let idx = s.kv.prefix_index(key);
+            s.kv.prefix_index(key)
+        } else {
+            s.kv.key_index(key)
+        }
+    };
+    blocking::run(shared, opts, index, |s| {
+        if recurse {
             let list: Vec<Value> = if filtered {
                 Vec::new()
             } else {
                 s.kv.list(key).map(|e| entry_json(e, true)).collect()
             };
             if list.is_empty() {
-                return (idx, Reply::empty(StatusCode::NOT_FOUND));
+                return Reply::empty(StatusCode::NOT_FOUND);
             }
-            return (idx, Reply::json(&Value::Array(list)));
+            return Reply::json(&Value::Array(list));
         }
-        let idx = s.kv.key_index(key);
         match s.kv.get(key) {
-            None => (idx, Reply::empty(StatusCode::NOT_FOUND)),
+            None => Reply::empty(StatusCode::NOT_FOUND),
             Some(e) if raw => {
                 let mut r = Reply::empty(StatusCode::OK);
                 r.body = bytes::Bytes::from(e.value.clone());
@@ -140,9 +145,9 @@ async fn get(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
                     .push(("x-content-type-options", "nosniff".to_string()));
                 r.extra
                     .push(("content-security-policy", "sandbox".to_string()));
-                (idx, r)
+                r
             }
-            Some(e) => (idx, Reply::json(&json!([entry_json(e, true)]))),
+            Some(e) => Reply::json(&json!([entry_json(e, true)])),
         }
     })
     .await
@@ -160,26 +165,30 @@ async fn get_keys(shared: &Shared, ctx: &Ctx, prefix: &str) -> Reply {
         .unwrap_or("")
         .to_string();
     let filtered = ctx.filtered;
-    blocking::run(shared, opts, |s| {
-        let idx = s.kv.prefix_index(prefix);
-        let mut keys: Vec<String> = Vec::new();
-        if !filtered {
-            for e in s.kv.list(prefix) {
-                let after = &e.key[prefix.len()..];
-                let k = match after.find(sep.as_str()).filter(|_| !sep.is_empty()) {
-                    Some(i) => format!("{prefix}{}", &after[..i + sep.len()]),
-                    None => e.key.clone(),
-                };
-                if keys.last() != Some(&k) {
-                    keys.push(k);
+    blocking::run(
+        shared,
+        opts,
+        |s| s.kv.prefix_index(prefix),
+        |s| {
+            let mut keys: Vec<String> = Vec::new();
+            if !filtered {
+                for e in s.kv.list(prefix) {
+                    let after = &e.key[prefix.len()..];
+                    let k = match after.find(sep.as_str()).filter(|_| !sep.is_empty()) {
+                        Some(i) => format!("{prefix}{}", &after[..i + sep.len()]),
+                        None => e.key.clone(),
+                    };
+                    if keys.last() != Some(&k) {
+                        keys.push(k);
+                    }
                 }
             }
-        }
-        if keys.is_empty() && !prefix.is_empty() {
-            return (idx, Reply::empty(StatusCode::NOT_FOUND));
-        }
-        (idx, Reply::json(&json!(keys)))
-    })
+            if keys.is_empty() && !prefix.is_empty() {
+                return Reply::empty(StatusCode::NOT_FOUND);
+            }
+            Reply::json(&json!(keys))
+        },
+    )
     .await
 }
 
@@ -242,6 +251,9 @@ fn put(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
         let ok = if let Some(sess) = acquire {
             if sess.is_empty() {
                 return Err("missing session".to_string());
+            }
+            if let Some(e) = crate::state::session::lookup_error(sess) {
+                return Err(e);
             }
             if !s.sessions.contains_key(sess) {
                 return Err(format!("invalid session {sess:?}"));

@@ -6,7 +6,7 @@
 //! - `/v1/agent/{self,services,checks}`, `/v1/agent/service/{register,deregister/:id}`,
 //!   `/v1/agent/check/{pass,warn,fail,update}/:id` (`agent.rs`)
 //! - `/v1/catalog/{services,service/:name,nodes}`, `/v1/health/{service/:name,checks/:name}`,
-//!   `/v1/status/{leader,peers}` (`agent.rs`)
+//!   `/v1/status/{leader,peers}` (`catalog.rs`)
 //! - `/v1/txn` PUT (`txn.rs`)
 //! - `/_dev/...` fault injection (`dev.rs`, documented in the crate README)
 //!
@@ -15,6 +15,7 @@
 
 mod agent;
 mod blocking;
+mod catalog;
 mod dev;
 mod kv;
 mod reply;
@@ -222,7 +223,7 @@ async fn route(shared: &Shared, mut ctx: Ctx) -> Reply {
         "kv" => kv::route(shared, &ctx, sub).await,
         "session" => session::route(shared, &ctx, sub).await,
         "agent" => agent::route_agent(shared, &ctx, sub),
-        "catalog" | "health" | "status" => agent::route_catalog(shared, &ctx, area, sub).await,
+        "catalog" | "health" | "status" => catalog::route(shared, &ctx, area, sub).await,
         "txn" if sub.is_empty() => txn::route(shared, &ctx).await,
         _ => Reply::not_found(),
     }

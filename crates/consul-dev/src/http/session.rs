@@ -60,6 +60,11 @@ pub async fn route(shared: &Shared, ctx: &Ctx, sub: &str) -> Reply {
     if ctx.method != want {
         return Reply::method_not_allowed(&ctx.method);
     }
+    if matches!(op, "destroy" | "renew" | "info") && !arg.is_empty() {
+        if let Some(e) = crate::state::session::lookup_error(arg) {
+            return Reply::internal(e);
+        }
+    }
     match op {
         "create" => create(shared, ctx),
         "destroy" | "renew" if arg.is_empty() => Reply::bad("Missing session"),
@@ -86,20 +91,25 @@ async fn list(shared: &Shared, ctx: &Ctx, op: &str, arg: &str) -> Reply {
         Err(r) => return r,
     };
     let filtered = ctx.filtered;
-    blocking::run(shared, opts, |s| {
-        let items: Vec<Value> = s
-            .sessions
-            .values()
-            .filter(|_| !filtered)
-            .filter(|x| match op {
-                "info" => x.id == arg,
-                "node" => x.node == arg,
-                _ => true,
-            })
-            .map(session_json)
-            .collect();
-        (s.sessions_index, Reply::json(&Value::Array(items)))
-    })
+    blocking::run(
+        shared,
+        opts,
+        |s| s.sessions_index,
+        |s| {
+            let items: Vec<Value> = s
+                .sessions
+                .values()
+                .filter(|_| !filtered)
+                .filter(|x| match op {
+                    "info" => x.id == arg,
+                    "node" => x.node == arg,
+                    _ => true,
+                })
+                .map(session_json)
+                .collect();
+            Reply::json(&Value::Array(items))
+        },
+    )
     .await
 }
 

@@ -108,28 +108,40 @@ pub async fn route(shared: &Shared, ctx: &Ctx) -> Reply {
         Err(r) => return r,
     };
     let reads = read_only(&ops);
-    let (outcome, index) = shared.write(|s, now| (s.apply_txn(&ops, now), s.index));
-    match outcome {
+    let outcome = shared.write(|s, now| s.apply_txn(&ops, now));
+    let (status, results, errors) = match outcome {
         TxnOutcome::Done(results) => {
             let results: Vec<Value> = results
                 .iter()
                 .map(|r| json!({"KV": entry_json(&r.entry, r.with_value)}))
                 .collect();
-            let reply = Reply::json(&json!({"Results": results, "Errors": null}));
-            if reads {
-                reply.with_index(index, "leader")
-            } else {
-                reply
-            }
+            (StatusCode::OK, json!(results), Value::Null)
         }
         TxnOutcome::Failed(errors) => {
             let errors: Vec<Value> = errors
                 .iter()
                 .map(|(i, what)| json!({"OpIndex": i, "What": what}))
                 .collect();
-            let mut r = Reply::json(&json!({"Results": null, "Errors": errors}));
-            r.status = StatusCode::CONFLICT;
-            r
+            (StatusCode::CONFLICT, Value::Null, json!(errors))
         }
+    };
+    let mut body = json!({"Results": results, "Errors": errors});
+    let mut extra = Vec::new();
+    if reads {
+        // A read-only transaction goes through Consul's Txn.Read, whose answer carries the
+        // query metadata in the body, and only KnownLeader and LastContact as headers (no
+        // X-Consul-Index: it does not block).
+        if let Some(m) = body.as_object_mut() {
+            m.insert("Index".into(), json!(0));
+            m.insert("LastContact".into(), json!(0));
+            m.insert("KnownLeader".into(), json!(true));
+            m.insert("ConsistencyLevel".into(), json!(""));
+        }
+        extra.push(("x-consul-knownleader", "true".to_string()));
+        extra.push(("x-consul-lastcontact", "0".to_string()));
     }
+    let mut r = Reply::json(&body);
+    r.status = status;
+    r.extra = extra;
+    r
 }

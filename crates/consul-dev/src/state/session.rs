@@ -112,6 +112,22 @@ pub struct NewSession {
     pub service_checks: Option<Vec<ServiceCheck>>,
 }
 
+/// Consul indexes sessions by UUID: looking up an ID that is not shaped like one fails
+/// (go-memdb's UUIDFieldIndex), and Consul reports that as `failed session lookup: …` (500)
+/// rather than as an unknown session. `None` when `id` is UUID-shaped.
+pub fn lookup_error(id: &str) -> Option<String> {
+    let why = if id.len() != 36 {
+        "UUID must be 36 characters".to_string()
+    } else if id.bytes().filter(|b| *b == b'-').count() > 4 {
+        "UUID should have maximum of 4 \"-\"".to_string()
+    } else if !id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()) {
+        "Invalid UUID: encoding/hex: invalid byte".to_string()
+    } else {
+        return None;
+    };
+    Some(format!("failed session lookup: index error: {why}"))
+}
+
 impl Store {
     /// Creates a session. `Err` carries Consul's message (answered with 500).
     pub fn create_session(&mut self, req: NewSession, now: Instant) -> Result<Session, String> {

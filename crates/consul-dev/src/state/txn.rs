@@ -124,6 +124,9 @@ impl Store {
                 if op.session.is_empty() {
                     return Err("missing session".to_string());
                 }
+                if let Some(e) = super::session::lookup_error(&op.session) {
+                    return Err(e);
+                }
                 if !self.sessions.contains_key(&op.session) {
                     return Err(format!("invalid session {:?}", op.session));
                 }

@@ -174,7 +174,7 @@ async fn ttl_check_expires_to_critical() {
 }
 
 /// §5: a session bound to a service check is invalidated when the check goes critical: its
-/// lock is released in the same write.
+/// lock is released in the same write. Holds for Consul ≥ 1.7 (`ServiceChecks`); see README.
 #[tokio::test]
 async fn critical_check_invalidates_session() {
     let t = Target::start().await;
@@ -224,6 +224,7 @@ async fn critical_check_invalidates_session() {
 }
 
 /// §5: deregistering the service removes its checks, which invalidates bound sessions.
+/// Holds for Consul ≥ 1.7 (`ServiceChecks`); see README.
 #[tokio::test]
 async fn deregister_invalidates_session() {
     let t = Target::start().await;
@@ -247,6 +248,40 @@ async fn deregister_invalidates_session() {
         r.as_array().is_none_or(|a| a.is_empty()).then_some(())
     })
     .await;
+}
+
+/// §5 (agent/checks/check.go CheckHTTP): an HTTP check with an Interval is run: a 2xx
+/// answer makes it passing, anything else critical, with the answer in Output.
+#[tokio::test]
+async fn http_checks_run() {
+    let t = Target::start().await;
+    let a = svc_name();
+    let good = format!("{}/v1/status/leader", t.base);
+    let bad = format!("{}/v1/no-such-endpoint", t.base);
+    t.put(
+        "/v1/agent/service/register",
+        json!({"Name": a, "Checks": [
+            {"CheckID": format!("{a}-good"), "HTTP": good, "Interval": "1s"},
+            {"CheckID": format!("{a}-bad"), "HTTP": bad, "Interval": "1s", "Status": "passing"},
+        ]})
+        .to_string(),
+    )
+    .await
+    .ok();
+    eventually(Duration::from_secs(30), "HTTP checks to run", || async {
+        let good = check_status(&t, &format!("{a}-good")).await;
+        let bad = check_status(&t, &format!("{a}-bad")).await;
+        (good.as_deref() == Some("passing") && bad.as_deref() == Some("critical")).then_some(())
+    })
+    .await;
+    let checks = t.get("/v1/agent/checks").await.ok().json();
+    assert!(checks[format!("{a}-good")]["Output"]
+        .as_str()
+        .unwrap()
+        .contains("200"));
+    t.put(&format!("/v1/agent/service/deregister/{a}"), "")
+        .await
+        .ok();
 }
 
 /// §5: register without a Name is 400; malformed JSON is 400.
@@ -331,7 +366,11 @@ async fn catalog_and_health() {
     let all = t.get(&format!("/v1/health/service/{a}")).await.ok().json();
     assert_eq!(all.as_array().unwrap().len(), 1);
     // `passing` is a bool: `passing=false` filters nothing (what rs-consul sends).
-    let unfiltered = t.get(&format!("/v1/health/service/{a}?passing=false")).await.ok().json();
+    let unfiltered = t
+        .get(&format!("/v1/health/service/{a}?passing=false"))
+        .await
+        .ok()
+        .json();
     assert_eq!(unfiltered.as_array().unwrap().len(), 1);
     let hc = t.get(&format!("/v1/health/checks/{a}")).await.ok().json();
     assert_eq!(hc[0]["Status"], json!("critical"));
@@ -365,6 +404,18 @@ async fn status_endpoints() {
     assert!(leader.as_str().is_some_and(|l| !l.is_empty()));
     let peers = t.get("/v1/status/peers").await.ok().json();
     assert!(!peers.as_array().unwrap().is_empty());
+}
+
+/// agent/agent.go vetServiceUpdateWithAuthorizer: deregistering an unknown service ID is 404
+/// `Unknown service ID`. Today's Consul; 1.0.8 answers 200.
+#[tokio::test]
+async fn deregister_unknown_service() {
+    let t = Target::start().await;
+    let r = t
+        .put(&format!("/v1/agent/service/deregister/{}", svc_name()), "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("Unknown service ID"), "{}", r.text());
 }
 
 /// Issue "Done when": endpoints outside the list answer 404 or 405 like unknown endpoints.

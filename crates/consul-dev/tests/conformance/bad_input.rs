@@ -29,6 +29,7 @@ async fn non_numeric_flags_and_cas() {
 }
 
 /// Bodies that are not JSON objects where one is expected are 400, not 500 or a hang.
+/// (`NodeChecks` as a string: Consul ≥ 1.7 only; older versions ignore the field.)
 #[tokio::test]
 async fn wrong_json_shapes() {
     let t = Target::start().await;

@@ -249,6 +249,7 @@ async fn acquire_and_release() {
 }
 
 /// §2: the holder re-acquiring with the same value and flags does not change ModifyIndex.
+/// Today's Consul; 1.0.8 writes (ModifyIndex moves); see README.
 #[tokio::test]
 async fn identical_reacquire_keeps_modify_index() {
     let t = Target::start().await;
@@ -377,6 +378,7 @@ async fn prefix_index_never_goes_backwards_after_delete() {
 
 /// §2 (today's key validation, agent/kvs_endpoint.go): traversal, encoded traversal, spaces,
 /// a leading `/` and characters outside the safe alphabet are 400; the safe alphabet passes.
+/// Holds for Consul ≥ 1.21.5; see README.
 #[tokio::test]
 async fn key_validation() {
     let t = Target::start().await;

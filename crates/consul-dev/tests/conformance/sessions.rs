@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::common::{b64, eventually, prefix, Target};
 
 /// §1: create with no body applies the defaults: the agent's node, `["serfHealth"]`, 15 s
-/// lock-delay, `release`, no TTL.
+/// lock-delay, `release`, no TTL. (`NodeChecks`: Consul ≥ 1.7; before, `Checks`.)
 #[tokio::test]
 async fn create_defaults() {
     let t = Target::start().await;
@@ -83,7 +83,7 @@ async fn create_rejects_bad_input() {
 }
 
 /// §1: a bound check must exist (500 `Missing check`); an unknown node is 500
-/// `Missing node registration`.
+/// `Missing node registration`. (`NodeChecks`/`ServiceChecks`: Consul ≥ 1.7.)
 #[tokio::test]
 async fn create_requires_checks_and_node() {
     let t = Target::start().await;
@@ -237,8 +237,9 @@ async fn lock_delay_refuses_acquires() {
     let k = format!("{p}/ld");
     let old = t.session(r#"{"LockDelay":"3s"}"#).await;
     t.put(&format!("/v1/kv/{k}?acquire={old}"), "").await.ok();
-    t.put(&format!("/v1/session/destroy/{old}"), "").await.ok();
+    // Taken before the destroy is sent, so the server's destroy is never earlier than this.
     let destroyed_at = Instant::now();
+    t.put(&format!("/v1/session/destroy/{old}"), "").await.ok();
     let new = t.session(r#"{"LockDelay":"3s"}"#).await;
     let first = t
         .put(&format!("/v1/kv/{k}?acquire={new}"), "")
@@ -301,4 +302,22 @@ async fn ttl_expiry_between_ttl_and_twice_ttl() {
         "expired after {took:?}, before TTL"
     );
     assert!(t.entry(&k).await.get("Session").is_none(), "key released");
+}
+
+/// agent/consul/state/session.go (sessions are indexed by UUID): an ID that is not shaped like
+/// a UUID fails the lookup with 500 `failed session lookup: …`, for info, renew, destroy and
+/// acquire alike, rather than being treated as an unknown session.
+#[tokio::test]
+async fn non_uuid_session_ids() {
+    let t = Target::start().await;
+    let k = format!("{}/nu", prefix());
+    for r in [
+        t.get("/v1/session/info/not-a-uuid").await,
+        t.put("/v1/session/renew/not-a-uuid", "").await,
+        t.put("/v1/session/destroy/not-a-uuid", "").await,
+        t.put(&format!("/v1/kv/{k}?acquire=not-a-uuid"), "").await,
+    ] {
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+        assert!(r.text().contains("failed session lookup"), "{}", r.text());
+    }
 }

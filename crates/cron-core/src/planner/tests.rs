@@ -12,9 +12,13 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn job(id: &str, freq: &str, policy: &str, window: &str) -> Arc<Job> {
+    zoned(id, freq, "UTC", policy, window)
+}
+
+fn zoned(id: &str, freq: &str, tz: &str, policy: &str, window: &str) -> Arc<Job> {
     let json = format!(
         r#"{{"id":"{id}","function":{{"app":"a","path":"/f"}},"frequency":"{freq}",
-            "catchup":{{"policy":"{policy}","window":"{window}"}}}}"#
+            "timezone":"{tz}","catchup":{{"policy":"{policy}","window":"{window}"}}}}"#
     );
     Arc::new(
         JobSpec::from_json(json.as_bytes())
@@ -59,17 +63,24 @@ fn new_job_starts_strictly_after_now_and_due_is_in_slot_order() {
 #[test]
 fn thousands_of_jobs_each_get_every_slot_once_in_order() {
     let mut p = Planner::new();
-    let start = t("2026-03-01T00:00:00Z");
+    // Across Berlin's spring-forward (2026-03-29 01:00Z), so zoned jobs meet a gap.
+    let start = t("2026-03-28T23:00:00Z");
     let exprs = [
-        "* * * * *",
-        "*/7 * * * * *",
-        "@every 45s",
-        "0 */2 * * *",
-        "13 * * * 1-5",
+        ("* * * * *", "UTC"),
+        ("*/7 * * * * *", "UTC"),
+        ("@every 45s", "UTC"),
+        ("0 */2 * * *", "UTC"),
+        ("13 * * * 6", "UTC"),
+        ("*/10 * * * *", "Europe/Berlin"),
+        ("30 2 * * *", "Europe/Berlin"),
+        ("0,30 * * * *", "Asia/Kathmandu"),
     ];
     let n = 3000;
     let jobs: Vec<_> = (0..n)
-        .map(|k| job(&format!("j{k}"), exprs[k % exprs.len()], "all", "1h"))
+        .map(|k| {
+            let (e, tz) = exprs[k % exprs.len()];
+            zoned(&format!("j{k}"), e, tz, "all", "1h")
+        })
         .collect();
     for j in &jobs {
         p.upsert(j.clone(), start);
@@ -101,8 +112,48 @@ fn thousands_of_jobs_each_get_every_slot_once_in_order() {
             s = x;
         }
         let got = seen.remove(j.spec.id.as_str()).unwrap_or_default();
+        assert!(!got.is_empty(), "job {} never fired", j.spec.id);
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "job {}", j.spec.id);
         assert_eq!(got, expect, "job {}", j.spec.id);
     }
+}
+
+#[test]
+fn churn_keeps_the_queue_small_and_the_places_right() {
+    let mut p = Planner::new();
+    let now = t("2026-01-01T00:00:00Z");
+    for k in 0..2000 {
+        p.upsert(job(&format!("j{k}"), "* * * * *", "all", "1h"), now);
+    }
+    // Every job changes schedule many times, and half are removed and re-added.
+    for round in 0..20 {
+        for k in 0..2000 {
+            let expr = if round % 2 == 0 {
+                "*/2 * * * *"
+            } else {
+                "* * * * *"
+            };
+            p.upsert(job(&format!("j{k}"), expr, "all", "1h"), now);
+            if k % 2 == 0 && round % 5 == 0 {
+                p.remove(&format!("j{k}"));
+                p.upsert(job(&format!("j{k}"), expr, "all", "1h"), now);
+            }
+        }
+        assert!(
+            p.queued <= 2 * p.len() + STALE_SLACK,
+            "queue grew to {}",
+            p.queued
+        );
+    }
+    assert_eq!(p.len(), 2000);
+    // The last round (19) set every job to `* * * * *`: one fire each at 00:01.
+    let fires = p.due(t("2026-01-01T00:01:00Z"));
+    assert_eq!(fires.len(), 2000);
+    let mut ids: Vec<_> = fires.iter().map(|f| f.job_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2000);
+    assert_eq!(p.next_wakeup(), Some(t("2026-01-01T00:02:00Z")));
 }
 
 #[test]

@@ -142,9 +142,16 @@ impl Schedule {
         } else {
             Kind::Cron(compile(text)?)
         };
+        let slots = Slots { tz, kind };
+        // Day fields repeat every 400 years: no slot in the first 400 means none ever.
+        if slots.next_after(0).is_none() {
+            return Err(ScheduleError::Form(format!(
+                "{text:?} never fires: no date matches its day and month fields"
+            )));
+        }
         Ok(Schedule {
             expression: expression.to_string(),
-            slots: Slots { tz, kind },
+            slots,
         })
     }
 
@@ -156,6 +163,15 @@ impl Schedule {
     /// The IANA name of the schedule's zone (`UTC` by default).
     pub fn timezone(&self) -> &'static str {
         self.slots.tz.name()
+    }
+
+    /// The slots strictly after `after`, in order (what `cronnode next` prints).
+    pub fn upcoming(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let mut t = after;
+        std::iter::from_fn(move || {
+            t = self.next_after(t)?;
+            Some(t)
+        })
     }
 
     pub(crate) fn slots(&self) -> Slots {
@@ -302,8 +318,28 @@ fn compile(text: &str) -> Result<Calendar, ScheduleError> {
     ))
 }
 
+/// The UTC civil time of Unix second `ts` (H. Hinnant's `civil_from_days`): plain integer
+/// arithmetic, as this is on the planner's hot path.
 fn civil_of(ts: i64) -> Option<Civil> {
-    Some(civil_of_naive(DateTime::from_timestamp(ts, 0)?.naive_utc()))
+    let days = ts.div_euclid(86_400);
+    let secs = u32::try_from(ts.rem_euclid(86_400)).ok()?;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).ok()?;
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).ok()?;
+    let year = i32::try_from(yoe + era * 400 + i64::from(month <= 2)).ok()?;
+    Some(Civil {
+        year,
+        month,
+        day,
+        hour: secs / 3600,
+        minute: secs / 60 % 60,
+        second: secs % 60,
+    })
 }
 
 fn civil_of_naive(n: NaiveDateTime) -> Civil {

@@ -72,6 +72,16 @@ fn macros_and_every() {
 }
 
 #[test]
+fn upcoming_lists_slots_in_order() {
+    let s = Schedule::parse("0 0 1 * *", None).unwrap();
+    let got: Vec<_> = s.upcoming(utc("2026-11-26T00:00:00Z")).take(2).collect();
+    assert_eq!(
+        got,
+        [utc("2026-12-01T00:00:00Z"), utc("2027-01-01T00:00:00Z")]
+    );
+}
+
+#[test]
 fn six_fields_have_seconds() {
     assert_eq!(
         next("*/20 * * * * *", None, "2026-11-26T20:31:10Z", 3),
@@ -307,11 +317,20 @@ fn february_29() {
 }
 
 #[test]
-fn impossible_dates_have_no_slot() {
+fn impossible_dates_are_refused() {
     for e in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 31W 2 *"] {
-        let s = Schedule::parse(e, None).unwrap();
-        assert_eq!(s.next_after(utc("2026-01-01T00:00:00Z")), None, "{e}");
+        let err = Schedule::parse(e, None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("{e:?} never fires: no date matches its day and month fields")
+        );
     }
+    // Rare but possible: a fifth Friday in February (leap years starting on a Friday).
+    let s = Schedule::parse("0 0 * 2 5#5", None).unwrap();
+    assert_eq!(
+        s.next_after(utc("2026-01-01T00:00:00Z")),
+        Some(utc("2036-02-29T00:00:00Z"))
+    );
 }
 
 #[test]
@@ -388,4 +407,16 @@ fn every_error_message() {
             message: "24 is out of range 0-23".into()
         }
     );
+}
+
+#[test]
+fn civil_conversion_matches_chrono() {
+    let mut ts = -62_135_596_800i64; // 0001-01-01
+    while ts < 253_402_300_799 {
+        let c = civil_of(ts).unwrap();
+        let n = DateTime::from_timestamp(ts, 0).unwrap().naive_utc();
+        assert_eq!(c, civil_of_naive(n), "{ts}");
+        assert_eq!(timestamp_of_civil(c), ts);
+        ts += 86_400 * 13 + 3_607;
+    }
 }

@@ -51,11 +51,14 @@ pub async fn ready(state: &AppState) -> Answer {
         (None, None) => Ok(json_response(StatusCode::OK, &body)),
         (c, r) => Err(ApiError::unavailable(format!(
             "not ready: {}",
-            [c.map(|e| format!("consul: {e}")), r.map(|e| format!("redis: {e}"))]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ")
+            [
+                c.map(|e| format!("consul: {e}")),
+                r.map(|e| format!("redis: {e}"))
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ")
         ))),
     }
 }
@@ -158,7 +161,10 @@ async fn nodes_json(state: &AppState) -> Result<Vec<Value>, ApiError> {
 
 /// `GET /v1/nodes`.
 pub async fn nodes(state: &AppState) -> Answer {
-    Ok(json_response(StatusCode::OK, &json!({"nodes": nodes_json(state).await?})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"nodes": nodes_json(state).await?}),
+    ))
 }
 
 /// `GET /v1/status`: everything `cronnode status` prints.
@@ -195,13 +201,19 @@ pub async fn status(state: &AppState) -> Answer {
 
 /// `POST /v1/leader/fence/reset`.
 pub async fn fence_reset(state: &AppState, headers: &hyper::HeaderMap) -> Answer {
-    on_leader(state, headers, Method::POST, "/v1/leader/fence/reset", || async {
-        let fence = state.leader.reset_fence().await.map_err(command_error)?;
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({"fence": fence, "node": state.config.node}),
-        ))
-    })
+    on_leader(
+        state,
+        headers,
+        Method::POST,
+        "/v1/leader/fence/reset",
+        || async {
+            let fence = state.leader.reset_fence().await.map_err(command_error)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"fence": fence, "node": state.config.node}),
+            ))
+        },
+    )
     .await
 }
 
@@ -223,7 +235,10 @@ pub fn schedule(query: &HashMap<String, String>) -> Answer {
         None => Utc::now(),
         Some(t) => crate::cli::next::parse_instant("from", t).map_err(ApiError::bad_request)?,
     };
-    let tz = query.get("tz").map(String::as_str).filter(|t| !t.is_empty());
+    let tz = query
+        .get("tz")
+        .map(String::as_str)
+        .filter(|t| !t.is_empty());
     let slots = crate::cli::next::preview(frequency, tz, from, n).map_err(|e| {
         if e.starts_with("n:") {
             ApiError::bad_request(e)
@@ -240,7 +255,9 @@ pub fn schedule(query: &HashMap<String, String>) -> Answer {
 /// A leader loop refusal as an API error.
 pub fn command_error(e: CommandError) -> ApiError {
     match e {
-        CommandError::NotLeader => ApiError::no_leader("this node is not the leader (any more); retry"),
+        CommandError::NotLeader => {
+            ApiError::no_leader("this node is not the leader (any more); retry")
+        }
         e @ CommandError::FenceBlocked { .. } => ApiError::fence_blocked(e.to_string()),
         e @ CommandError::Fenced(_) => ApiError::no_leader(format!("{e}; retry")),
         e @ CommandError::Redis(_) => ApiError::unavailable(e.to_string()),
@@ -265,7 +282,9 @@ where
     }
     if headers.contains_key(FORWARDED_HEADER) {
         // We were named leader by the node that forwarded this, but are not (any more).
-        return Err(ApiError::no_leader("this node is not the leader (any more); retry"));
+        return Err(ApiError::no_leader(
+            "this node is not the leader (any more); retry",
+        ));
     }
     let info = consul_lock::leader_info(&state.consul, &state.config.prefix)
         .await
@@ -273,7 +292,9 @@ where
             state.metrics.consul_error("leader_info");
             ApiError::unavailable(format!("consul: {e}"))
         })?
-        .ok_or_else(|| ApiError::no_leader("no node holds the leader lock right now; retry in a few seconds"))?;
+        .ok_or_else(|| {
+            ApiError::no_leader("no node holds the leader lock right now; retry in a few seconds")
+        })?;
     if info.node == state.config.node {
         return Err(ApiError::no_leader(
             "the lock names this node but its term has ended; retry",
@@ -282,9 +303,16 @@ where
     let client = ApiClient::new(&info.api_addr, state.config.api_token.clone())
         .map_err(|e| ApiError::internal(format!("leader API address {:?}: {e}", info.api_addr)))?;
     let raw = client
-        .send(method, path, None, &[(FORWARDED_HEADER, &state.config.node)])
+        .send(
+            method,
+            path,
+            None,
+            &[(FORWARDED_HEADER, &state.config.node)],
+        )
         .await
-        .map_err(|e| ApiError::unavailable(format!("forwarding to the leader {}: {e}", info.node)))?;
+        .map_err(|e| {
+            ApiError::unavailable(format!("forwarding to the leader {}: {e}", info.node))
+        })?;
     let mut resp = hyper::Response::new(http_body_util::Full::new(raw.body));
     *resp.status_mut() = raw.status;
     resp.headers_mut().insert(

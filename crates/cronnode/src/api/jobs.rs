@@ -22,7 +22,13 @@ use super::routes::Answer;
 use super::{json_response, ApiError, AppState};
 
 /// Fields the API adds to a job; ignored on input.
-pub const READ_ONLY_FIELDS: &[&str] = &["next_start", "last_start", "created_at", "updated_at", "version"];
+pub const READ_ONLY_FIELDS: &[&str] = &[
+    "next_start",
+    "last_start",
+    "created_at",
+    "updated_at",
+    "version",
+];
 /// Attempts of a pause/resume check-and-set loop before giving up with 409.
 const CAS_ATTEMPTS: usize = 5;
 
@@ -37,8 +43,9 @@ pub fn parse_job(
             "the request body is empty: send a job spec as a JSON object",
         ));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::malformed_json(format!("the request body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::malformed_json(format!("the request body is not valid JSON: {e}"))
+    })?;
     let Value::Object(mut obj) = value else {
         return Err(ApiError::bad_request("a job spec must be a JSON object"));
     };
@@ -109,7 +116,9 @@ fn store_error(op: &'static str, state: &AppState, e: StoreError) -> ApiError {
     match e {
         e @ StoreError::Conflict { .. } => ApiError::conflict(e.to_string()),
         StoreError::NotFound(id) => ApiError::not_found(format!("no job {id:?}")),
-        e @ (StoreError::Invalid(_) | StoreError::BadId { .. }) => ApiError::invalid_job(e.to_string()),
+        e @ (StoreError::Invalid(_) | StoreError::BadId { .. }) => {
+            ApiError::invalid_job(e.to_string())
+        }
         other => {
             state.metrics.consul_error(op);
             ApiError::unavailable(format!("consul: {other}"))
@@ -117,7 +126,10 @@ fn store_error(op: &'static str, state: &AppState, e: StoreError) -> ApiError {
     }
 }
 
-async fn last_starts(state: &AppState, ids: &[&str]) -> std::collections::HashMap<String, chrono::DateTime<Utc>> {
+async fn last_starts(
+    state: &AppState,
+    ids: &[&str],
+) -> std::collections::HashMap<String, chrono::DateTime<Utc>> {
     // The cursors only decorate the answer: a Redis outage must not hide the jobs.
     match state.queue.cursors(ids).await {
         Ok(c) => c,
@@ -139,7 +151,11 @@ async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError
 
 /// `GET /v1/cronjobs[?app=]`.
 pub async fn list(state: &AppState, app: Option<&str>) -> Answer {
-    let set = state.store.list().await.map_err(|e| store_error("list", state, e))?;
+    let set = state
+        .store
+        .list()
+        .await
+        .map_err(|e| store_error("list", state, e))?;
     let selected: Vec<&StoredJob> = set
         .jobs
         .values()
@@ -156,7 +172,10 @@ pub async fn list(state: &AppState, app: Option<&str>) -> Answer {
         .iter()
         .map(|i| json!({"key": i.key, "error": i.error}))
         .collect();
-    Ok(json_response(StatusCode::OK, &json!({"jobs": jobs, "invalid": invalid})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"jobs": jobs, "invalid": invalid}),
+    ))
 }
 
 /// `POST /v1/cronjobs`.
@@ -270,7 +289,10 @@ pub async fn fires(state: &AppState, id: &str) -> Answer {
         .map(|h| {
             let lateness_ms = (h.enqueued_at - h.slot).num_milliseconds();
             let mut m = Map::new();
-            m.insert("slot".into(), json!(h.slot.to_rfc3339_opts(SecondsFormat::Secs, true)));
+            m.insert(
+                "slot".into(),
+                json!(h.slot.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            );
             m.insert(
                 "enqueued_at".into(),
                 json!(h.enqueued_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
@@ -284,5 +306,8 @@ pub async fn fires(state: &AppState, id: &str) -> Answer {
             Value::Object(m)
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &json!({"job_id": id, "fires": fires})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"job_id": id, "fires": fires}),
+    ))
 }

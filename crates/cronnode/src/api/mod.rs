@@ -177,7 +177,11 @@ fn check_token(expected: Option<&str>, headers: &hyper::HeaderMap) -> Result<(),
     };
     let given = headers
         .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization header: send `Authorization: Bearer <token>`"))?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing Authorization header: send `Authorization: Bearer <token>`",
+            )
+        })?
         .to_str()
         .map_err(|_| ApiError::unauthorized("Authorization header is not readable text"))?;
     let token = given
@@ -215,7 +219,9 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::too_large(MAX_BODY_BYTES))
         }
-        Err(e) => Err(ApiError::bad_request(format!("cannot read the request body: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
     }
 }
 
@@ -227,13 +233,22 @@ mod tests {
     fn token_checks() {
         let mut h = hyper::HeaderMap::new();
         assert!(check_token(None, &h).is_ok());
-        assert!(check_token(Some("s3cret"), &h).unwrap_err().message.contains("missing"));
+        assert!(check_token(Some("s3cret"), &h)
+            .unwrap_err()
+            .message
+            .contains("missing"));
         h.insert(AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert!(check_token(Some("s3cret"), &h).unwrap_err().message.contains("wrong"));
+        assert!(check_token(Some("s3cret"), &h)
+            .unwrap_err()
+            .message
+            .contains("wrong"));
         h.insert(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
         assert!(check_token(Some("s3cret"), &h).is_ok());
         h.insert(AUTHORIZATION, "Basic s3cret".parse().unwrap());
-        assert!(check_token(Some("s3cret"), &h).unwrap_err().message.contains("Bearer"));
+        assert!(check_token(Some("s3cret"), &h)
+            .unwrap_err()
+            .message
+            .contains("Bearer"));
         assert!(!constant_time_eq(b"s3cre", b"s3cret"));
     }
 }

@@ -139,7 +139,12 @@ fn check_json_content_type(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
     {
         None => Ok(()),
         Some(ct) => {
-            let base = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let base = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if base == "application/json"
                 || base.ends_with("+json")
                 || base == "application/x-www-form-urlencoded"
@@ -155,8 +160,9 @@ fn check_json_content_type(headers: &hyper::HeaderMap) -> Result<(), ApiError> {
 
 /// Decodes and checks a job id taken from the path.
 pub fn path_id(raw: &str) -> Result<String, ApiError> {
-    let id = percent_decode(raw)
-        .ok_or_else(|| ApiError::bad_request(format!("job id {raw:?} is not valid percent-encoded UTF-8")))?;
+    let id = percent_decode(raw).ok_or_else(|| {
+        ApiError::bad_request(format!("job id {raw:?} is not valid percent-encoded UTF-8"))
+    })?;
     check_id(&id).map_err(ApiError::bad_request)?;
     Ok(id)
 }
@@ -165,7 +171,10 @@ pub fn path_id(raw: &str) -> Result<String, ApiError> {
 pub fn check_id(id: &str) -> Result<(), String> {
     let max = cron_core::job::MAX_ID_LEN;
     if id.is_empty() || id.len() > max {
-        return Err(format!("job id must be 1-{max} characters, got {}", id.len()));
+        return Err(format!(
+            "job id must be 1-{max} characters, got {}",
+            id.len()
+        ));
     }
     if let Some(c) = id
         .chars()
@@ -232,10 +241,16 @@ pub fn parse_query(q: &str) -> Result<HashMap<String, String>, ApiError> {
     let mut map = HashMap::new();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode(k, true)
-            .ok_or_else(|| ApiError::bad_request(format!("query parameter {k:?} is not valid percent-encoded UTF-8")))?;
-        let v = decode(v, true)
-            .ok_or_else(|| ApiError::bad_request(format!("query parameter {k:?} has a value that is not valid percent-encoded UTF-8")))?;
+        let k = decode(k, true).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter {k:?} is not valid percent-encoded UTF-8"
+            ))
+        })?;
+        let v = decode(v, true).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "query parameter {k:?} has a value that is not valid percent-encoded UTF-8"
+            ))
+        })?;
         map.insert(k, v);
     }
     Ok(map)

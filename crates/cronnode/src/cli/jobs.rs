@@ -100,7 +100,8 @@ fn read_spec(file: &str) -> Result<Bytes, ClientError> {
             .map_err(|e| ClientError::BadInput(format!("cannot read standard input: {e}")))?;
         buf
     } else {
-        std::fs::read(file).map_err(|e| ClientError::BadInput(format!("cannot read {file}: {e}")))?
+        std::fs::read(file)
+            .map_err(|e| ClientError::BadInput(format!("cannot read {file}: {e}")))?
     };
     Ok(Bytes::from(bytes))
 }
@@ -114,35 +115,70 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
             };
             (api, client(api)?.json(Method::GET, &path, None).await?)
         }
-        JobsCommand::Get { id, api } => (api, client(api)?.json(Method::GET, &job_path(id), None).await?),
+        JobsCommand::Get { id, api } => (
+            api,
+            client(api)?.json(Method::GET, &job_path(id), None).await?,
+        ),
         JobsCommand::Add { file, api } => {
             let body = read_spec(file)?;
-            (api, client(api)?.json(Method::POST, "/v1/cronjobs", Some(body)).await?)
+            (
+                api,
+                client(api)?
+                    .json(Method::POST, "/v1/cronjobs", Some(body))
+                    .await?,
+            )
         }
         JobsCommand::Put { file, api } => {
             let body = read_spec(file)?;
             let id = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
-                .ok_or_else(|| ClientError::BadInput(format!("{file}: a JSON object with an \"id\" is needed")))?;
-            (api, client(api)?.json(Method::PUT, &job_path(&id), Some(body)).await?)
+                .ok_or_else(|| {
+                    ClientError::BadInput(format!("{file}: a JSON object with an \"id\" is needed"))
+                })?;
+            (
+                api,
+                client(api)?
+                    .json(Method::PUT, &job_path(&id), Some(body))
+                    .await?,
+            )
         }
-        JobsCommand::Rm { id, api } => (api, client(api)?.json(Method::DELETE, &job_path(id), None).await?),
-        JobsCommand::Pause { id, api } => {
-            (api, client(api)?.json(Method::POST, &format!("{}/pause", job_path(id)), None).await?)
-        }
-        JobsCommand::Resume { id, api } => {
-            (api, client(api)?.json(Method::POST, &format!("{}/resume", job_path(id)), None).await?)
-        }
-        JobsCommand::Run { id, api } => {
-            (api, client(api)?.json(Method::POST, &format!("{}/run", job_path(id)), None).await?)
-        }
-        JobsCommand::Fires { id, api } => {
-            (api, client(api)?.json(Method::GET, &format!("{}/fires", job_path(id)), None).await?)
-        }
+        JobsCommand::Rm { id, api } => (
+            api,
+            client(api)?
+                .json(Method::DELETE, &job_path(id), None)
+                .await?,
+        ),
+        JobsCommand::Pause { id, api } => (
+            api,
+            client(api)?
+                .json(Method::POST, &format!("{}/pause", job_path(id)), None)
+                .await?,
+        ),
+        JobsCommand::Resume { id, api } => (
+            api,
+            client(api)?
+                .json(Method::POST, &format!("{}/resume", job_path(id)), None)
+                .await?,
+        ),
+        JobsCommand::Run { id, api } => (
+            api,
+            client(api)?
+                .json(Method::POST, &format!("{}/run", job_path(id)), None)
+                .await?,
+        ),
+        JobsCommand::Fires { id, api } => (
+            api,
+            client(api)?
+                .json(Method::GET, &format!("{}/fires", job_path(id)), None)
+                .await?,
+        ),
     };
     if api.json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
         return Ok(());
     }
     match cmd {

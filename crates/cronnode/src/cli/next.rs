@@ -58,7 +58,9 @@ pub fn preview(
 pub fn parse_instant(name: &str, text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{name}: {text:?} is not an RFC3339 instant such as 2026-03-29T01:00:00Z ({e})"))
+        .map_err(|e| {
+            format!("{name}: {text:?} is not an RFC3339 instant such as 2026-03-29T01:00:00Z ({e})")
+        })
 }
 
 /// Runs `cronnode next`; returns the exit status.
