@@ -572,14 +572,17 @@ pub fn job_specs(window: &str) -> Vec<Value> {
         ("chaos-odd-seconds", "1-59/2 * * * * *"),
     ]
     .iter()
-    .map(|(id, frequency)| {
-        json!({
-            "id": id,
-            "function": {"app": "chaos", "path": format!("/{id}"), "body": "{}"},
-            "frequency": frequency,
-            "catchup": {"policy": "all", "window": window},
-            "description": "registered by the chaos suite",
-        })
-    })
+    .map(|(id, frequency)| job_spec(id, frequency, window))
     .collect()
+}
+
+/// One job spec of the run.
+pub fn job_spec(id: &str, frequency: &str, window: &str) -> Value {
+    json!({
+        "id": id,
+        "function": {"app": "chaos", "path": format!("/{id}"), "body": "{}"},
+        "frequency": frequency,
+        "catchup": {"policy": "all", "window": window},
+        "description": "registered by the chaos suite",
+    })
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 
-use crate::checker::FaultRecord;
-use crate::cluster::{wait_redis, Cluster, ConsulSide};
+use crate::checker::{FaultRecord, JobUnderTest};
+use crate::cluster::{job_spec, wait_redis, Cluster, ConsulSide};
 use crate::Timings;
 
 /// How long a new leader may take after a fault: 2×TTL + lock-delay, plus room for a loaded
@@ -26,7 +26,8 @@ const WAKE_OBSERVATION: Duration = Duration::from_secs(3);
 /// The faults, in the order the issue lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// kill -9 of the leader, then restart it.
+    /// kill -9 of the leader, then restart it; while nobody leads, a job is added through a
+    /// follower's API.
     KillLeader,
     /// SIGSTOP of the leader for longer than 2×TTL, then SIGCONT.
     PauseLeader,
@@ -75,17 +76,33 @@ impl Fault {
         }
     }
 
-    /// Injects the fault and waits until the cluster has a leader again.
-    pub async fn inject(self, c: &mut Cluster, t: &Timings) -> Result<Injected> {
+    /// Injects the fault and waits until the cluster has a leader again. Jobs the fault
+    /// registers along the way (see [`Fault::KillLeader`]) are added to `jobs`.
+    pub async fn inject(
+        self,
+        c: &mut Cluster,
+        t: &Timings,
+        jobs: &mut Vec<JobUnderTest>,
+    ) -> Result<Injected> {
         let leader = c.wait_leader(failover_limit(t)).await?;
         let li = c.node_index(&leader.node)?;
         let mut started = Utc::now();
         let (lifted, note) = match self {
             Fault::KillLeader => {
                 c.nodes[li].proc.kill9().await?;
+                // While nobody leads, an operator adds a job through a follower: its slots
+                // from its creation on belong to whoever leads next.
+                let id = format!("chaos-born-leaderless-{}", started.timestamp());
+                let spec = job_spec(&id, "*/2 * * * * *", t.catchup_window);
+                let via = (li + 1) % c.nodes.len();
+                let born = c.create_job(via, &spec).await?;
+                jobs.push(born);
                 let next = c.wait_leader_not(&leader.node, failover_limit(t)).await?;
                 c.start_node(li).await?;
-                (started, format!("{} killed, {} took over", leader.node, next.node))
+                (
+                    started,
+                    format!("{} killed, {id} added meanwhile, {} took over", leader.node, next.node),
+                )
             }
             Fault::PauseLeader => {
                 c.nodes[li].proc.signal("STOP")?;

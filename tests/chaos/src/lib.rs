@@ -187,7 +187,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Outcome> {
     'rounds: loop {
         for fault in ALL {
             progress(&format!("injecting: {}", fault.name()));
-            match fault.inject(&mut cluster, t).await {
+            match fault.inject(&mut cluster, t, &mut evidence.jobs).await {
                 Ok(Injected::Done(record)) => {
                     progress(&format!("recovered: {} ({})", record.name, record.note));
                     evidence.faults.push(record);
