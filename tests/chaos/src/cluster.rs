@@ -23,17 +23,13 @@ use crate::http::Http;
 use crate::procs::{free_port, Proc};
 use crate::tasks::{decode, list_name, PRIORITIES};
 use crate::Timings;
+use redis_queue::queue::{Queue, QueueConfig};
 use redis_queue::test_server::{RedisServer, ServerOptions};
 
 /// The nodes' names.
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
 /// cronnode's KV prefix against the dev agent (its default, so the defaults are what is tested).
 pub const DEV_KV_PREFIX: &str = "cronnode";
-/// The per-job cursors (sorted set: job id → last enqueued slot, Unix seconds) under the same
-/// prefix; read to know when the leader has caught up before the nodes are stopped.
-pub const CURSORS_KEY: &str = "{cronnode}:cursors";
-/// The fence key under cronnode's default Redis key prefix (`{cronnode}:`), read by the sampler.
-pub const FENCE_KEY: &str = "{cronnode}:fence";
 /// The platform's queue prefix (IronFunctions' default: empty).
 pub const QUEUE_PREFIX: &str = "";
 /// The image every task gets (never run: nothing consumes the queues during a run).
@@ -339,40 +335,36 @@ impl Cluster {
 
     /// Waits until every job's cursor has reached its last slot at or before `end` (the
     /// leader has enqueued the whole window), or `limit` passes; a slow catch-up on a loaded
-    /// machine then shows as lateness, not as missing slots. Answers whether it caught up.
+    /// machine then shows as lateness, not as missing slots. Answers what is still behind.
     pub async fn wait_caught_up(
         &self,
         jobs: &[JobUnderTest],
         end: DateTime<Utc>,
         limit: Duration,
-    ) -> Result<bool> {
+    ) -> Result<Option<String>> {
         let last: Vec<(String, i64)> = jobs
             .iter()
             .filter_map(|j| last_slot(j, end).map(|s| (j.id.clone(), s.timestamp())))
             .collect();
-        let url = self.redis_url.clone();
+        let queue = Queue::connect(QueueConfig::new(self.redis_url.clone())).await?;
         let probe = || {
-            let url = url.clone();
+            let queue = queue.clone();
             let last = last.clone();
             async move {
-                let client = redis::Client::open(url.as_str())?;
-                let mut conn = client.get_multiplexed_async_connection().await?;
+                let ids: Vec<&str> = last.iter().map(|(id, _)| id.as_str()).collect();
+                let cursors = queue.cursors(&ids).await?;
                 for (job, slot) in &last {
-                    let cursor: Option<f64> = redis::cmd("ZSCORE")
-                        .arg(CURSORS_KEY)
-                        .arg(job)
-                        .query_async(&mut conn)
-                        .await?;
-                    if cursor.is_none_or(|c| (c as i64) < *slot) {
+                    if cursors.get(job).is_none_or(|c| c.timestamp() < *slot) {
                         bail!("{job} not enqueued up to {slot}");
                     }
                 }
                 Ok(())
             }
         };
-        Ok(wait_for("catch-up of the window", limit, probe)
-            .await
-            .is_ok())
+        match wait_for("catch-up of the window", limit, probe).await {
+            Ok(()) => Ok(None),
+            Err(e) => Ok(Some(format!("{e:#}"))),
+        }
     }
 
     /// The node's `cronnode_fires_total` for one outcome (`fenced`, `duplicate`, ...), from its
@@ -482,46 +474,38 @@ pub async fn wait_redis(url: &str) -> Result<()> {
 }
 
 /// Reads the fence, then every list's length, until aborted. Errors (Redis down during its
-/// fault) skip a sample; the connection is opened again next time.
+/// fault) skip a sample.
 async fn sample_fence(url: String, out: Arc<Mutex<Vec<FenceSample>>>) {
-    let lists: Vec<String> = PRIORITIES
-        .iter()
-        .map(|&p| list_name(QUEUE_PREFIX, p))
-        .collect();
-    let mut conn = None;
+    let mut queue = None;
     loop {
         tokio::time::sleep(FENCE_SAMPLE_EVERY).await;
-        if conn.is_none() {
-            conn = match redis::Client::open(url.as_str()) {
-                Ok(c) => c.get_multiplexed_async_connection().await.ok(),
-                Err(_) => None,
-            };
+        if queue.is_none() {
+            queue = Queue::connect(QueueConfig::new(url.clone())).await.ok();
         }
-        let Some(c) = conn.as_mut() else { continue };
-        match sample_once(c, &lists).await {
-            Ok(Some(sample)) => {
-                if let Ok(mut v) = out.lock() {
-                    v.push(sample);
-                }
+        let Some(q) = queue.as_ref() else { continue };
+        // The order is the point: the lengths are read after the fence answered, so every
+        // push at or past a length happened under that fence or a higher one.
+        let (fence, depths) = match q.fence().await {
+            Ok(Some(fence)) => match q.queue_depths().await {
+                Ok(depths) => (fence, depths),
+                Err(_) => continue,
+            },
+            Ok(None) => continue,
+            Err(_) => {
+                // A new client next time, in case this one does not recover by itself.
+                queue = None;
+                continue;
             }
-            Ok(None) => {}
-            Err(_) => conn = None,
+        };
+        let lens = PRIORITIES
+            .iter()
+            .zip(depths.queues)
+            .map(|(&p, len)| (list_name(QUEUE_PREFIX, p), len as usize))
+            .collect::<BTreeMap<_, _>>();
+        if let Ok(mut v) = out.lock() {
+            v.push(FenceSample { fence, lens });
         }
     }
-}
-
-async fn sample_once(
-    conn: &mut redis::aio::MultiplexedConnection,
-    lists: &[String],
-) -> Result<Option<FenceSample>> {
-    let fence: Option<u64> = redis::cmd("GET").arg(FENCE_KEY).query_async(conn).await?;
-    let Some(fence) = fence else { return Ok(None) };
-    let mut lens = BTreeMap::new();
-    for list in lists {
-        let len: usize = redis::cmd("LLEN").arg(list).query_async(conn).await?;
-        lens.insert(list.clone(), len);
-    }
-    Ok(Some(FenceSample { fence, lens }))
 }
 
 /// Retries `probe` every [`POLL`] until it succeeds or `limit` passes.

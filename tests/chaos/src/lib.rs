@@ -214,13 +214,13 @@ pub async fn run(cfg: &RunConfig) -> Result<Outcome> {
 
     evidence.end = Utc::now();
     tokio::time::sleep(t.settle).await;
-    if !cluster
+    if let Some(behind) = cluster
         .wait_caught_up(&evidence.jobs, evidence.end, CATCH_UP_LIMIT)
         .await?
     {
-        progress(
-            "the cursors did not reach the end of the window; the checker will say which slots",
-        );
+        progress(&format!(
+            "the cursors did not reach the end of the window: {behind}"
+        ));
     }
     progress("stopping the nodes");
     cluster.stop_nodes().await?;
