@@ -326,7 +326,8 @@ impl Planner {
     /// are counted as skipped). Without a cursor the job was never enqueued: it is new, and
     /// nothing is planned. Afterwards the job's next slot is its first strictly after `now`,
     /// and no slot at or before the cursor is given out again. Unknown or paused jobs plan
-    /// nothing.
+    /// nothing. Calling it again with the same cursor plans the same fires (same ids, so the
+    /// enqueue dedupes them): a failed enqueue can simply be planned again.
     pub fn catch_up(
         &mut self,
         job_id: &str,

@@ -43,6 +43,8 @@ pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Longest single sleep: slots are wall-clock instants and tokio sleeps on the monotonic
 /// clock, so after an NTP step the distance is taken again at least this often.
 pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How long the API waits for the loop to carry out a command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Commands waiting for the loop; more are refused as busy.
 const COMMAND_QUEUE: usize = 64;
 
@@ -145,16 +147,14 @@ impl LeaderHandle {
     pub async fn manual_run(&self, job: Arc<Job>) -> Result<ManualRun, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::ManualRun { job, reply }).await?;
-        rx.await
-            .unwrap_or(Err(CommandError::Unavailable("no reply")))
+        wait_reply(rx).await
     }
 
     /// Asks the loop to set the fence to its token.
     pub async fn reset_fence(&self) -> Result<u64, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::ResetFence { reply }).await?;
-        rx.await
-            .unwrap_or(Err(CommandError::Unavailable("no reply")))
+        wait_reply(rx).await
     }
 
     async fn send(&self, cmd: Command) -> Result<(), CommandError> {
@@ -162,6 +162,40 @@ impl LeaderHandle {
             mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
             mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
         })
+    }
+}
+
+/// The loop's end of the handle: made before the loop exists, so the API can serve (as a
+/// follower) while the node still waits for Redis.
+#[derive(Debug)]
+pub struct LeaderLink {
+    commands: mpsc::Receiver<Command>,
+    status: watch::Sender<LeaderStatus>,
+}
+
+/// A handle for the API and the link the loop will take over.
+pub fn channel() -> (LeaderHandle, LeaderLink) {
+    let (status_tx, status_rx) = watch::channel(LeaderStatus::Follower);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    (
+        LeaderHandle {
+            status: status_rx,
+            commands: cmd_tx,
+        },
+        LeaderLink {
+            commands: cmd_rx,
+            status: status_tx,
+        },
+    )
+}
+
+/// A command's answer, or `Unavailable` when the loop drops it or takes longer than
+/// [`COMMAND_TIMEOUT`] (it may be retrying Redis).
+async fn wait_reply<T>(rx: oneshot::Receiver<Result<T, CommandError>>) -> Result<T, CommandError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(CommandError::Unavailable("no reply")),
+        Err(_) => Err(CommandError::Unavailable("no reply in time")),
     }
 }
 
@@ -200,8 +234,10 @@ struct Term {
 }
 
 impl LeaderLoop {
-    /// A loop and the handle the API uses to reach it.
+    /// The loop, joined to the far end of the handle made by [`channel`].
+    #[allow(clippy::too_many_arguments)] // one of each input and output; a struct would only rename them
     pub fn new(
+        link: LeaderLink,
         node: String,
         queue: Queue,
         tasks: Arc<TaskSettings>,
@@ -209,25 +245,18 @@ impl LeaderLoop {
         leadership: watch::Receiver<Leadership>,
         jobs: watch::Receiver<JobSet>,
         shutdown: broadcast::Receiver<()>,
-    ) -> (LeaderLoop, LeaderHandle) {
-        let (status_tx, status_rx) = watch::channel(LeaderStatus::Follower);
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let this = LeaderLoop {
+    ) -> LeaderLoop {
+        LeaderLoop {
             node,
             queue,
             tasks,
             metrics,
             leadership,
             jobs,
-            commands: cmd_rx,
-            status: status_tx,
+            commands: link.commands,
+            status: link.status,
             shutdown,
-        };
-        let handle = LeaderHandle {
-            status: status_rx,
-            commands: cmd_tx,
-        };
-        (this, handle)
+        }
     }
 
     /// Follows the election until shutdown, leading whenever the lock is ours.
@@ -318,8 +347,12 @@ impl LeaderLoop {
             known: HashMap::new(),
         };
         let jobs = self.jobs.borrow_and_update().clone();
-        let to_catch_up = self.apply_job_set(&mut term, &jobs, Utc::now());
-        if let Err(end) = self.catch_up(&mut term, to_catch_up, "leadership").await {
+        let now = Utc::now();
+        let to_catch_up = self.apply_job_set(&mut term, &jobs, now);
+        if let Err(end) = self
+            .catch_up(&mut term, to_catch_up, now, "leadership")
+            .await
+        {
             return end;
         }
 
@@ -341,8 +374,9 @@ impl LeaderLoop {
                         return End::Shutdown;
                     }
                     let jobs = self.jobs.borrow_and_update().clone();
-                    let resumed = self.apply_job_set(&mut term, &jobs, Utc::now());
-                    if let Err(end) = self.catch_up(&mut term, resumed, "job change").await {
+                    let now = Utc::now();
+                    let resumed = self.apply_job_set(&mut term, &jobs, now);
+                    if let Err(end) = self.catch_up(&mut term, resumed, now, "job change").await {
                         return end;
                     }
                 }
@@ -401,8 +435,16 @@ impl LeaderLoop {
     }
 
     /// Reads the cursors of `ids` and enqueues their missed slots by each job's policy. A job
-    /// without a cursor was never enqueued: it has nothing to catch up.
-    async fn catch_up(&mut self, term: &mut Term, ids: Vec<String>, why: &str) -> Result<(), End> {
+    /// without a cursor was never enqueued: it has nothing to catch up. `now` is the instant
+    /// the jobs were (re)planned at: slots after it are the planner's to fire on time, so a
+    /// slot that passes while the cursors are read is never taken for a missed one.
+    async fn catch_up(
+        &mut self,
+        term: &mut Term,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(), End> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -419,7 +461,6 @@ impl LeaderLoop {
                 }
             }
         };
-        let now = Utc::now();
         let (mut fires, mut skipped, mut jobs_behind) = (Vec::new(), 0u64, 0usize);
         for id in &ids {
             let Some(cursor) = cursors.get(id).copied() else {

@@ -52,9 +52,17 @@ async fn main() {
         .await
         .unwrap();
 
-    let q = Queue::connect(QueueConfig::new(server.url()))
+    let mut q = Queue::connect(QueueConfig::new(server.url()))
         .await
         .unwrap();
+    // BENCH_FIRES_PER_CALL=n tries another call size than the default.
+    if let Some(n) = std::env::var("BENCH_FIRES_PER_CALL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        q = q.with_fires_per_call(n);
+        println!("fires per call: {n}");
+    }
     let settings = TaskSettings {
         default_image: Some("iron/hello".into()),
         node: "bench".into(),

@@ -14,7 +14,7 @@
 //! ## Layout
 //!
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
-//! - [`script`]: the Lua scripts (`enqueue.lua`), key names and argument layout;
+//! - `script` (private): the Lua scripts (src/enqueue.lua), key names, argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
 //! - [`error`]: the error type, [`QueueError`];
 //! - `test_server` (feature `test-server`): a private redis-server for tests.
@@ -37,7 +37,7 @@
 
 pub mod error;
 pub mod queue;
-pub mod script;
+mod script;
 pub mod task;
 #[cfg(feature = "test-server")]
 pub mod test_server;

@@ -2,7 +2,7 @@
 //!
 //! Owns [`Queue`]: connecting (with a probe that turns a bad URL, bad credentials or a server
 //! that is not Redis into a clear error), the batched enqueue through the script in
-//! [`crate::script`], the fence, and the read-back (cursors, history, depths).
+//! the `script` module, the fence, and the read-back (cursors, history, depths).
 //!
 //! Must not retry an enqueue on its own: a lost answer is reported as
 //! [`QueueError::Unknown`], and the caller (the leader loop) retries the same fires with its own
@@ -58,6 +58,9 @@ pub const RECONNECT_ATTEMPTS: usize = 6;
 pub const DEDUPE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// The oldest Redis the script is written for (variadic HSET, scripts replicated by effects).
 pub const MIN_REDIS: (u32, u32) = (5, 0);
+/// Ceiling of [`dedupe_ttl`] (cron-core caps windows at 7 days; this keeps a bad window from
+/// reaching Redis as an expire time it refuses halfway through a script).
+pub const MAX_DEDUPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Job ids per HMGET call when reading cursors.
 const CURSOR_READ_CHUNK: usize = 1_000;
 
@@ -134,7 +137,9 @@ pub struct QueueDepths {
 /// A slot is only ever (re-)enqueued while it is inside its job's window, so the key outlives
 /// every attempt by at least the margin (which also absorbs clock skew between nodes).
 pub fn dedupe_ttl(job: &Job) -> Duration {
-    job.catchup_window.saturating_add(DEDUPE_MARGIN)
+    job.catchup_window
+        .saturating_add(DEDUPE_MARGIN)
+        .min(MAX_DEDUPE_TTL)
 }
 
 /// A handle on Redis. Cheap to clone; clones share one multiplexed connection that reconnects.

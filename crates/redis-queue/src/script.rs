@@ -14,7 +14,7 @@ use cron_core::{Fire, FireKind, Job};
 use redis::{Cmd, Script, Value};
 
 use crate::error::QueueError;
-use crate::queue::{dedupe_ttl, BatchOutcome, FireOutcome};
+use crate::queue::{dedupe_ttl, FireOutcome};
 use crate::task::{encode_task, HistoryEntry, TaskSettings};
 
 /// The enqueue script.
@@ -110,7 +110,7 @@ impl EnqueueCall {
         ];
         debug_assert_eq!(fixed.len(), FIXED_KEYS);
         // Trim only when the list has grown to twice its length: one LTRIM per `history_len`
-        // pushes instead of one per push; readers only ever look at the first `history_len`.
+        // pushes instead of one per push; readers only ever look at the last `history_len`.
         let hist_trim = history_len * 2;
         let args = vec![
             token.to_string(),
@@ -216,14 +216,5 @@ pub fn decode(v: Value) -> Result<Answer, QueueError> {
             .collect::<Result<Vec<_>, _>>()
             .map(Answer::Done),
         _ => Err(bad("an unknown status")),
-    }
-}
-
-impl From<Answer> for BatchOutcome {
-    fn from(a: Answer) -> BatchOutcome {
-        match a {
-            Answer::Fenced(fence) => BatchOutcome::Fenced { fence },
-            Answer::Done(o) => BatchOutcome::Done(o),
-        }
     }
 }

@@ -279,3 +279,20 @@ fn thousands_of_jobs_catch_up_exactly() {
     assert_eq!(p.next_wakeup(), Some(t("2026-06-01T12:05:00Z")));
     assert_eq!(p.due(t("2026-06-01T12:05:00Z")).len(), 3000);
 }
+
+#[test]
+fn catch_up_again_plans_the_same_fires_and_due_never_repeats_them() {
+    let now = t("2026-01-01T00:10:30Z");
+    let mut p = Planner::new();
+    p.upsert(job("a", "* * * * *", "all", "1h"), now);
+    let cursor = Some(t("2026-01-01T00:07:00Z"));
+    let first = p.catch_up("a", cursor, now);
+    assert_eq!(first.fires.len(), 3);
+    assert_eq!(p.catch_up("a", cursor, now), first);
+    let later = p.due(t("2026-01-01T00:12:00Z"));
+    let slots: Vec<_> = later.iter().map(|f| f.slot).collect();
+    assert_eq!(
+        slots,
+        [t("2026-01-01T00:11:00Z"), t("2026-01-01T00:12:00Z")]
+    );
+}
