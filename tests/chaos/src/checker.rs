@@ -133,6 +133,12 @@ pub struct FaultOutcome {
     pub handover: Option<f64>,
     /// The worst lateness of the tasks pushed between this fault and the next one, seconds.
     pub max_lateness: Option<f64>,
+    /// Term changes seen between this fault and the next one (a rolling restart can move the
+    /// lock more than once).
+    pub term_changes: usize,
+    /// The longest time without any push between this fault and the next one, seconds: the
+    /// outage as the queue saw it, whatever caused it.
+    pub longest_silence: Option<f64>,
 }
 
 /// Lateness (push time − slot) over all tasks that say when they were made.
@@ -397,6 +403,24 @@ fn fault_outcomes(evidence: &Evidence) -> Vec<FaultOutcome> {
             .fold(None, |acc: Option<f64>, x| {
                 Some(acc.map_or(x, |a| a.max(x)))
             });
+        let (mut term_changes, mut longest_silence) = (0, None::<f64>);
+        let mut term = old_term.unwrap_or(0);
+        let mut previous = timed
+            .iter()
+            .rev()
+            .find(|(e, _)| *e < fault.started)
+            .map(|(e, _)| *e);
+        for (e, t) in &after {
+            if t.token > term {
+                term_changes += 1;
+                term = t.token;
+            }
+            if let Some(p) = previous {
+                let gap = secs(*e - p);
+                longest_silence = Some(longest_silence.map_or(gap, |l| l.max(gap)));
+            }
+            previous = Some(*e);
+        }
         outcomes.push(FaultOutcome {
             name: fault.name.clone(),
             note: fault.note.clone(),
@@ -405,6 +429,8 @@ fn fault_outcomes(evidence: &Evidence) -> Vec<FaultOutcome> {
             failover,
             handover,
             max_lateness,
+            term_changes,
+            longest_silence,
         });
     }
     outcomes
@@ -446,11 +472,13 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "fault {}: {} ({}): {change}, max lateness {}",
+                "fault {}: {} ({}): {change}, max lateness {}, longest silence {}, {} term change(s)",
                 i + 1,
                 o.name,
                 o.note,
-                opt_secs(o.max_lateness)
+                opt_secs(o.max_lateness),
+                opt_secs(o.longest_silence),
+                o.term_changes
             )?;
         }
         for s in &self.skipped {
@@ -675,6 +703,8 @@ mod tests {
         assert_eq!(f.failover, Some(2.5));
         assert_eq!(f.handover, Some(2.9));
         assert_eq!(f.max_lateness, Some(2.0));
+        assert_eq!(f.term_changes, 1);
+        assert_eq!(f.longest_silence, Some(2.9));
         assert_eq!(r.max_failover, Some(2.5));
         let text = r.to_string();
         assert!(text.starts_with("fault 1: kill -9 leader (n1 killed): term 10 -> 20"));
