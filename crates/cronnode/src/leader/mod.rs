@@ -19,7 +19,8 @@
 //!
 //! The API never enqueues itself: manual runs and fence resets arrive here as [`Command`]s
 //! (through [`LeaderHandle`]), so every enqueue carries a token this node really holds.
-//! This module must not speak HTTP or parse job JSON.
+//! `handle.rs` is the API's side (status, commands). This module must not speak HTTP or parse
+//! job JSON.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,9 +30,16 @@ use chrono::{DateTime, Utc};
 use consul_lock::{JobSet, Leadership};
 use cron_core::{Fire, FireKind, Job, Planner};
 use redis_queue::{BatchOutcome, FireOutcome, Queue, TaskSettings};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::metrics::{FireOutcomeLabel, Metrics};
+
+mod handle;
+
+use handle::reply_not_leader;
+pub use handle::{
+    channel, Command, CommandError, LeaderHandle, LeaderLink, LeaderStatus, ManualRun,
+};
 
 /// Most fires per enqueue script call: big enough to drain a minute of a large job set in a
 /// few calls, small enough that one call does not stall Redis.
@@ -43,162 +51,6 @@ pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Longest single sleep: slots are wall-clock instants and tokio sleeps on the monotonic
 /// clock, so after an NTP step the distance is taken again at least this often.
 pub const MAX_SLEEP: Duration = Duration::from_secs(30);
-/// How long the API waits for the loop to carry out a command.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
-/// Commands waiting for the loop; more are refused as busy.
-const COMMAND_QUEUE: usize = 64;
-
-/// What this node's loop is doing, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaderStatus {
-    /// Not holding the lock.
-    Follower,
-    /// Holding the lock and enqueueing.
-    Leading {
-        /// This term's fencing token.
-        token: u64,
-        /// When the term started.
-        since: DateTime<Utc>,
-    },
-    /// Holding the lock, but the Redis fence is above our token: nothing is enqueued until an
-    /// operator resets the fence.
-    FenceBlocked {
-        /// This term's fencing token.
-        token: u64,
-        /// When the term started.
-        since: DateTime<Utc>,
-        /// The fence found in Redis.
-        fence: u64,
-    },
-}
-
-/// A request from the API to the leader loop.
-#[derive(Debug)]
-pub enum Command {
-    /// Enqueue one manual fire of `job` now.
-    ManualRun {
-        /// The job, as the API just read it from the store.
-        job: Arc<Job>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<ManualRun, CommandError>>,
-    },
-    /// Set the Redis fence to this term's token.
-    ResetFence {
-        /// Where the answer goes (the fence now).
-        reply: oneshot::Sender<Result<u64, CommandError>>,
-    },
-}
-
-/// A manual fire that was enqueued.
-#[derive(Debug, Clone)]
-pub struct ManualRun {
-    /// The fire (random id, slot = request instant).
-    pub fire: Fire,
-    /// The token it was enqueued with.
-    pub token: u64,
-    /// `false` when Redis said it was a duplicate (cannot happen with a fresh id, but reported).
-    pub enqueued: bool,
-}
-
-/// Why a command was not carried out.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// This node does not lead (any more).
-    #[error("this node is not the leader")]
-    NotLeader,
-    /// The fence is above this leader's token; nothing is enqueued before a reset.
-    #[error("the Redis fence {fence} is above the leader's token {token}: nothing is enqueued until `cronnode fence reset --yes`")]
-    FenceBlocked {
-        /// The fence in Redis.
-        fence: u64,
-        /// This term's token.
-        token: u64,
-    },
-    /// A newer leader raised the fence: this node was deposed.
-    #[error("fenced: a newer leader raised the fence to {0}")]
-    Fenced(u64),
-    /// Redis failed.
-    #[error("redis: {0}")]
-    Redis(String),
-    /// The loop is gone (shutting down) or overloaded.
-    #[error("the leader loop is not answering ({0})")]
-    Unavailable(&'static str),
-}
-
-/// The API's side of the loop: its status and its command queue. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct LeaderHandle {
-    status: watch::Receiver<LeaderStatus>,
-    commands: mpsc::Sender<Command>,
-}
-
-impl LeaderHandle {
-    /// What the loop is doing now.
-    pub fn status(&self) -> LeaderStatus {
-        self.status.borrow().clone()
-    }
-
-    /// `true` while this node holds the lock (enqueueing or fence-blocked).
-    pub fn is_leader(&self) -> bool {
-        !matches!(*self.status.borrow(), LeaderStatus::Follower)
-    }
-
-    /// Asks the loop to enqueue one manual fire of `job`.
-    pub async fn manual_run(&self, job: Arc<Job>) -> Result<ManualRun, CommandError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ManualRun { job, reply }).await?;
-        wait_reply(rx).await
-    }
-
-    /// Asks the loop to set the fence to its token.
-    pub async fn reset_fence(&self) -> Result<u64, CommandError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ResetFence { reply }).await?;
-        wait_reply(rx).await
-    }
-
-    async fn send(&self, cmd: Command) -> Result<(), CommandError> {
-        self.commands.try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
-            mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
-        })
-    }
-}
-
-/// The loop's end of the handle: made before the loop exists, so the API can serve (as a
-/// follower) while the node still waits for Redis.
-#[derive(Debug)]
-pub struct LeaderLink {
-    commands: mpsc::Receiver<Command>,
-    status: watch::Sender<LeaderStatus>,
-}
-
-/// A handle for the API and the link the loop will take over.
-pub fn channel() -> (LeaderHandle, LeaderLink) {
-    let (status_tx, status_rx) = watch::channel(LeaderStatus::Follower);
-    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-    (
-        LeaderHandle {
-            status: status_rx,
-            commands: cmd_tx,
-        },
-        LeaderLink {
-            commands: cmd_rx,
-            status: status_tx,
-        },
-    )
-}
-
-/// A command's answer, or `Unavailable` when the loop drops it or takes longer than
-/// [`COMMAND_TIMEOUT`] (it may be retrying Redis).
-async fn wait_reply<T>(rx: oneshot::Receiver<Result<T, CommandError>>) -> Result<T, CommandError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => Err(CommandError::Unavailable("no reply")),
-        Err(_) => Err(CommandError::Unavailable("no reply in time")),
-    }
-}
-
 /// How a term ended.
 enum End {
     /// The process is stopping.
@@ -301,15 +153,17 @@ impl LeaderLoop {
     async fn lead(&mut self, token: u64, since: DateTime<Utc>) -> End {
         // 1. The fence. Our token is a Raft index, so it is above every earlier term's: raising
         //    the fence to it cuts off any older leader that is still running.
+        let mut backoff = RETRY_BACKOFF_START;
         let fence = loop {
             match self.queue.raise_fence(token).await {
                 Ok(f) => break f,
                 Err(e) => {
                     self.metrics.redis_error("raise_fence");
-                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying");
-                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, token).await {
+                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, token).await {
                         return end;
                     }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         };
@@ -448,16 +302,18 @@ impl LeaderLoop {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut backoff = RETRY_BACKOFF_START;
         let cursors = loop {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             match self.queue.cursors(&refs).await {
                 Ok(c) => break c,
                 Err(e) => {
                     self.metrics.redis_error("cursors");
-                    tracing::warn!(error = %e, "cannot read the job cursors; retrying");
-                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, term.token).await {
+                    tracing::warn!(error = %e, "cannot read the job cursors; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, term.token).await {
                         return Err(end);
                     }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         };
@@ -708,17 +564,6 @@ impl LeaderLoop {
 
     fn still_leader(&self, token: u64) -> bool {
         matches!(*self.leadership.borrow(), Leadership::Leader { token: t, .. } if t == token)
-    }
-}
-
-fn reply_not_leader(cmd: Command) {
-    match cmd {
-        Command::ManualRun { reply, .. } => {
-            let _ = reply.send(Err(CommandError::NotLeader));
-        }
-        Command::ResetFence { reply } => {
-            let _ = reply.send(Err(CommandError::NotLeader));
-        }
     }
 }
 
