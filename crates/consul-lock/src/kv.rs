@@ -1,8 +1,8 @@
 //! Consul KV: reads (plain, `?consistent`, blocking, recursive) and the writes the lock and the
 //! job store need (txn `lock` and `cas`, `?release`, delete).
 //!
-//! Reads and transactions go through [`Consul::call`] (see `http.rs` for why); `?release` and
-//! deletes through rs-consul. Keys are passed as they are stored: callers build them only from
+//! Reads, transactions and deletes go through [`Consul::call`] (see `http.rs` for why);
+//! `?release` through rs-consul. Keys are passed as they are stored: callers build them only from
 //! the prefix and validated ids, so no escaping is needed (the alphabet is `[A-Za-z0-9_.-/]`).
 //!
 //! Start at [`Consul::kv_get`]; the blocking-query client rules of consul-api.md §3 are in
@@ -308,13 +308,19 @@ impl Consul {
     }
 
     /// Deletes `key` (true also when it was missing, as Consul answers).
+    ///
+    /// Not through rs-consul: its `delete_key` always sends `?recurse=<bool>`, and Consul reads
+    /// the mere presence of `recurse` as "delete the tree", so deleting job `a` would also
+    /// delete job `ab`.
     pub async fn kv_delete(&self, key: &str) -> Result<bool, ConsulError> {
-        let endpoint = format!("DELETE /v1/kv/{key}");
-        let req = rs_consul::DeleteKeyRequest {
-            key,
-            ..Default::default()
-        };
-        rs_call(&endpoint, self.rs().delete_key(req)).await
+        let path = format!("/v1/kv/{key}");
+        let answer = self
+            .call_ok(Method::DELETE, &path, None, REQUEST_TIMEOUT)
+            .await?;
+        serde_json::from_slice(&answer.body).map_err(|e| ConsulError::Decode {
+            endpoint: format!("DELETE {path}"),
+            message: e.to_string(),
+        })
     }
 }
 

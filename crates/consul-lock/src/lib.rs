@@ -58,7 +58,5 @@ pub use settings::{
     host_name, lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX,
     DEFAULT_SESSION_TTL, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
-pub use store::{
-    check_id as check_job_id, InvalidEntry, JobSet, JobStore, StoreError, StoredJob, MAX_ID_LEN,
-};
+pub use store::{check_id as check_job_id, InvalidEntry, JobSet, JobStore, StoreError, StoredJob};
 pub use store_watch::COALESCE_INTERVAL;

@@ -20,8 +20,6 @@ use crate::error::ConsulError;
 use crate::http::Consul;
 use crate::kv::{KvEntry, Query, TxnOutcome};
 
-/// Longest job id.
-pub const MAX_ID_LEN: usize = 128;
 /// Attempts of an update without a version when another writer keeps winning.
 const UPDATE_ATTEMPTS: usize = 5;
 
@@ -92,25 +90,30 @@ pub enum StoreError {
     Consul(#[from] ConsulError),
 }
 
-/// Checks a job id: 1 to [`MAX_ID_LEN`] of `[A-Za-z0-9_.-]`, not starting with `.`.
+/// File extensions Consul (1.21.5 and later) refuses at the end of a KV key, because proxies
+/// may cache such paths. A job id ending in one could never be stored.
+const CONSUL_REFUSED_EXTENSIONS: &[&str] = &[
+    "js", "css", "htm", "html", "xml", "json", "txt", "log", "php", "asp", "jsp", "cgi", "pl",
+    "py", "rb", "sh", "exe", "dll", "bat", "cmd", "com", "scr", "vbs", "pdf", "doc", "docx", "xls",
+    "xlsx", "ppt", "pptx", "zip", "rar", "tar", "gz", "7z", "bz2", "jpg", "jpeg", "png", "gif",
+    "svg", "ico", "bmp", "mp3", "mp4", "avi", "mov", "wmv", "flv", "swf", "woff", "woff2", "ttf",
+    "eot", "otf",
+];
+
+/// Checks a job id: cron-core's rule (`[A-Za-z0-9_.-]{1,128}`, no leading `.`, no `..`), which
+/// also keeps every key inside the prefix, plus Consul's own refusal of some key endings.
 pub fn check_id(id: &str) -> Result<(), StoreError> {
-    let bad = |reason: &str| {
-        Err(StoreError::BadId {
-            id: id.to_string(),
-            reason: reason.to_string(),
-        })
-    };
-    if id.is_empty() || id.len() > MAX_ID_LEN {
-        return bad("allowed 1 to 128 characters of [A-Za-z0-9_.-]");
-    }
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return bad("allowed characters are [A-Za-z0-9_.-]");
-    }
-    if id.starts_with('.') || id.contains("..") {
-        return bad("must not start with `.` or contain `..`");
+    cron_core::job::check_id(id).map_err(|e| StoreError::BadId {
+        id: id.to_string(),
+        reason: e.to_string(),
+    })?;
+    if let Some((_, ext)) = id.rsplit_once('.') {
+        if CONSUL_REFUSED_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
+            return Err(StoreError::BadId {
+                id: id.to_string(),
+                reason: format!("Consul refuses keys ending in \".{ext}\"; choose another id"),
+            });
+        }
     }
     Ok(())
 }

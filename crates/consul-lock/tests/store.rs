@@ -83,6 +83,11 @@ async fn create_update_delete_with_check_and_set() {
         store.get("a/b").await,
         Err(StoreError::BadId { .. })
     ));
+    // Consul refuses keys with some file extensions: say so before writing.
+    match store.create(spec("export.json", "@daily")).await {
+        Err(StoreError::BadId { reason, .. }) => assert!(reason.contains(".json"), "{reason}"),
+        other => panic!("expected a bad id, got {other:?}"),
+    }
 
     let set = store.list().await.unwrap();
     assert_eq!(set.jobs.keys().collect::<Vec<_>>(), vec!["other", "report"]);
@@ -91,6 +96,19 @@ async fn create_update_delete_with_check_and_set() {
     assert!(store.delete("report").await.unwrap());
     assert!(!store.delete("report").await.unwrap());
     assert!(store.get("report").await.unwrap().is_none());
+}
+
+/// Consul deletes a whole tree whenever `recurse` is present in the query, even as
+/// `recurse=false`: deleting job `report` must not take job `report2` with it.
+#[tokio::test]
+async fn deleting_a_job_leaves_jobs_whose_id_extends_it() {
+    let agent = agent().await;
+    let store = JobStore::new(client(&agent), "cronnode");
+    store.create(spec("report", "@daily")).await.unwrap();
+    store.create(spec("report2", "@daily")).await.unwrap();
+    assert!(store.delete("report").await.unwrap());
+    assert!(store.get("report").await.unwrap().is_none());
+    assert!(store.get("report2").await.unwrap().is_some());
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Peak memory and timing of the planner with 1,000,000 jobs (BENCHMARKS.md):
 //! `cargo run --release -p cron-core --example planner_memory`. Builds the jobs, drives one
-//! minute of `due()` second by second, and prints the process's peak resident memory (VmHWM).
+//! minute of `due()` second by second (3 minutes; `MINUTES=n` for more), and prints the
+//! process's peak resident memory (VmHWM).
 #![allow(clippy::unwrap_used)]
 // A measuring harness reads the clock; the library never does.
 #![allow(clippy::disallowed_methods)]
@@ -60,7 +61,11 @@ fn main() {
         t0.elapsed(),
         vm_hwm()
     );
-    for minute in 0..3 {
+    let minutes: i64 = std::env::var("MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(3);
+    for minute in 0..minutes {
         let base = now + Duration::minutes(minute);
         let t = Instant::now();
         let c = cpu_ns();

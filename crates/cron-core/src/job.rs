@@ -230,7 +230,7 @@ fn field(field: &'static str, message: impl Into<String>) -> JobError {
 }
 
 /// `[A-Za-z0-9_.-]{1,128}`, not starting with `.`, no `..`: safe as a Consul key segment.
-fn check_id(id: &str) -> Result<(), JobError> {
+pub fn check_id(id: &str) -> Result<(), JobError> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(field(
             "id",

@@ -22,6 +22,10 @@ use serde::Deserialize;
 pub const ENV_CONSUL_ADDR: &str = "CONSUL_HTTP_ADDR";
 /// Environment variable of the Consul ACL token (Consul's own convention).
 pub const ENV_CONSUL_TOKEN: &str = "CONSUL_HTTP_TOKEN";
+/// Environment variable that turns on https to Consul (Consul's own convention).
+pub const ENV_CONSUL_SSL: &str = "CONSUL_HTTP_SSL";
+/// Environment variable of the CA file for https to Consul (Consul's own convention).
+pub const ENV_CONSUL_CACERT: &str = "CONSUL_CACERT";
 /// Environment variable of the Redis URL.
 pub const ENV_REDIS_URL: &str = "REDIS_URL";
 /// Environment variable of the API listen address.
@@ -92,6 +96,10 @@ pub struct RawConfig {
     pub consul: Option<String>,
     /// `--consul-token` / `CONSUL_HTTP_TOKEN`.
     pub consul_token: Option<String>,
+    /// `--consul-ssl` / `CONSUL_HTTP_SSL`.
+    pub consul_ssl: Option<String>,
+    /// `--consul-cacert` / `CONSUL_CACERT`.
+    pub consul_cacert: Option<String>,
     /// `--redis` / `REDIS_URL`.
     pub redis: Option<String>,
     /// `--listen` / `CRONNODE_LISTEN`.
@@ -127,6 +135,8 @@ pub struct Config {
     pub consul_addr: String,
     /// Consul ACL token.
     pub consul_token: Option<String>,
+    /// A PEM CA file to trust for https to Consul.
+    pub consul_cacert: Option<std::path::PathBuf>,
     /// Redis URL (`redis://`, `rediss://` or `unix://`).
     pub redis_url: String,
     /// Where the API listens.
@@ -161,6 +171,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("consul_addr", &self.consul_addr)
             .field("consul_token", &self.consul_token.as_ref().map(|_| "<set>"))
+            .field("consul_cacert", &self.consul_cacert)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("listen", &self.listen)
             .field("advertise", &self.advertise)
@@ -233,6 +244,8 @@ impl RawConfig {
         RawConfig {
             consul: self.consul.or(lower.consul),
             consul_token: self.consul_token.or(lower.consul_token),
+            consul_ssl: self.consul_ssl.or(lower.consul_ssl),
+            consul_cacert: self.consul_cacert.or(lower.consul_cacert),
             redis: self.redis.or(lower.redis),
             listen: self.listen.or(lower.listen),
             advertise: self.advertise.or(lower.advertise),
@@ -255,14 +268,43 @@ impl RawConfig {
         let mut bad =
             |setting: &'static str, message: String| problems.push(Problem { setting, message });
 
-        let consul_addr =
-            match normalize_http_addr(self.consul.as_deref().unwrap_or(DEFAULT_CONSUL_ADDR)) {
-                Ok(a) => a,
-                Err(m) => {
-                    bad("--consul", m);
-                    String::new()
-                }
-            };
+        let consul_ssl = match self.consul_ssl.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                bad(
+                    "--consul-ssl",
+                    format!("{other:?} is not allowed: true or false (or 1/0)"),
+                );
+                false
+            }
+        };
+        let consul_text = self.consul.as_deref().unwrap_or(DEFAULT_CONSUL_ADDR);
+        let consul_addr = match normalize_http_addr(consul_text) {
+            // Consul's convention: CONSUL_HTTP_SSL=true makes a plain address https.
+            Ok(a) if consul_ssl => a.replacen("http://", "https://", 1),
+            Ok(a) => a,
+            Err(m) => {
+                bad("--consul", m);
+                String::new()
+            }
+        };
+        let consul_cacert = self
+            .consul_cacert
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
+        if let Some(p) = &consul_cacert {
+            if std::fs::metadata(p).map(|m| !m.is_file()).unwrap_or(true) {
+                bad(
+                    "--consul-cacert",
+                    format!(
+                        "{} is not a readable file (a PEM CA certificate)",
+                        p.display()
+                    ),
+                );
+            }
+        }
         let redis_url = self.redis.unwrap_or_else(|| DEFAULT_REDIS_URL.to_string());
         if !["redis://", "rediss://", "unix://", "redis+unix://"]
             .iter()
@@ -433,6 +475,7 @@ impl RawConfig {
             Some(listen) if problems.is_empty() => Ok(Config {
                 consul_addr,
                 consul_token,
+                consul_cacert,
                 redis_url,
                 listen,
                 advertise,
@@ -625,6 +668,28 @@ mod tests {
         std::fs::write(&path, "sesion-ttl = \"15s\"\n").unwrap();
         let err = RawConfig::from_toml_file(&path).unwrap_err();
         assert!(err.to_string().contains("sesion-ttl"), "{err}");
+    }
+
+    #[test]
+    fn consul_ssl_makes_a_plain_address_https() {
+        let c = RawConfig {
+            node: Some("n".into()),
+            consul: Some("consul.internal:8501".into()),
+            consul_ssl: Some("true".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.consul_addr, "https://consul.internal:8501");
+        let err = RawConfig {
+            consul_ssl: Some("yes".into()),
+            consul_cacert: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
+        assert_eq!(names, ["--consul-ssl", "--consul-cacert"]);
     }
 
     #[test]

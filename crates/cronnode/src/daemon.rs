@@ -1,16 +1,18 @@
 //! A node: wiring of the parts, and the one shutdown path.
 //!
-//! [`run`] binds the API, connects to Redis and Consul (retrying with backoff while they are
-//! unreachable: a node started before its dependencies waits for them), registers the service
-//! and joins the election (consul-lock's `Node`), starts the job store's watch, the leader loop
-//! and the API server, then waits for `shutdown`. Shutdown: a broadcast stops the leader loop
-//! (no new enqueue) and the API; then the node resigns (release the lock, destroy the session)
-//! and deregisters, each step bounded so the process exits within a few seconds.
+//! [`run`] binds the API and serves it at once (`/health` must not wait for anything), then
+//! connects to Redis (retrying with backoff while it is unreachable; until then `/ready` says
+//! so and the node stays out of the election, since a node that cannot enqueue must not take
+//! the lock), registers the service and joins the election (consul-lock's `Node`, which retries
+//! Consul on its own), and starts the leader loop on the job store's watch. Then it waits for
+//! `shutdown`. Shutdown: a broadcast stops the leader loop (no new enqueue) and the API; the
+//! node resigns (release the lock, destroy the session) and deregisters, each step bounded so
+//! the process exits within a few seconds.
 //!
 //! This module owns no policy: scheduling is in `crate::leader`, HTTP in `crate::api`.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,7 +23,7 @@ use tokio::sync::broadcast;
 
 use crate::api::{self, AppState};
 use crate::config::{redact_url, Config, LogFormat};
-use crate::leader::LeaderLoop;
+use crate::leader::{self, LeaderLoop};
 use crate::metrics::Metrics;
 
 /// Start-up retries back off from this delay…
@@ -137,8 +139,42 @@ pub async fn run_on(
     if let Some(t) = &config.consul_token {
         consul_cfg = consul_cfg.with_token(t.clone());
     }
+    if let Some(ca) = &config.consul_cacert {
+        consul_cfg = consul_cfg.with_ca_cert(ca.clone());
+    }
     let consul = Consul::new(consul_cfg).context("Consul client (--consul, --consul-token)")?;
 
+    let tasks = Arc::new(TaskSettings {
+        functions_url: config.functions_url.clone(),
+        default_image: config.default_image.clone(),
+        node: config.node.clone(),
+    });
+    let settings = LockSettings {
+        prefix: config.prefix.clone(),
+        session_ttl: config.session_ttl,
+        lock_delay: config.lock_delay,
+        node: config.node.clone(),
+        api_addr: config.advertise.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    settings.validate().context("lock settings")?;
+    let store = JobStore::new(consul.clone(), &config.prefix);
+
+    // The API first: /health answers while the node waits for Redis, /ready says why not.
+    let queue_slot = Arc::new(OnceLock::new());
+    let (leader, link) = leader::channel();
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        consul: consul.clone(),
+        store: store.clone(),
+        queue: queue_slot.clone(),
+        tasks: tasks.clone(),
+        metrics: metrics.clone(),
+        leader,
+    });
+    let api_task = tokio::spawn(api::serve(listener, state, stop_tx.subscribe()));
+
+    // Redis before the election: a node that cannot enqueue must not take the lock.
     let queue_cfg = QueueConfig {
         url: config.redis_url.clone(),
         queue_prefix: config.queue_prefix.clone(),
@@ -150,50 +186,24 @@ pub async fn run_on(
     })
     .await
     else {
+        let _ = tokio::time::timeout(SHUTDOWN_STEP + api::SHUTDOWN_GRACE, api_task).await;
         return Ok(());
     };
-    let tasks = Arc::new(TaskSettings {
-        functions_url: config.functions_url.clone(),
-        default_image: config.default_image.clone(),
-        node: config.node.clone(),
-    });
+    let _ = queue_slot.set(queue.clone());
 
-    let settings = LockSettings {
-        prefix: config.prefix.clone(),
-        session_ttl: config.session_ttl,
-        lock_delay: config.lock_delay,
-        node: config.node.clone(),
-        api_addr: config.advertise.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    settings.validate().context("lock settings")?;
     // Registration and election retry on their own while Consul is unreachable.
     let node = Node::start(consul.clone(), settings);
-
-    let store = JobStore::new(consul.clone(), &config.prefix);
-    let jobs = store.watch();
-
-    let (leader_loop, leader) = LeaderLoop::new(
+    let leader_loop = LeaderLoop::new(
+        link,
         config.node.clone(),
-        queue.clone(),
-        tasks.clone(),
-        metrics.clone(),
-        node.leadership(),
-        jobs,
-        stop_tx.subscribe(),
-    );
-    let leader_task = tokio::spawn(leader_loop.run());
-
-    let state = Arc::new(AppState {
-        config: config.clone(),
-        consul: consul.clone(),
-        store,
         queue,
         tasks,
         metrics,
-        leader,
-    });
-    let api_task = tokio::spawn(api::serve(listener, state, stop_tx.subscribe()));
+        node.leadership(),
+        store.watch(),
+        stop_tx.subscribe(),
+    );
+    let leader_task = tokio::spawn(leader_loop.run());
     tracing::info!(api = %config.advertise, "ready: serving the API and following the election");
 
     // Wait for the signal.

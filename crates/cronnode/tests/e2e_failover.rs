@@ -184,3 +184,68 @@ fn a_redis_outage_delays_fires_but_loses_and_doubles_none() {
     eprintln!("worst lateness across a 3 s Redis outage: {late} ms");
     assert!(late >= 1000, "the outage shows as lateness");
 }
+
+#[test]
+fn a_node_started_before_redis_waits_for_it_and_then_leads() {
+    let consul = Consul::start();
+    let port = common::free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let api_port = common::free_port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_cronnode"))
+        .args([
+            "run",
+            "--node",
+            "early",
+            "--consul",
+            &consul.url(),
+            "--redis",
+            &url,
+        ])
+        .args(["--listen", &format!("127.0.0.1:{api_port}")])
+        .env("NO_COLOR", "1")
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    wait_for("a logged Redis retry", Duration::from_secs(30), || {
+        read_log()
+            .contains("connecting to Redis failed")
+            .then_some(())
+    });
+    assert!(
+        node.try_wait().unwrap().is_none(),
+        "still running: {}",
+        read_log()
+    );
+
+    // Redis comes up on that port: the node goes on without a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let leader = wait_for("the node to lead", Duration::from_secs(60), || {
+        let r = common::http::get(api_port, "/v1/leader", None).ok()?;
+        (r.status == 200)
+            .then(|| r.json())?
+            .pointer("/leader/node")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    assert_eq!(leader, "early");
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

@@ -39,7 +39,24 @@ fn job_created_on_a_follower_fires_on_time_as_ironfunctions_tasks() {
         let t = tasks_of(&redis.url(), "tick");
         (t.len() >= 5).then_some(t)
     });
-    let mut lateness: Vec<i64> = tasks.iter().map(check_task).collect();
+    // The job watch reads at most once a second, so a slot can pass between the job's
+    // creation and the leader seeing it: that slot arrives first, as catch-up. Every later
+    // slot is fired on time, and only those measure lateness.
+    let kind = |t: &Value| {
+        t.pointer("/cron/kind")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let caught_up = tasks
+        .iter()
+        .take_while(|t| kind(t).as_deref() == Some("catchup"))
+        .count();
+    assert!(
+        caught_up <= 2,
+        "at most the first slots are catch-up: {tasks:?}"
+    );
+    let all_lateness: Vec<i64> = tasks.iter().map(check_task).collect();
+    let mut lateness = all_lateness[caught_up..].to_vec();
     let slots: Vec<i64> = tasks.iter().map(slot_of).collect();
     for w in slots.windows(2) {
         assert_eq!(
@@ -60,10 +77,9 @@ fn job_created_on_a_follower_fires_on_time_as_ironfunctions_tasks() {
                 .and_then(Value::as_str),
             Some("application/json")
         );
-        assert_eq!(
-            t.pointer("/cron/kind").and_then(Value::as_str),
-            Some("scheduled")
-        );
+    }
+    for t in &tasks[caught_up..] {
+        assert_eq!(kind(t).as_deref(), Some("scheduled"), "{t}");
     }
     lateness.sort_unstable();
     let max = *lateness.last().unwrap();

@@ -6,22 +6,28 @@
 -- KEYS[6] delays           sorted set, score ready time (unix seconds), member delayed id
 -- KEYS[7] delayed_jobs     hash, delayed id -> task JSON
 -- KEYS[8] delays_counter   INCR counter issuing delayed ids
--- then for fire i (1-based): KEYS[8+2i-1] its dedupe bucket (a hash per slot minute, field
--- fire id), KEYS[8+2i] its job's history list
+-- KEYS[8 + b]              dedupe bucket b (a hash per slot minute, field fire id), b = 1..B
+-- KEYS[8 + B + j]          the history list (oldest first) of the j-th distinct job, in the
+--                          order the jobs first appear among the fires
 --
 -- ARGV[1] token, ARGV[2] now (unix seconds), ARGV[3] history length, ARGV[4] history trim
--- threshold; then 8 fields per fire: fire id, job id, cursor slot ('' = do not move the
--- cursor), bucket TTL (ms), priority, delay (s, 0 = immediate), task JSON, history JSON.
+-- threshold, ARGV[5] B, ARGV[5 + b] the TTL (ms) bucket b must have at least.
+-- Then runs of fires that share everything but the job and the fire id, in input order:
+-- 7 header fields (count, bucket b, priority, delay (s, 0 = immediate), cursor slot ('' = do
+-- not move the cursor), history head, history tail), then per fire: fire id, job id, task JSON.
+-- A fire's history entry is '{' .. head .. fire id .. tail.
 --
 -- Answer: {0, fence} when the token is below the fence (nothing written), else
 -- {1, outcomes} with one character per fire: 'E' enqueued, 'D' duplicate.
 --
--- Cost: per fire one LPUSH (its history); everything else is batched into a few variadic
--- calls per script call (HMGET/HSET of the dedupe buckets, LPUSH per queue, HMGET/HSET of
--- the cursors, the delayed set). Nothing here can fail on well-formed arguments (the Rust
--- side checks them), so no call is left half done.
+-- Cost (BENCHMARKS.md): Lua hashes every byte of every string it is given or makes, so what
+-- is common to a run is sent once and no string is made twice. Per new fire one RPUSH (its
+-- history); everything else is batched into a few variadic calls per script call. Nothing
+-- here can fail on well-formed arguments (the Rust side checks them), so no call is left
+-- half done.
 
-local FIELDS = 8
+local HEAD = 7
+local PER_FIRE = 3
 local UNPACK_MAX = 1000
 
 local function less(a, b)
@@ -39,22 +45,22 @@ if (not fence) or less(fence, token) then
   redis.call('SET', KEYS[1], token)
 end
 
-local function bulk(cmd, key, pre, items)
+local function bulk(cmd, key, items)
   local i, n = 1, #items
   while i <= n do
     local j = math.min(i + UNPACK_MAX - 1, n)
-    if pre then
-      redis.call(cmd, key, pre, unpack(items, i, j))
-    else
-      redis.call(cmd, key, unpack(items, i, j))
-    end
+    redis.call(cmd, key, unpack(items, i, j))
     i = j + 1
   end
 end
 
 -- HMGET in chunks; answers one value (or false) per field, in order.
 local function hmget(key, fields)
-  local out, i, n = {}, 1, #fields
+  local n = #fields
+  if n <= UNPACK_MAX then
+    return redis.call('HMGET', key, unpack(fields))
+  end
+  local out, i = {}, 1
   while i <= n do
     local j = math.min(i + UNPACK_MAX - 1, n)
     local got = redis.call('HMGET', key, unpack(fields, i, j))
@@ -67,85 +73,124 @@ end
 local now = tonumber(ARGV[2])
 local hist_len = tonumber(ARGV[3])
 local hist_trim = tonumber(ARGV[4])
-local n = (#ARGV - 4) / FIELDS
+local nb = tonumber(ARGV[5])
+local first = 6 + nb
+local nargs = #ARGV
 
 -- 1. Dedupe: which fires are new? One HMGET and one HSET per bucket, not a SET per fire.
-local buckets, border = {}, {}
-for i = 1, n do
-  local k = KEYS[7 + 2 * i]
-  local b = buckets[k]
-  if not b then
-    b = {ids = {}, at = {}, ttl = 0}
-    buckets[k] = b
-    border[#border + 1] = k
+local bids, bat = {}, {}
+for b = 1, nb do
+  bids[b] = {}
+  bat[b] = {}
+end
+-- The history key of each job, as the jobs first appear.
+local hkey, nj = {}, 8 + nb
+local a, i = first, 0
+while a <= nargs do
+  local count, b = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local ids, at = bids[b], bat[b]
+  local m = #ids
+  local p = a + HEAD
+  for k = 1, count do
+    ids[m + k] = ARGV[p]
+    at[m + k] = i + k
+    local job = ARGV[p + 1]
+    if not hkey[job] then
+      nj = nj + 1
+      hkey[job] = KEYS[nj]
+    end
+    p = p + PER_FIRE
   end
-  local a = 4 + (i - 1) * FIELDS
-  b.ids[#b.ids + 1] = ARGV[a + 1]
-  b.at[#b.at + 1] = i
-  local ttl = tonumber(ARGV[a + 4])
-  if ttl > b.ttl then b.ttl = ttl end
+  i = i + count
+  a = p
 end
 local fresh = {}
-for _, k in ipairs(border) do
-  local b = buckets[k]
-  local got = hmget(k, b.ids)
-  local seen, new = {}, {}
-  for x, id in ipairs(b.ids) do
-    if (not got[x]) and not seen[id] then
-      seen[id] = true
-      fresh[b.at[x]] = true
-      new[#new + 1] = id
-      new[#new + 1] = token
+for b = 1, nb do
+  local ids = bids[b]
+  if #ids > 0 then
+    local key = KEYS[8 + b]
+    local got = hmget(key, ids)
+    local at = bat[b]
+    local seen, new, nn = {}, {}, 0
+    for x = 1, #ids do
+      local id = ids[x]
+      if (not got[x]) and not seen[id] then
+        seen[id] = true
+        fresh[at[x]] = true
+        new[nn + 1] = id
+        new[nn + 2] = token
+        nn = nn + 2
+      end
     end
-  end
-  if #new > 0 then
-    bulk('HSET', k, nil, new)
-    -- The bucket lives as long as its longest-lived fire needs (TTLs only grow).
-    if redis.call('PTTL', k) < b.ttl then
-      redis.call('PEXPIRE', k, b.ttl)
+    if nn > 0 then
+      bulk('HSET', key, new)
+      -- The bucket lives as long as its longest-lived fire needs (TTLs only grow).
+      local ttl = tonumber(ARGV[5 + b])
+      if redis.call('PTTL', key) < ttl then
+        redis.call('PEXPIRE', key, ttl)
+      end
     end
   end
 end
 
 -- 2. The new fires: push, history, cursor candidates.
-local out = {}
-local queues = {{}, {}, {}}
-local delayed = {}
-local cur, corder = {}, {}
-for i = 1, n do
-  if fresh[i] then
-    local a = 4 + (i - 1) * FIELDS
-    local delay = tonumber(ARGV[a + 6])
-    if delay > 0 then
-      delayed[#delayed + 1] = now + delay
-      delayed[#delayed + 1] = ARGV[a + 7]
-    else
-      local q = queues[tonumber(ARGV[a + 5]) + 1]
-      q[#q + 1] = ARGV[a + 7]
-    end
-    if ARGV[a + 3] ~= '' then
-      local job, slot = ARGV[a + 2], tonumber(ARGV[a + 3])
-      local c = cur[job]
-      if not c then
-        corder[#corder + 1] = job
-        cur[job] = slot
-      elseif slot > c then
-        cur[job] = slot
+-- 'D' at the duplicates; the rest are 'E' (filled in only when there is a duplicate).
+local out, dups = {}, false
+local queues, qn = {{}, {}, {}}, {0, 0, 0}
+local delayed, nd = {}, 0
+-- cursor candidates: job -> slot (number), and the slot as sent (the canonical decimal the
+-- Rust side wrote, so no number is formatted here)
+local cur, curs, corder, nc = {}, {}, {}, 0
+a, i = first, 0
+while a <= nargs do
+  local count = tonumber(ARGV[a])
+  local pr = tonumber(ARGV[a + 2]) + 1
+  local q, n = queues[pr], qn[pr]
+  local delay = tonumber(ARGV[a + 3])
+  local slots = ARGV[a + 4]
+  local slot = slots ~= '' and tonumber(slots)
+  local head, tail = '{' .. ARGV[a + 5], ARGV[a + 6]
+  local p = a + HEAD
+  for _ = 1, count do
+    i = i + 1
+    if fresh[i] then
+      local job = ARGV[p + 1]
+      if delay > 0 then
+        delayed[nd + 1] = now + delay
+        delayed[nd + 2] = ARGV[p + 2]
+        nd = nd + 2
+      else
+        n = n + 1
+        q[n] = ARGV[p + 2]
       end
+      if slot then
+        local c = cur[job]
+        if not c then
+          nc = nc + 1
+          corder[nc] = job
+          cur[job], curs[job] = slot, slots
+        elseif slot > c then
+          cur[job], curs[job] = slot, slots
+        end
+      end
+      local hk = hkey[job]
+      -- RPUSH appends at the tail: no shifting of the list's head node on every entry.
+      if redis.call('RPUSH', hk, head .. ARGV[p] .. tail) > hist_trim then
+        redis.call('LTRIM', hk, -hist_len, -1)
+      end
+    else
+      out[i] = 'D'
+      dups = true
     end
-    local hkey = KEYS[8 + 2 * i]
-    if redis.call('LPUSH', hkey, ARGV[a + 8]) > hist_trim then
-      redis.call('LTRIM', hkey, 0, hist_len - 1)
-    end
-    out[i] = 'E'
-  else
-    out[i] = 'D'
+    p = p + PER_FIRE
   end
+  qn[pr] = n
+  a = p
 end
 
 -- LPUSH of v1..vn leaves vn at the head; RPOP takes v1 first: input order is kept.
 for p = 1, 3 do
-  bulk('LPUSH', KEYS[2 + p], nil, queues[p])
+  bulk('LPUSH', KEYS[2 + p], queues[p])
 end
 
 if #delayed > 0 then
@@ -161,8 +206,8 @@ if #delayed > 0 then
     zset[#zset + 1] = delayed[2 * k - 1]
     zset[#zset + 1] = id
   end
-  bulk('HSET', KEYS[7], nil, hash)
-  bulk('ZADD', KEYS[6], nil, zset)
+  bulk('HSET', KEYS[7], hash)
+  bulk('ZADD', KEYS[6], zset)
 end
 
 -- 3. Cursors only advance: an older slot enqueued late does not move one back.
@@ -172,10 +217,16 @@ if #corder > 0 then
   for x, job in ipairs(corder) do
     if (not old[x]) or tonumber(old[x]) < cur[job] then
       set[#set + 1] = job
-      set[#set + 1] = string.format('%d', cur[job])
+      set[#set + 1] = curs[job]
     end
   end
-  bulk('HSET', KEYS[2], nil, set)
+  bulk('HSET', KEYS[2], set)
 end
 
+if not dups then
+  return {1, string.rep('E', i)}
+end
+for x = 1, i do
+  if not out[x] then out[x] = 'E' end
+end
 return {1, table.concat(out)}

@@ -14,7 +14,8 @@
 //! ## Layout
 //!
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
-//! - [`script`]: the Lua scripts (`enqueue.lua`), key names and argument layout;
+//! - `encode` (private): the task JSON written straight into a buffer (the hot path);
+//! - `script` (private): the Lua scripts (src/enqueue.lua), key names, argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
 //! - [`error`]: the error type, [`QueueError`];
 //! - `test_server` (feature `test-server`): a private redis-server for tests.
@@ -24,7 +25,7 @@
 //! Under the key prefix (default `{cronnode}:`, a Cluster hash tag): `fence` (string),
 //! `dedupe:<unix minute>` (hash: fire id → token, one per slot minute, with a TTL),
 //! `cursors` (hash: job id → last enqueued slot in unix seconds, only ever advanced),
-//! `history:<job id>` (list of JSON entries, newest first, capped). Under the queue prefix (default empty): the
+//! `history:<job id>` (list of JSON entries, oldest first, capped). Under the queue prefix (default empty): the
 //! platform's `queue0..2`, `delays`, `delayed_jobs`, `delays_counter`. One Redis primary is
 //! assumed: under Redis Cluster the queue keys would live in other slots than cronnode's, and
 //! the script touches both. Redis 5.0 or later.
@@ -35,9 +36,10 @@
 //! Start reading at [`Queue::enqueue`].
 #![deny(missing_docs)]
 
+mod encode;
 pub mod error;
 pub mod queue;
-pub mod script;
+mod script;
 pub mod task;
 #[cfg(feature = "test-server")]
 pub mod test_server;

@@ -2,14 +2,14 @@
 //!
 //! Owns [`Queue`]: connecting (with a probe that turns a bad URL, bad credentials or a server
 //! that is not Redis into a clear error), the batched enqueue through the script in
-//! [`crate::script`], the fence, and the read-back (cursors, history, depths).
+//! the `script` module, the fence, and the read-back (cursors, history, depths).
 //!
 //! Must not retry an enqueue on its own: a lost answer is reported as
 //! [`QueueError::Unknown`], and the caller (the leader loop) retries the same fires with its own
 //! backoff, which keeps one place deciding how long fires may wait. Reconnection itself is the
 //! ConnectionManager's (exponential backoff with a ceiling, see the constants).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +35,10 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
 /// this bounds the pause other clients see to a few milliseconds; larger batches are split
 /// into several calls sent in one pipeline.
 pub const DEFAULT_FIRES_PER_CALL: usize = 500;
-/// Script calls per pipeline; one pipeline is in flight while the next is encoded.
-pub const CALLS_PER_PIPELINE: usize = 4;
+/// Script calls per pipeline.
+pub const CALLS_PER_PIPELINE: usize = 2;
+/// Pipelines sent and not yet answered while the next is encoded (latency hiding).
+pub const PIPELINES_IN_FLIGHT: usize = 4;
 /// Cap for [`Queue::with_fires_per_call`]: keeps one call's argument list and pause sane.
 pub const MAX_FIRES_PER_CALL: usize = 5_000;
 /// Largest fencing token: the script compares tokens as decimal strings, any u64 fits; the
@@ -56,6 +58,9 @@ pub const RECONNECT_ATTEMPTS: usize = 6;
 pub const DEDUPE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// The oldest Redis the script is written for (variadic HSET, scripts replicated by effects).
 pub const MIN_REDIS: (u32, u32) = (5, 0);
+/// Ceiling of [`dedupe_ttl`] (cron-core caps windows at 7 days; this keeps a bad window from
+/// reaching Redis as an expire time it refuses halfway through a script).
+pub const MAX_DEDUPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Job ids per HMGET call when reading cursors.
 const CURSOR_READ_CHUNK: usize = 1_000;
 
@@ -132,7 +137,9 @@ pub struct QueueDepths {
 /// A slot is only ever (re-)enqueued while it is inside its job's window, so the key outlives
 /// every attempt by at least the margin (which also absorbs clock skew between nodes).
 pub fn dedupe_ttl(job: &Job) -> Duration {
-    job.catchup_window.saturating_add(DEDUPE_MARGIN)
+    job.catchup_window
+        .saturating_add(DEDUPE_MARGIN)
+        .min(MAX_DEDUPE_TTL)
 }
 
 /// A handle on Redis. Cheap to clone; clones share one multiplexed connection that reconnects.
@@ -225,23 +232,35 @@ impl Queue {
         for (job, _) in batch {
             settings.check_job(job)?;
         }
-        // Pipelines of a few calls, one in flight while the next is encoded: Redis runs the
-        // scripts while this task builds arguments. Only one is in flight at a time, so the
-        // calls reach Redis in input order, and nothing is sent after a Fenced answer.
+        // Pipelines of a few calls, several in flight while the next is encoded: Redis runs
+        // the scripts while this task builds arguments. Each pipeline is polled once as soon
+        // as it is made, which hands it to the connection, so the calls reach Redis in input
+        // order; after a Fenced answer nothing more is sent.
         let group_len = self.fires_per_call * CALLS_PER_PIPELINE;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut inflight: Option<tokio::task::JoinHandle<Result<Vec<Value>, QueueError>>> = None;
+        let mut pending: VecDeque<PipelineFuture> = VecDeque::new();
         for group in batch.chunks(group_len) {
             let pipe = self.pipeline(group, token, settings, now)?;
-            if let Some(handle) = inflight.take() {
-                if let Some(fence) = collect(handle, &mut outcomes).await? {
-                    return Ok(BatchOutcome::Fenced { fence });
+            let mut fut: PipelineFuture = Box::pin(run_pipeline(self.conn.clone(), pipe));
+            let early = tokio::select! {
+                biased;
+                r = &mut fut => Some(r),
+                () = std::future::ready(()) => None,
+            };
+            if let Some(r) = early {
+                fut = Box::pin(std::future::ready(r));
+            }
+            pending.push_back(fut);
+            while pending.len() >= PIPELINES_IN_FLIGHT {
+                if let Some(oldest) = pending.pop_front() {
+                    if let Some(fence) = collect(oldest.await?, &mut outcomes)? {
+                        return Ok(BatchOutcome::Fenced { fence });
+                    }
                 }
             }
-            inflight = Some(tokio::spawn(run_pipeline(self.conn.clone(), pipe)));
         }
-        if let Some(handle) = inflight {
-            if let Some(fence) = collect(handle, &mut outcomes).await? {
+        while let Some(oldest) = pending.pop_front() {
+            if let Some(fence) = collect(oldest.await?, &mut outcomes)? {
                 return Ok(BatchOutcome::Fenced { fence });
             }
         }
@@ -270,9 +289,16 @@ impl Queue {
             .arg(script::ENQUEUE_LUA)
             .ignore();
         for chunk in group.chunks(self.fires_per_call) {
-            let mut call = EnqueueCall::new(&self.keys, token, now, self.history_len);
+            let mut call = EnqueueCall::new(
+                &self.keys,
+                settings,
+                token,
+                now,
+                self.history_len,
+                chunk.len(),
+            );
             for (job, fire) in chunk {
-                call.push(job, fire, token, settings, now)?;
+                call.push(job, fire)?;
             }
             pipe.add_command(call.command());
         }
@@ -348,15 +374,17 @@ impl Queue {
     /// parse (written by something else) are skipped.
     pub async fn history(&self, job_id: &str) -> Result<Vec<HistoryEntry>, QueueError> {
         let mut conn = self.conn.clone();
+        // Stored oldest first (appending is cheaper for Redis); answered newest first.
         let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(self.keys.history(job_id))
-            .arg(0)
-            .arg(self.history_len as i64 - 1)
+            .arg(-(self.history_len as i64))
+            .arg(-1)
             .query_async(&mut conn)
             .await
             .map_err(QueueError::from_call)?;
         Ok(raw
             .iter()
+            .rev()
             .filter_map(|b| HistoryEntry::from_json(b))
             .collect())
     }
@@ -408,14 +436,15 @@ async fn run_pipeline(
     }
 }
 
-/// Waits for a pipeline and appends its outcomes; answers the fence if a call was fenced.
-async fn collect(
-    handle: tokio::task::JoinHandle<Result<Vec<Value>, QueueError>>,
+/// A pipeline on its way: its answers, one per script call.
+type PipelineFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Value>, QueueError>> + Send>>;
+
+/// Appends a pipeline's outcomes; answers the fence if a call was fenced.
+fn collect(
+    answers: Vec<Value>,
     outcomes: &mut Vec<FireOutcome>,
 ) -> Result<Option<u64>, QueueError> {
-    let answers = handle
-        .await
-        .map_err(|e| QueueError::Unknown(format!("the enqueue task ended: {e}")))??;
     for answer in answers {
         match script::decode(answer)? {
             script::Answer::Fenced(fence) => return Ok(Some(fence)),

@@ -2,20 +2,26 @@
 //!
 //! Owns the key names, the argument layout of `enqueue.lua` (documented at the top of that
 //! file: change both together) and the decoding of its answer. Everything a fire needs is
-//! computed here, in Rust (task JSON, history JSON, TTL), so the script only does Redis
-//! commands; that is what makes it fast (see BENCHMARKS.md).
+//! computed here, in Rust (task JSON, the history entry around the fire id, TTLs), so the
+//! script only does Redis commands. Lua hashes every byte of every string it is given, so a
+//! call sends what consecutive fires share once per run (see [`EnqueueCall`] and
+//! BENCHMARKS.md).
 //!
 //! Must not talk to Redis: [`crate::queue`] sends what this builds.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use cron_core::{Fire, FireKind, Job};
 use redis::{Cmd, Script, Value};
 
+use uuid::Uuid;
+
+use crate::encode::{json_str, rfc3339, write_task};
 use crate::error::QueueError;
-use crate::queue::{dedupe_ttl, BatchOutcome, FireOutcome};
-use crate::task::{encode_task, HistoryEntry, TaskSettings};
+use crate::queue::{dedupe_ttl, FireOutcome};
+use crate::task::{kind_name, TaskSettings};
 
 /// The enqueue script.
 pub const ENQUEUE_LUA: &str = include_str!("enqueue.lua");
@@ -24,10 +30,10 @@ static ENQUEUE_SHA: LazyLock<String> =
     LazyLock::new(|| Script::new(ENQUEUE_LUA).get_hash().to_string());
 /// Width of a dedupe bucket: fires whose slots fall in the same minute share one hash.
 pub const DEDUPE_BUCKET_SECS: i64 = 60;
-/// Fixed keys ahead of the per-fire keys in `KEYS`.
+/// Fixed keys ahead of the dedupe buckets and the history lists in `KEYS`.
 const FIXED_KEYS: usize = 8;
-/// Fixed arguments ahead of the per-fire fields in `ARGV`.
-const FIXED_ARGS: usize = 4;
+/// Bytes of arguments a typical fire takes (a task of about 500 bytes, its ids).
+const TYPICAL_FIRE_BYTES: usize = 600;
 
 /// Raise the fence to ARGV[1] if higher (exact comparison of canonical decimals); answer it.
 const RAISE_FENCE_LUA: &str = r"
@@ -87,95 +93,201 @@ impl Keys {
     }
 }
 
-/// One EVALSHA of the enqueue script, being filled with fires.
-pub struct EnqueueCall {
-    keys: Vec<String>,
-    args: Vec<String>,
-    dedupe_prefix: String,
-    history_prefix: String,
+/// Consecutive fires that share everything the script takes once per run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RunKey {
+    /// Index into the call's buckets.
+    bucket: usize,
+    priority: u8,
+    delay: u32,
+    slot: i64,
+    kind: FireKind,
 }
 
-impl EnqueueCall {
-    /// An empty call under `token`.
-    pub fn new(keys: &Keys, token: u64, now: DateTime<Utc>, history_len: usize) -> EnqueueCall {
-        let fixed = vec![
-            keys.fence.clone(),
-            keys.cursors.clone(),
-            keys.queues[0].clone(),
-            keys.queues[1].clone(),
-            keys.queues[2].clone(),
-            keys.delays.clone(),
-            keys.delayed_jobs.clone(),
-            keys.delays_counter.clone(),
-        ];
-        debug_assert_eq!(fixed.len(), FIXED_KEYS);
-        // Trim only when the list has grown to twice its length: one LTRIM per `history_len`
-        // pushes instead of one per push; readers only ever look at the first `history_len`.
-        let hist_trim = history_len * 2;
-        let args = vec![
-            token.to_string(),
-            now.timestamp().to_string(),
-            history_len.to_string(),
-            hist_trim.to_string(),
-        ];
-        debug_assert_eq!(args.len(), FIXED_ARGS);
+/// One EVALSHA of the enqueue script, being filled with fires.
+pub struct EnqueueCall<'k> {
+    keys: &'k Keys,
+    settings: &'k TaskSettings,
+    /// The node's name as a JSON string.
+    node: Vec<u8>,
+    token: u64,
+    now: DateTime<Utc>,
+    /// `now` as the tasks write it, formatted once per call.
+    created_at: String,
+    history_len: usize,
+    /// The dedupe buckets (slot minute) and the TTL (ms) each must have at least.
+    buckets: Vec<(i64, u64)>,
+    runs: Vec<(RunKey, usize)>,
+    /// The jobs of the call as they first appear (their history lists are declared keys).
+    jobs: Vec<String>,
+    seen_jobs: HashSet<String>,
+    /// The per-fire arguments (fire id, job id, task JSON) back to back, and where each ends.
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    /// The last slot seen and its RFC3339 form (fires of a call mostly share a slot).
+    slot: Option<(i64, String)>,
+}
+
+impl<'k> EnqueueCall<'k> {
+    /// An empty call under `token`, for about `fires` fires.
+    pub fn new(
+        keys: &'k Keys,
+        settings: &'k TaskSettings,
+        token: u64,
+        now: DateTime<Utc>,
+        history_len: usize,
+        fires: usize,
+    ) -> EnqueueCall<'k> {
+        let mut node = Vec::new();
+        json_str(&mut node, &settings.node);
         EnqueueCall {
-            keys: fixed,
-            args,
-            dedupe_prefix: keys.dedupe_prefix.clone(),
-            history_prefix: keys.history_prefix.clone(),
+            keys,
+            settings,
+            node,
+            token,
+            now,
+            created_at: rfc3339(now),
+            history_len,
+            buckets: Vec::new(),
+            runs: Vec::new(),
+            jobs: Vec::new(),
+            seen_jobs: HashSet::new(),
+            data: Vec::with_capacity(fires * TYPICAL_FIRE_BYTES),
+            ends: Vec::with_capacity(fires * 3),
+            slot: None,
         }
     }
 
     /// Adds one fire (its task is encoded here; a job that cannot be encoded fails the batch
     /// before anything is sent).
-    pub fn push(
-        &mut self,
-        job: &Job,
-        fire: &Fire,
-        token: u64,
-        settings: &TaskSettings,
-        now: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
-        let task = encode_task(job, fire, token, settings, now)?;
-        let f = &job.spec.function;
-        let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
-        self.keys.push(format!("{}{minute}", self.dedupe_prefix));
-        self.keys
-            .push(format!("{}{}", self.history_prefix, job.spec.id));
-        // The bucket must outlive the last slot it holds by the dedupe TTL.
-        let bucket_end = (minute + 1) * DEDUPE_BUCKET_SECS;
-        let pending_ms = (bucket_end - now.timestamp()).max(0) as u128 * 1000;
-        let ttl_ms = u64::try_from(dedupe_ttl(job).as_millis() + pending_ms).unwrap_or(u64::MAX);
-        // Manual runs do not move the cursor: it says how far the schedule was enqueued, and a
-        // manual run at 10:05 must not hide a missed 10:00 slot from the catch-up.
-        let cursor = match fire.kind {
-            FireKind::Manual => String::new(),
-            FireKind::Scheduled | FireKind::CatchUp => fire.slot.timestamp().to_string(),
+    pub fn push(&mut self, job: &Job, fire: &Fire) -> Result<(), QueueError> {
+        let secs = fire.slot.timestamp();
+        let slot = match &self.slot {
+            Some((s, text)) if *s == secs => text,
+            _ => &self.slot.insert((secs, rfc3339(fire.slot))).1,
         };
-        let history = HistoryEntry::new(fire, token, &settings.node, now).to_json();
-        self.args.extend([
-            fire.fire_id.to_string(),
-            job.spec.id.clone(),
-            cursor,
-            ttl_ms.to_string(),
-            f.priority.to_string(),
-            f.delay.unwrap_or(0).to_string(),
-            task,
-            history,
-        ]);
+        let mut id = Uuid::encode_buffer();
+        self.data
+            .extend_from_slice(fire.fire_id.hyphenated().encode_lower(&mut id).as_bytes());
+        self.ends.push(self.data.len());
+        let job_id = &job.spec.id;
+        self.data.extend_from_slice(job_id.as_bytes());
+        self.ends.push(self.data.len());
+        if !self.seen_jobs.contains(job_id) {
+            self.seen_jobs.insert(job_id.clone());
+            self.jobs.push(job_id.clone());
+        }
+        write_task(
+            &mut self.data,
+            job,
+            fire,
+            self.token,
+            self.settings,
+            &self.created_at,
+            slot,
+        )?;
+        self.ends.push(self.data.len());
+
+        // The bucket must outlive the last slot it holds by the dedupe TTL.
+        let minute = secs.div_euclid(DEDUPE_BUCKET_SECS);
+        let bucket_end = (minute + 1) * DEDUPE_BUCKET_SECS;
+        let pending_ms = (bucket_end - self.now.timestamp()).max(0) as u128 * 1000;
+        let ttl_ms = u64::try_from(dedupe_ttl(job).as_millis() + pending_ms).unwrap_or(u64::MAX);
+        let bucket = match self.buckets.iter().rposition(|(m, _)| *m == minute) {
+            Some(b) => b,
+            None => {
+                self.buckets.push((minute, 0));
+                self.buckets.len() - 1
+            }
+        };
+        let ttl = &mut self.buckets[bucket].1;
+        *ttl = (*ttl).max(ttl_ms);
+
+        let f = &job.spec.function;
+        let key = RunKey {
+            bucket,
+            priority: f.priority,
+            delay: f.delay.unwrap_or(0),
+            slot: secs,
+            kind: fire.kind,
+        };
+        match self.runs.last_mut() {
+            Some((k, n)) if *k == key => *n += 1,
+            _ => self.runs.push((key, 1)),
+        }
         Ok(())
     }
 
     /// The EVALSHA command of this call.
     pub fn command(&self) -> Cmd {
+        let k = self.keys;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(ENQUEUE_SHA.as_str())
-            .arg(self.keys.len())
-            .arg(&self.keys)
-            .arg(&self.args);
+            .arg(FIXED_KEYS + self.buckets.len() + self.jobs.len())
+            .arg(&k.fence)
+            .arg(&k.cursors)
+            .arg(&k.queues[..])
+            .arg(&k.delays)
+            .arg(&k.delayed_jobs)
+            .arg(&k.delays_counter);
+        for (minute, _) in &self.buckets {
+            cmd.arg(format!("{}{minute}", k.dedupe_prefix));
+        }
+        for job in &self.jobs {
+            cmd.arg(k.history(job));
+        }
+        // Trim only when the list has grown to twice its length: one LTRIM per `history_len`
+        // pushes instead of one per push; readers only ever look at the last `history_len`.
+        cmd.arg(self.token)
+            .arg(self.now.timestamp())
+            .arg(self.history_len)
+            .arg(self.history_len * 2)
+            .arg(self.buckets.len());
+        for (_, ttl) in &self.buckets {
+            cmd.arg(*ttl);
+        }
+        let mut arg = 0;
+        let mut start = 0;
+        for (key, count) in &self.runs {
+            // Manual runs do not move the cursor: it says how far the schedule was enqueued,
+            // and a manual run at 10:05 must not hide a missed 10:00 slot from the catch-up.
+            let cursor = match key.kind {
+                FireKind::Manual => String::new(),
+                FireKind::Scheduled | FireKind::CatchUp => key.slot.to_string(),
+            };
+            let (head, tail) = history_parts(key, self.now, self.token, &self.node);
+            cmd.arg(*count)
+                .arg(key.bucket + 1)
+                .arg(key.priority)
+                .arg(key.delay)
+                .arg(cursor)
+                .arg(head)
+                .arg(tail);
+            for _ in 0..count * 3 {
+                let end = self.ends[arg];
+                cmd.arg(&self.data[start..end]);
+                start = end;
+                arg += 1;
+            }
+        }
         cmd
     }
+}
+
+/// A fire's history entry is `{` + head + fire id + tail: the JSON of
+/// [`HistoryEntry`](crate::HistoryEntry), of
+/// which only the fire id differs within a run.
+fn history_parts(key: &RunKey, now: DateTime<Utc>, token: u64, node: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let head = format!(
+        "\"slot\":{},\"enqueued_at\":{},\"fire_id\":\"",
+        key.slot,
+        now.timestamp_millis()
+    )
+    .into_bytes();
+    let mut tail = format!("\",\"token\":{token},\"node\":").into_bytes();
+    tail.extend_from_slice(node);
+    tail.extend_from_slice(format!(",\"kind\":\"{}\"}}", kind_name(key.kind)).as_bytes());
+    (head, tail)
 }
 
 /// The script's answer for one call.
@@ -219,11 +331,38 @@ pub fn decode(v: Value) -> Result<Answer, QueueError> {
     }
 }
 
-impl From<Answer> for BatchOutcome {
-    fn from(a: Answer) -> BatchOutcome {
-        match a {
-            Answer::Fenced(fence) => BatchOutcome::Fenced { fence },
-            Answer::Done(o) => BatchOutcome::Done(o),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HistoryEntry;
+    use chrono::TimeZone;
+
+    #[test]
+    fn history_parts_make_the_entry_json() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 7).unwrap();
+        let slot = now - chrono::Duration::seconds(7);
+        for fire in [
+            Fire::scheduled("job".into(), slot, FireKind::CatchUp),
+            Fire::manual("job".into(), now),
+        ] {
+            let key = RunKey {
+                bucket: 0,
+                priority: 0,
+                delay: 0,
+                slot: fire.slot.timestamp(),
+                kind: fire.kind,
+            };
+            let mut node = Vec::new();
+            json_str(&mut node, "node \"a\"");
+            let (head, tail) = history_parts(&key, now, 12, &node);
+            let entry = format!(
+                "{{{}{}{}",
+                String::from_utf8(head).unwrap(),
+                fire.fire_id,
+                String::from_utf8(tail).unwrap()
+            );
+            let want = HistoryEntry::new(&fire, 12, "node \"a\"", now);
+            assert_eq!(entry, want.to_json());
         }
     }
 }

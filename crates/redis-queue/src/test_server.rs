@@ -57,6 +57,16 @@ pub enum TestServerError {
     },
 }
 
+/// What a readiness probe found on the port.
+enum Probe {
+    /// Our child answered.
+    Ready,
+    /// Nothing answered yet, or the server is still loading.
+    NotYet,
+    /// Some other process answered: not ours.
+    Foreign,
+}
+
 /// A redis-server process owned by a test. Stops when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -193,8 +203,14 @@ impl RedisServer {
                     return Err(self.not_ready(format!("exited with {status}")));
                 }
             }
-            if self.answers_ping() {
-                return Ok(());
+            match self.probe() {
+                Probe::Ready => return Ok(()),
+                Probe::Foreign => {
+                    // Another server holds the port: ours cannot bind, and it is not ours to use.
+                    self.kill();
+                    return Err(self.not_ready("the port belongs to another server".into()));
+                }
+                Probe::NotYet => {}
             }
             if Instant::now() > deadline {
                 self.kill();
@@ -204,24 +220,48 @@ impl RedisServer {
         }
     }
 
-    /// True once the server answers a PING (an auth error counts: it is up, and it is Redis).
-    /// Also false while it loads its data set (`-LOADING`).
-    fn answers_ping(&self) -> bool {
+    /// Asks whoever listens on the port for its process id (`INFO server`). Only our own
+    /// child counts as ready: another test's server that took the port first is `Foreign`.
+    /// Not yet listening, or still loading its data (`-LOADING`), is `NotYet`.
+    fn probe(&self) -> Probe {
         let Ok(mut s) = TcpStream::connect_timeout(&self.addr(), Duration::from_secs(1)) else {
-            return false;
+            return Probe::NotYet;
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"PING\r\n").is_err() {
-            return false;
+        let mut request = Vec::new();
+        if let Some(pw) = &self.options.password {
+            request.extend_from_slice(format!("AUTH {pw}\r\n").as_bytes());
         }
-        let mut buf = [0u8; 64];
-        match s.read(&mut buf) {
-            Ok(n) if n > 0 => {
-                let reply = &buf[..n];
-                reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH")
+        request.extend_from_slice(b"INFO server\r\n");
+        if s.write_all(&request).is_err() {
+            return Probe::NotYet;
+        }
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => reply.extend_from_slice(&buf[..n]),
+                _ => break,
             }
-            _ => false,
+            let text = String::from_utf8_lossy(&reply);
+            if text.contains("-LOADING") || text.contains("-ERR") || text.contains("-WRONGPASS") {
+                return Probe::NotYet;
+            }
+            let pid = text
+                .lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            if let Some(pid) = pid {
+                let ours = self.child.as_ref().map(Child::id);
+                return if ours == Some(pid) {
+                    Probe::Ready
+                } else {
+                    Probe::Foreign
+                };
+            }
         }
+        Probe::NotYet
     }
 
     fn not_ready(&self, reason: String) -> TestServerError {

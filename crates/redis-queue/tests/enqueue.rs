@@ -348,3 +348,22 @@ async fn a_job_without_an_image_is_refused_and_nothing_is_sent() {
     let mut conn = raw(&server).await;
     assert_eq!(reserve_all(&mut conn).await[0]["image"], "iron/default");
 }
+
+#[test]
+fn enqueue_can_run_in_a_spawned_task() {
+    fn assert_send<T: Send>(_: &T) {}
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start().unwrap();
+    rt.block_on(async {
+        let q = queue(&server).await;
+        let j = job("report", json!({}));
+        let batch = vec![fire(&j, 0)];
+        let s = settings();
+        let fut = q.enqueue(&batch, 1, &s, t0());
+        assert_send(&fut);
+        assert_eq!(done(fut.await.unwrap()), [FireOutcome::Enqueued]);
+    });
+}

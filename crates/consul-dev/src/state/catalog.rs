@@ -93,6 +93,8 @@ pub struct Check {
     pub http: Option<String>,
     /// Interval text as given.
     pub interval: String,
+    /// Parsed interval, for HTTP checks.
+    pub interval_dur: Option<Duration>,
     /// DeregisterCriticalServiceAfter, raised to the minimum.
     pub deregister_after: Option<Duration>,
     /// Index of creation.
@@ -105,6 +107,9 @@ pub struct Check {
     /// Since when the check is critical (for DeregisterCriticalServiceAfter).
     #[serde(skip)]
     pub critical_since: Option<Instant>,
+    /// When an HTTP check runs next (memory only: runs start again after a restart).
+    #[serde(skip)]
+    pub next_run: Option<Instant>,
 }
 
 impl Check {
@@ -122,11 +127,13 @@ impl Check {
             ttl: None,
             http: None,
             interval: String::new(),
+            interval_dur: None,
             deregister_after: None,
             create_index: idx,
             modify_index: idx,
             deadline: None,
             critical_since: None,
+            next_run: None,
         }
     }
 }
@@ -223,6 +230,38 @@ impl Store {
         }
         self.set_check_status(id, status, output, now);
         Ok(())
+    }
+
+    /// HTTP checks due at `now`, as `(check ID, URL)`; each is scheduled for its next run.
+    pub fn due_http_checks(&mut self, now: Instant) -> Vec<(String, String)> {
+        let mut due = Vec::new();
+        for c in self.checks.values_mut() {
+            let (Some(url), Some(every)) = (&c.http, c.interval_dur) else {
+                continue;
+            };
+            if c.next_run.is_none_or(|t| t <= now) {
+                c.next_run = Some(now + every);
+                due.push((c.id.clone(), url.clone()));
+            }
+        }
+        due
+    }
+
+    /// Records the result of an HTTP check run; a write only when status or output changed.
+    pub fn record_http_check(
+        &mut self,
+        id: &str,
+        status: CheckStatus,
+        output: String,
+        now: Instant,
+    ) {
+        let changed = self
+            .checks
+            .get(id)
+            .is_some_and(|c| c.http.is_some() && (c.status != status || c.output != output));
+        if changed {
+            self.set_check_status(id, status, output, now);
+        }
     }
 
     /// Writes a status change at a new index; critical invalidates bound sessions.

@@ -250,6 +250,40 @@ async fn deregister_invalidates_session() {
     .await;
 }
 
+/// §5 (agent/checks/check.go CheckHTTP): an HTTP check with an Interval is run: a 2xx
+/// answer makes it passing, anything else critical, with the answer in Output.
+#[tokio::test]
+async fn http_checks_run() {
+    let t = Target::start().await;
+    let a = svc_name();
+    let good = format!("{}/v1/status/leader", t.base);
+    let bad = format!("{}/v1/no-such-endpoint", t.base);
+    t.put(
+        "/v1/agent/service/register",
+        json!({"Name": a, "Checks": [
+            {"CheckID": format!("{a}-good"), "HTTP": good, "Interval": "1s"},
+            {"CheckID": format!("{a}-bad"), "HTTP": bad, "Interval": "1s", "Status": "passing"},
+        ]})
+        .to_string(),
+    )
+    .await
+    .ok();
+    eventually(Duration::from_secs(30), "HTTP checks to run", || async {
+        let good = check_status(&t, &format!("{a}-good")).await;
+        let bad = check_status(&t, &format!("{a}-bad")).await;
+        (good.as_deref() == Some("passing") && bad.as_deref() == Some("critical")).then_some(())
+    })
+    .await;
+    let checks = t.get("/v1/agent/checks").await.ok().json();
+    assert!(checks[format!("{a}-good")]["Output"]
+        .as_str()
+        .unwrap()
+        .contains("200"));
+    t.put(&format!("/v1/agent/service/deregister/{a}"), "")
+        .await
+        .ok();
+}
+
 /// §5: register without a Name is 400; malformed JSON is 400.
 #[tokio::test]
 async fn register_bad_input() {

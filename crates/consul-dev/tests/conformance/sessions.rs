@@ -237,8 +237,9 @@ async fn lock_delay_refuses_acquires() {
     let k = format!("{p}/ld");
     let old = t.session(r#"{"LockDelay":"3s"}"#).await;
     t.put(&format!("/v1/kv/{k}?acquire={old}"), "").await.ok();
-    t.put(&format!("/v1/session/destroy/{old}"), "").await.ok();
+    // Taken before the destroy is sent, so the server's destroy is never earlier than this.
     let destroyed_at = Instant::now();
+    t.put(&format!("/v1/session/destroy/{old}"), "").await.ok();
     let new = t.session(r#"{"LockDelay":"3s"}"#).await;
     let first = t
         .put(&format!("/v1/kv/{k}?acquire={new}"), "")

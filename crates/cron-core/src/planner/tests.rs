@@ -215,6 +215,50 @@ fn catch_up_by_policy() {
 }
 
 #[test]
+fn catch_up_never_plans_slots_from_before_the_job_was_created() {
+    // A job deleted and created again under the same id finds its old cursor in Redis: the
+    // slots between that cursor and the new creation were never the new job's to fire.
+    let now = t("2026-01-01T01:00:30Z");
+    let mut spec = job("a", "* * * * *", "all", "1h").spec.clone();
+    spec.created_at = Some(t("2026-01-01T00:57:10Z"));
+    let mut p = Planner::new();
+    p.upsert(Arc::new(spec.validate().unwrap()), now);
+    let plan = p.catch_up("a", Some(t("2026-01-01T00:30:00Z")), now);
+    let slots: Vec<_> = plan.fires.iter().map(|f| f.slot).collect();
+    assert_eq!(
+        slots,
+        vec![
+            t("2026-01-01T00:58:00Z"),
+            t("2026-01-01T00:59:00Z"),
+            t("2026-01-01T01:00:00Z")
+        ]
+    );
+    assert_eq!(plan.skipped, 0);
+}
+
+#[test]
+fn a_job_never_enqueued_catches_up_from_its_creation() {
+    // Created at 00:57:10 while no node led (or just before the leader's watch saw it): the
+    // leader that loads it at 01:00:30 finds no cursor, and owes it 00:58, 00:59 and 01:00.
+    let now = t("2026-01-01T01:00:30Z");
+    let mut spec = job("a", "* * * * *", "all", "1h").spec.clone();
+    spec.created_at = Some(t("2026-01-01T00:57:10Z"));
+    let mut p = Planner::new();
+    p.upsert(Arc::new(spec.clone().validate().unwrap()), now);
+    let plan = p.catch_up("a", None, now);
+    assert_eq!(plan.fires.len(), 3);
+    assert_eq!(plan.fires[0].slot, t("2026-01-01T00:58:00Z"));
+    assert_eq!(p.next_slot("a"), Some(t("2026-01-01T01:01:00Z")));
+    // By its policy: `latest` only the newest, `skip` none (both counted).
+    spec.catchup.policy = CatchUpPolicy::Latest;
+    let mut p = Planner::new();
+    p.upsert(Arc::new(spec.clone().validate().unwrap()), now);
+    let plan = p.catch_up("a", None, now);
+    assert_eq!((plan.fires.len(), plan.skipped), (1, 2));
+    assert_eq!(plan.fires[0].slot, t("2026-01-01T01:00:00Z"));
+}
+
+#[test]
 fn catch_up_caps_all_and_counts_the_rest() {
     let now = t("2026-01-01T02:00:00Z");
     let mut p = Planner::new();
@@ -227,7 +271,8 @@ fn catch_up_caps_all_and_counts_the_rest() {
 }
 
 #[test]
-fn catch_up_without_cursor_plans_nothing_and_never_repeats() {
+fn catch_up_without_cursor_or_creation_plans_nothing_and_never_repeats() {
+    // A hand-written entry without `created_at`, never enqueued: nothing to owe it.
     let now = t("2026-01-01T00:10:00Z");
     let mut p = Planner::new();
     p.upsert(
@@ -278,4 +323,21 @@ fn thousands_of_jobs_catch_up_exactly() {
     }
     assert_eq!(p.next_wakeup(), Some(t("2026-06-01T12:05:00Z")));
     assert_eq!(p.due(t("2026-06-01T12:05:00Z")).len(), 3000);
+}
+
+#[test]
+fn catch_up_again_plans_the_same_fires_and_due_never_repeats_them() {
+    let now = t("2026-01-01T00:10:30Z");
+    let mut p = Planner::new();
+    p.upsert(job("a", "* * * * *", "all", "1h"), now);
+    let cursor = Some(t("2026-01-01T00:07:00Z"));
+    let first = p.catch_up("a", cursor, now);
+    assert_eq!(first.fires.len(), 3);
+    assert_eq!(p.catch_up("a", cursor, now), first);
+    let later = p.due(t("2026-01-01T00:12:00Z"));
+    let slots: Vec<_> = later.iter().map(|f| f.slot).collect();
+    assert_eq!(
+        slots,
+        [t("2026-01-01T00:11:00Z"), t("2026-01-01T00:12:00Z")]
+    );
 }

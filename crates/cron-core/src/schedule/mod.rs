@@ -128,7 +128,11 @@ impl Schedule {
     pub fn parse(expression: &str, tz: Option<&str>) -> Result<Schedule, ScheduleError> {
         let tz = parse_zone(tz)?;
         let text = expression.trim();
-        let kind = if let Some(rest) = text.strip_prefix("@every") {
+        let every = text
+            .get(..6)
+            .filter(|p| p.eq_ignore_ascii_case("@every"))
+            .map(|_| &text[6..]);
+        let kind = if let Some(rest) = every {
             Kind::Every(parse_every(rest)?)
         } else if text.starts_with('@') {
             let lower = text.to_ascii_lowercase();

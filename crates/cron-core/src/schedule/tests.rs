@@ -60,6 +60,8 @@ fn macros_and_every() {
     assert_eq!(next("@monthly", None, from, 1), ["2026-12-01T00:00:00Z"]);
     assert_eq!(next("@yearly", None, from, 1), ["2027-01-01T00:00:00Z"]);
     assert_eq!(next("@annually", None, from, 1), ["2027-01-01T00:00:00Z"]);
+    assert_eq!(next("@Daily", None, from, 1), ["2026-11-27T00:00:00Z"]);
+    assert_eq!(next("@EVERY 1m", None, from, 1), ["2026-11-26T20:32:00Z"]);
     assert_eq!(
         next("@every 90s", None, from, 2),
         ["2026-11-26T20:31:30Z", "2026-11-26T20:33:00Z"]

@@ -38,10 +38,13 @@ pub async fn ready(state: &AppState) -> Answer {
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some(format!("no answer within {READY_TIMEOUT:?}")),
     };
-    let redis_err = match tokio::time::timeout(READY_TIMEOUT, state.queue.ping()).await {
-        Ok(Ok(_)) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!("no answer within {READY_TIMEOUT:?}")),
+    let redis_err = match state.queue() {
+        Err(e) => Some(e.message),
+        Ok(q) => match tokio::time::timeout(READY_TIMEOUT, q.ping()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {READY_TIMEOUT:?}")),
+        },
     };
     let body = json!({
         "consul": consul_err.as_deref().unwrap_or("ok"),
@@ -87,7 +90,7 @@ async fn leader_json(state: &AppState) -> Result<Value, ApiError> {
             state.metrics.consul_error("leader_info");
             ApiError::unavailable(format!("consul: {e}"))
         })?;
-    let fence = match state.queue.fence().await {
+    let fence = match state.queue()?.fence().await {
         Ok(f) => f,
         Err(e) => {
             state.metrics.redis_error("fence");
@@ -176,7 +179,7 @@ pub async fn status(state: &AppState) -> Answer {
         ApiError::unavailable(format!("consul: {e}"))
     })?;
     let paused = set.jobs.values().filter(|s| s.job.spec.paused).count();
-    let depths = state.queue.queue_depths().await.map_err(|e| {
+    let depths = state.queue()?.queue_depths().await.map_err(|e| {
         state.metrics.redis_error("queue_depths");
         ApiError::unavailable(format!("redis: {e}"))
     })?;

@@ -131,7 +131,10 @@ async fn last_starts(
     ids: &[&str],
 ) -> std::collections::HashMap<String, chrono::DateTime<Utc>> {
     // The cursors only decorate the answer: a Redis outage must not hide the jobs.
-    match state.queue.cursors(ids).await {
+    let Ok(queue) = state.queue() else {
+        return Default::default();
+    };
+    match queue.cursors(ids).await {
         Ok(c) => c,
         Err(e) => {
             state.metrics.redis_error("cursors");
@@ -276,7 +279,7 @@ pub async fn run(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> Answ
 
 /// `GET /v1/cronjobs/{id}/fires`: the capped history kept in Redis, newest first.
 pub async fn fires(state: &AppState, id: &str) -> Answer {
-    let history = state.queue.history(id).await.map_err(|e| {
+    let history = state.queue()?.history(id).await.map_err(|e| {
         state.metrics.redis_error("history");
         ApiError::unavailable(format!("redis: {e}"))
     })?;

@@ -71,14 +71,24 @@ pub struct AppState {
     pub consul: consul_lock::Consul,
     /// The job store in Consul KV.
     pub store: consul_lock::JobStore,
-    /// The Redis queue.
-    pub queue: redis_queue::Queue,
+    /// The Redis queue, once connected (the API serves before that: `/health` must not wait
+    /// for Redis, and `/ready` says what is missing).
+    pub queue: Arc<std::sync::OnceLock<redis_queue::Queue>>,
     /// How fires become tasks (default image, functions URL, node).
     pub tasks: Arc<redis_queue::TaskSettings>,
     /// Metrics registry.
     pub metrics: Metrics,
     /// This node's leader loop: its state, and where to send manual runs and fence resets.
     pub leader: LeaderHandle,
+}
+
+impl AppState {
+    /// The Redis queue, or 503 while the node still waits for Redis at start-up.
+    pub fn queue(&self) -> Result<&redis_queue::Queue, ApiError> {
+        self.queue
+            .get()
+            .ok_or_else(|| ApiError::unavailable("redis: not connected yet (the node is starting)"))
+    }
 }
 
 /// A JSON answer.

@@ -167,30 +167,9 @@ pub fn path_id(raw: &str) -> Result<String, ApiError> {
     Ok(id)
 }
 
-/// The job id rule of cron-core (`[A-Za-z0-9_.-]{1,128}`, not starting with `.`, no `..`).
+/// The job id rule, cron-core's own (`[A-Za-z0-9_.-]{1,128}`, not starting with `.`, no `..`).
 pub fn check_id(id: &str) -> Result<(), String> {
-    let max = cron_core::job::MAX_ID_LEN;
-    if id.is_empty() || id.len() > max {
-        return Err(format!(
-            "job id must be 1-{max} characters, got {}",
-            id.len()
-        ));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(format!(
-            "job id {id:?} has {c:?}; allowed: A-Z a-z 0-9 _ . -"
-        ));
-    }
-    if id.starts_with('.') {
-        return Err(format!("job id {id:?} must not start with '.'"));
-    }
-    if id.contains("..") {
-        return Err(format!("job id {id:?} must not contain '..'"));
-    }
-    Ok(())
+    cron_core::job::check_id(id).map_err(|e| format!("job {e}"))
 }
 
 /// `%XX` decoding (and `+` as a space in query strings when `plus` is set).

@@ -91,6 +91,12 @@ pub struct SettingsArgs {
     /// Consul ACL token.
     #[arg(long, value_name = "TOKEN", env = config::ENV_CONSUL_TOKEN, hide_env_values = true)]
     pub consul_token: Option<String>,
+    /// Use https to Consul even for a plain HOST:PORT (true or false).
+    #[arg(long, value_name = "BOOL", env = config::ENV_CONSUL_SSL)]
+    pub consul_ssl: Option<String>,
+    /// A PEM CA file to trust for https to Consul.
+    #[arg(long, value_name = "FILE", env = config::ENV_CONSUL_CACERT)]
+    pub consul_cacert: Option<String>,
     /// Redis URL of the platform's queue.
     #[arg(long, value_name = "URL", env = config::ENV_REDIS_URL, hide_env_values = true)]
     pub redis: Option<String>,
@@ -138,6 +144,8 @@ impl SettingsArgs {
         let given = RawConfig {
             consul: self.consul.clone(),
             consul_token: self.consul_token.clone(),
+            consul_ssl: self.consul_ssl.clone(),
+            consul_cacert: self.consul_cacert.clone(),
             redis: self.redis.clone(),
             listen: self.listen.clone(),
             advertise: self.advertise.clone(),

@@ -78,10 +78,16 @@ pub struct Consul {
 
 impl Consul {
     pub fn start() -> Consul {
+        Consul::start_with(&[])
+    }
+
+    /// With extra flags (`--acl-token T`).
+    pub fn start_with(extra: &[&str]) -> Consul {
         let bin = consul_dev_binary();
         let port = free_port();
         let child = Command::new(bin)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--node", "e2e"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -19,7 +19,8 @@
 //!
 //! The API never enqueues itself: manual runs and fence resets arrive here as [`Command`]s
 //! (through [`LeaderHandle`]), so every enqueue carries a token this node really holds.
-//! This module must not speak HTTP or parse job JSON.
+//! `handle.rs` is the API's side (status, commands). This module must not speak HTTP or parse
+//! job JSON.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,139 +30,29 @@ use chrono::{DateTime, Utc};
 use consul_lock::{JobSet, Leadership};
 use cron_core::{Fire, FireKind, Job, Planner};
 use redis_queue::{BatchOutcome, FireOutcome, Queue, TaskSettings};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::metrics::{FireOutcomeLabel, Metrics};
 
-/// Most fires per enqueue script call: big enough to drain a minute of a large job set in a
-/// few calls, small enough that one call does not stall Redis.
-pub const MAX_BATCH: usize = 500;
+mod handle;
+
+use handle::reply_not_leader;
+pub use handle::{
+    channel, Command, CommandError, LeaderHandle, LeaderLink, LeaderStatus, ManualRun,
+};
+
+/// Most fires handed to one `Queue::enqueue`. redis-queue splits them into script calls of a
+/// few hundred fires (so no call stalls Redis) and pipelines those while it encodes the next;
+/// handing it thousands at once keeps that pipeline full (about 20% more fires/s than one
+/// 500-fire call at a time). A Redis error retries the whole batch: dedupe makes it safe.
+pub const MAX_BATCH: usize = 5_000;
 /// Retry backoff after a Redis error starts here…
 pub const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
 /// …and doubles up to this ceiling.
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Commands waiting for the loop; more are refused as busy.
-const COMMAND_QUEUE: usize = 64;
-
-/// What this node's loop is doing, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaderStatus {
-    /// Not holding the lock.
-    Follower,
-    /// Holding the lock and enqueueing.
-    Leading {
-        /// This term's fencing token.
-        token: u64,
-        /// When the term started.
-        since: DateTime<Utc>,
-    },
-    /// Holding the lock, but the Redis fence is above our token: nothing is enqueued until an
-    /// operator resets the fence.
-    FenceBlocked {
-        /// This term's fencing token.
-        token: u64,
-        /// When the term started.
-        since: DateTime<Utc>,
-        /// The fence found in Redis.
-        fence: u64,
-    },
-}
-
-/// A request from the API to the leader loop.
-#[derive(Debug)]
-pub enum Command {
-    /// Enqueue one manual fire of `job` now.
-    ManualRun {
-        /// The job, as the API just read it from the store.
-        job: Arc<Job>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<ManualRun, CommandError>>,
-    },
-    /// Set the Redis fence to this term's token.
-    ResetFence {
-        /// Where the answer goes (the fence now).
-        reply: oneshot::Sender<Result<u64, CommandError>>,
-    },
-}
-
-/// A manual fire that was enqueued.
-#[derive(Debug, Clone)]
-pub struct ManualRun {
-    /// The fire (random id, slot = request instant).
-    pub fire: Fire,
-    /// The token it was enqueued with.
-    pub token: u64,
-    /// `false` when Redis said it was a duplicate (cannot happen with a fresh id, but reported).
-    pub enqueued: bool,
-}
-
-/// Why a command was not carried out.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// This node does not lead (any more).
-    #[error("this node is not the leader")]
-    NotLeader,
-    /// The fence is above this leader's token; nothing is enqueued before a reset.
-    #[error("the Redis fence {fence} is above the leader's token {token}: nothing is enqueued until `cronnode fence reset --yes`")]
-    FenceBlocked {
-        /// The fence in Redis.
-        fence: u64,
-        /// This term's token.
-        token: u64,
-    },
-    /// A newer leader raised the fence: this node was deposed.
-    #[error("fenced: a newer leader raised the fence to {0}")]
-    Fenced(u64),
-    /// Redis failed.
-    #[error("redis: {0}")]
-    Redis(String),
-    /// The loop is gone (shutting down) or overloaded.
-    #[error("the leader loop is not answering ({0})")]
-    Unavailable(&'static str),
-}
-
-/// The API's side of the loop: its status and its command queue. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct LeaderHandle {
-    status: watch::Receiver<LeaderStatus>,
-    commands: mpsc::Sender<Command>,
-}
-
-impl LeaderHandle {
-    /// What the loop is doing now.
-    pub fn status(&self) -> LeaderStatus {
-        self.status.borrow().clone()
-    }
-
-    /// `true` while this node holds the lock (enqueueing or fence-blocked).
-    pub fn is_leader(&self) -> bool {
-        !matches!(*self.status.borrow(), LeaderStatus::Follower)
-    }
-
-    /// Asks the loop to enqueue one manual fire of `job`.
-    pub async fn manual_run(&self, job: Arc<Job>) -> Result<ManualRun, CommandError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ManualRun { job, reply }).await?;
-        rx.await
-            .unwrap_or(Err(CommandError::Unavailable("no reply")))
-    }
-
-    /// Asks the loop to set the fence to its token.
-    pub async fn reset_fence(&self) -> Result<u64, CommandError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ResetFence { reply }).await?;
-        rx.await
-            .unwrap_or(Err(CommandError::Unavailable("no reply")))
-    }
-
-    async fn send(&self, cmd: Command) -> Result<(), CommandError> {
-        self.commands.try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
-            mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
-        })
-    }
-}
-
+/// Longest single sleep: slots are wall-clock instants and tokio sleeps on the monotonic
+/// clock, so after an NTP step the distance is taken again at least this often.
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// How a term ended.
 enum End {
     /// The process is stopping.
@@ -197,8 +88,10 @@ struct Term {
 }
 
 impl LeaderLoop {
-    /// A loop and the handle the API uses to reach it.
+    /// The loop, joined to the far end of the handle made by [`channel`].
+    #[allow(clippy::too_many_arguments)] // one of each input and output; a struct would only rename them
     pub fn new(
+        link: LeaderLink,
         node: String,
         queue: Queue,
         tasks: Arc<TaskSettings>,
@@ -206,25 +99,18 @@ impl LeaderLoop {
         leadership: watch::Receiver<Leadership>,
         jobs: watch::Receiver<JobSet>,
         shutdown: broadcast::Receiver<()>,
-    ) -> (LeaderLoop, LeaderHandle) {
-        let (status_tx, status_rx) = watch::channel(LeaderStatus::Follower);
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let this = LeaderLoop {
+    ) -> LeaderLoop {
+        LeaderLoop {
             node,
             queue,
             tasks,
             metrics,
             leadership,
             jobs,
-            commands: cmd_rx,
-            status: status_tx,
+            commands: link.commands,
+            status: link.status,
             shutdown,
-        };
-        let handle = LeaderHandle {
-            status: status_rx,
-            commands: cmd_tx,
-        };
-        (this, handle)
+        }
     }
 
     /// Follows the election until shutdown, leading whenever the lock is ours.
@@ -269,15 +155,17 @@ impl LeaderLoop {
     async fn lead(&mut self, token: u64, since: DateTime<Utc>) -> End {
         // 1. The fence. Our token is a Raft index, so it is above every earlier term's: raising
         //    the fence to it cuts off any older leader that is still running.
+        let mut backoff = RETRY_BACKOFF_START;
         let fence = loop {
             match self.queue.raise_fence(token).await {
                 Ok(f) => break f,
                 Err(e) => {
                     self.metrics.redis_error("raise_fence");
-                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying");
-                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, token).await {
+                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, token).await {
                         return end;
                     }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         };
@@ -315,8 +203,12 @@ impl LeaderLoop {
             known: HashMap::new(),
         };
         let jobs = self.jobs.borrow_and_update().clone();
-        let to_catch_up = self.apply_job_set(&mut term, &jobs, Utc::now());
-        if let Err(end) = self.catch_up(&mut term, to_catch_up, "leadership").await {
+        let now = Utc::now();
+        let to_catch_up = self.apply_job_set(&mut term, &jobs, now);
+        if let Err(end) = self
+            .catch_up(&mut term, to_catch_up, now, "leadership")
+            .await
+        {
             return end;
         }
 
@@ -338,8 +230,9 @@ impl LeaderLoop {
                         return End::Shutdown;
                     }
                     let jobs = self.jobs.borrow_and_update().clone();
-                    let resumed = self.apply_job_set(&mut term, &jobs, Utc::now());
-                    if let Err(end) = self.catch_up(&mut term, resumed, "job change").await {
+                    let now = Utc::now();
+                    let resumed = self.apply_job_set(&mut term, &jobs, now);
+                    if let Err(end) = self.catch_up(&mut term, resumed, now, "job change").await {
                         return end;
                     }
                 }
@@ -398,31 +291,39 @@ impl LeaderLoop {
     }
 
     /// Reads the cursors of `ids` and enqueues their missed slots by each job's policy. A job
-    /// without a cursor was never enqueued: it has nothing to catch up.
-    async fn catch_up(&mut self, term: &mut Term, ids: Vec<String>, why: &str) -> Result<(), End> {
+    /// without a cursor was never enqueued: its missed slots start at its creation (a job
+    /// created while nobody led, or just before this leader saw it). `now` is the instant
+    /// the jobs were (re)planned at: slots after it are the planner's to fire on time, so a
+    /// slot that passes while the cursors are read is never taken for a missed one.
+    async fn catch_up(
+        &mut self,
+        term: &mut Term,
+        ids: Vec<String>,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> Result<(), End> {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut backoff = RETRY_BACKOFF_START;
         let cursors = loop {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             match self.queue.cursors(&refs).await {
                 Ok(c) => break c,
                 Err(e) => {
                     self.metrics.redis_error("cursors");
-                    tracing::warn!(error = %e, "cannot read the job cursors; retrying");
-                    if let Some(end) = self.pause(RETRY_BACKOFF_START * 5, term.token).await {
+                    tracing::warn!(error = %e, "cannot read the job cursors; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, term.token).await {
                         return Err(end);
                     }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         };
-        let now = Utc::now();
         let (mut fires, mut skipped, mut jobs_behind) = (Vec::new(), 0u64, 0usize);
         for id in &ids {
-            let Some(cursor) = cursors.get(id).copied() else {
-                continue;
-            };
-            let plan = term.planner.catch_up(id, Some(cursor), now);
+            // No cursor: never enqueued; the planner catches it up from its creation.
+            let plan = term.planner.catch_up(id, cursors.get(id).copied(), now);
             if !plan.fires.is_empty() || plan.skipped > 0 {
                 jobs_behind += 1;
             }
@@ -667,25 +568,12 @@ impl LeaderLoop {
     }
 }
 
-fn reply_not_leader(cmd: Command) {
-    match cmd {
-        Command::ManualRun { reply, .. } => {
-            let _ = reply.send(Err(CommandError::NotLeader));
-        }
-        Command::ResetFence { reply } => {
-            let _ = reply.send(Err(CommandError::NotLeader));
-        }
-    }
-}
-
-/// Sleeps until the wall-clock instant `at` (forever when `None`). Slots are wall-clock
-/// instants; tokio sleeps on the monotonic clock, so the distance is taken now.
+/// Sleeps until the wall-clock instant `at`, or [`MAX_SLEEP`] (the caller then asks the
+/// planner again, which is harmless: `due` returns nothing early).
 async fn sleep_until_utc(at: Option<DateTime<Utc>>) {
-    match at {
-        None => std::future::pending().await,
-        Some(at) => {
-            let d = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            tokio::time::sleep(d).await
-        }
-    }
+    let d = match at {
+        None => MAX_SLEEP,
+        Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+    };
+    tokio::time::sleep(d.min(MAX_SLEEP)).await
 }

@@ -1,0 +1,181 @@
+//! The API's side of the leader loop: what the loop is doing ([`LeaderStatus`]), and the
+//! commands only a leader may carry out ([`Command`]: a manual run, a fence reset), sent through
+//! a [`LeaderHandle`] and answered by the loop in `super`.
+//!
+//! The handle exists before the loop (see [`channel`]) so the API can serve, as a follower,
+//! while the node still waits for Redis. It must not enqueue anything itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cron_core::{Fire, Job};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long the API waits for the loop to carry out a command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Commands waiting for the loop; more are refused as busy.
+const COMMAND_QUEUE: usize = 64;
+
+/// What this node's loop is doing, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderStatus {
+    /// Not holding the lock.
+    Follower,
+    /// Holding the lock and enqueueing.
+    Leading {
+        /// This term's fencing token.
+        token: u64,
+        /// When the term started.
+        since: DateTime<Utc>,
+    },
+    /// Holding the lock, but the Redis fence is above our token: nothing is enqueued until an
+    /// operator resets the fence.
+    FenceBlocked {
+        /// This term's fencing token.
+        token: u64,
+        /// When the term started.
+        since: DateTime<Utc>,
+        /// The fence found in Redis.
+        fence: u64,
+    },
+}
+
+/// A request from the API to the leader loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Enqueue one manual fire of `job` now.
+    ManualRun {
+        /// The job, as the API just read it from the store.
+        job: Arc<Job>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<ManualRun, CommandError>>,
+    },
+    /// Set the Redis fence to this term's token.
+    ResetFence {
+        /// Where the answer goes (the fence now).
+        reply: oneshot::Sender<Result<u64, CommandError>>,
+    },
+}
+
+/// A manual fire that was enqueued.
+#[derive(Debug, Clone)]
+pub struct ManualRun {
+    /// The fire (random id, slot = request instant).
+    pub fire: Fire,
+    /// The token it was enqueued with.
+    pub token: u64,
+    /// `false` when Redis said it was a duplicate (cannot happen with a fresh id, but reported).
+    pub enqueued: bool,
+}
+
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// This node does not lead (any more).
+    #[error("this node is not the leader")]
+    NotLeader,
+    /// The fence is above this leader's token; nothing is enqueued before a reset.
+    #[error("the Redis fence {fence} is above the leader's token {token}: nothing is enqueued until `cronnode fence reset --yes`")]
+    FenceBlocked {
+        /// The fence in Redis.
+        fence: u64,
+        /// This term's token.
+        token: u64,
+    },
+    /// A newer leader raised the fence: this node was deposed.
+    #[error("fenced: a newer leader raised the fence to {0}")]
+    Fenced(u64),
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(String),
+    /// The loop is gone (shutting down) or overloaded.
+    #[error("the leader loop is not answering ({0})")]
+    Unavailable(&'static str),
+}
+
+/// The API's side of the loop: its status and its command queue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LeaderHandle {
+    status: watch::Receiver<LeaderStatus>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl LeaderHandle {
+    /// What the loop is doing now.
+    pub fn status(&self) -> LeaderStatus {
+        self.status.borrow().clone()
+    }
+
+    /// `true` while this node holds the lock (enqueueing or fence-blocked).
+    pub fn is_leader(&self) -> bool {
+        !matches!(*self.status.borrow(), LeaderStatus::Follower)
+    }
+
+    /// Asks the loop to enqueue one manual fire of `job`.
+    pub async fn manual_run(&self, job: Arc<Job>) -> Result<ManualRun, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ManualRun { job, reply }).await?;
+        wait_reply(rx).await
+    }
+
+    /// Asks the loop to set the fence to its token.
+    pub async fn reset_fence(&self) -> Result<u64, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ResetFence { reply }).await?;
+        wait_reply(rx).await
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), CommandError> {
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::Unavailable("busy"),
+            mpsc::error::TrySendError::Closed(_) => CommandError::Unavailable("stopped"),
+        })
+    }
+}
+
+/// The loop's end of the handle: made before the loop exists, so the API can serve (as a
+/// follower) while the node still waits for Redis.
+#[derive(Debug)]
+pub struct LeaderLink {
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) status: watch::Sender<LeaderStatus>,
+}
+
+/// A handle for the API and the link the loop will take over.
+pub fn channel() -> (LeaderHandle, LeaderLink) {
+    let (status_tx, status_rx) = watch::channel(LeaderStatus::Follower);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    (
+        LeaderHandle {
+            status: status_rx,
+            commands: cmd_tx,
+        },
+        LeaderLink {
+            commands: cmd_rx,
+            status: status_tx,
+        },
+    )
+}
+
+/// A command's answer, or `Unavailable` when the loop drops it or takes longer than
+/// [`COMMAND_TIMEOUT`] (it may be retrying Redis).
+async fn wait_reply<T>(rx: oneshot::Receiver<Result<T, CommandError>>) -> Result<T, CommandError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(CommandError::Unavailable("no reply")),
+        Err(_) => Err(CommandError::Unavailable("no reply in time")),
+    }
+}
+
+/// Answers a command that arrived while this node does not lead.
+pub(super) fn reply_not_leader(cmd: Command) {
+    match cmd {
+        Command::ManualRun { reply, .. } => {
+            let _ = reply.send(Err(CommandError::NotLeader));
+        }
+        Command::ResetFence { reply } => {
+            let _ = reply.send(Err(CommandError::NotLeader));
+        }
+    }
+}
