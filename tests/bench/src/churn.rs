@@ -51,6 +51,22 @@ pub struct Outcome {
     pub secs: u64,
     /// One example of a failed update, for the report.
     pub first_error: Option<String>,
+    /// CPU used during the churn, in cores (CPU seconds / seconds), by process.
+    pub cpu: Vec<(String, f64)>,
+}
+
+/// CPU times of the cluster's processes and of this harness, by name.
+fn cpu_times(c: &Cluster) -> Vec<(String, std::time::Duration)> {
+    let mut out = Vec::new();
+    for n in &c.nodes {
+        if let Some(p) = &n.proc {
+            out.push((format!("cronnode {}", n.name), crate::procs::cpu_time(p.pid()).unwrap_or_default()));
+        }
+    }
+    out.push(("consul-dev".into(), crate::procs::cpu_time(c.consul.proc.pid()).unwrap_or_default()));
+    out.push(("redis".into(), crate::procs::cpu_time(c.redis.proc.pid()).unwrap_or_default()));
+    out.push(("bench (load generator)".into(), crate::procs::cpu_time(std::process::id()).unwrap_or_default()));
+    out
 }
 
 /// Runs `rate` updates/s for `secs` over `jobs` every-minute jobs.
@@ -72,6 +88,7 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
     let lat = Arc::new(Mutex::new(Vec::<f64>::new()));
     let errs = Arc::new(Mutex::new((0usize, None::<String>)));
     let acks = Arc::new(Mutex::new(Vec::<(usize, u64, i64)>::new()));
+    let cpu0 = cpu_times(&cluster);
     let start_us = now_us();
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / TICKS));
     let per_tick = rate as u64 / TICKS;
@@ -129,6 +146,12 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
     }
     while set.join_next().await.is_some() {}
     let end_us = now_us();
+    let secs_run = (end_us - start_us) as f64 / 1e6;
+    let cpu = cpu_times(&cluster)
+        .into_iter()
+        .zip(cpu0)
+        .map(|((name, t1), (_, t0))| (name, (t1.saturating_sub(t0)).as_secs_f64() / secs_run))
+        .collect();
     // Let the last updates reach the probes' tasks.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -173,5 +196,6 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
         never,
         secs,
         first_error,
+        cpu,
     })
 }

@@ -23,6 +23,24 @@ use crate::proxy::Proxy;
 const TXN_OPS: usize = 128;
 /// Transactions in flight while loading.
 const TXN_PARALLEL: usize = 4;
+/// Failed reads of the job set after which waiting for it stops.
+const WATCH_FAILURES: usize = 3;
+
+/// A log line without its colour codes.
+fn strip_ansi(l: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in l.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
 /// CPU share (of one core, over one second) under which a node counts as idle.
 const IDLE_SHARE: f64 = 0.2;
 /// The KV directory of the jobs (cronnode's default prefix).
@@ -137,6 +155,13 @@ impl Cluster {
                 if v as usize == n {
                     return Ok(start.elapsed());
                 }
+            }
+            // A node that keeps failing to read the job set will never get there: say why.
+            let log = std::fs::read_to_string(self.nodes[node].log_path()).unwrap_or_default();
+            let failures: Vec<&str> = log.lines().filter(|l| l.contains("watching the jobs")).collect();
+            if failures.len() >= WATCH_FAILURES {
+                let why = failures.last().map(|l| strip_ansi(l)).unwrap_or_default();
+                bail!("node {node} cannot read the job set ({} failed reads; the last: {why})", failures.len());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

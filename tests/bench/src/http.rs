@@ -29,7 +29,7 @@ impl Http {
         conn.set_nodelay(true);
         Http {
             client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(64)
+                .pool_max_idle_per_host(512)
                 .build(conn),
         }
     }

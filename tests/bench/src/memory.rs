@@ -41,6 +41,8 @@ pub struct Outcome {
     pub baseline: u64,
     /// Steps.
     pub steps: Vec<Step>,
+    /// The step that could not be measured, and why.
+    pub failed: Option<(usize, String)>,
 }
 
 /// A daily schedule spread over the day by `i`.
@@ -63,8 +65,16 @@ pub async fn run(bins: &Bins, sizes: &[usize]) -> Result<Outcome> {
             .map(|i| job_spec(&format!("j{i:07}"), &daily(i), "bench"))
             .collect();
         cluster.put_jobs(specs).await?;
-        cluster.wait_jobs(leader, n, Duration::from_secs(1800)).await?;
-        cluster.wait_idle(leader, Duration::from_secs(600)).await?;
+        let loaded = match cluster.wait_jobs(leader, n, Duration::from_secs(1800)).await {
+            Ok(_) => cluster.wait_idle(leader, Duration::from_secs(600)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = loaded {
+            let (rss, hwm) = rss_kib(pid)?;
+            let why = format!("{e:#} (leader RSS then {rss} KiB, peak {hwm} KiB; consul-dev RSS {} KiB)", cluster.consul.proc.rss_kib()?.0);
+            eprintln!("memory: {n} jobs: not measured: {why}");
+            return Ok(Outcome { baseline, steps, failed: Some((n, why)) });
+        }
         let load_s = t.elapsed().as_secs_f64();
         have = n;
         tokio::time::sleep(SETTLE).await;
@@ -80,5 +90,5 @@ pub async fn run(bins: &Bins, sizes: &[usize]) -> Result<Outcome> {
         });
         eprintln!("memory: {n} jobs: leader RSS {rss} KiB (loaded in {load_s:.1} s)");
     }
-    Ok(Outcome { baseline, steps })
+    Ok(Outcome { baseline, steps, failed: None })
 }

@@ -295,6 +295,11 @@ impl Node {
         wait_port(self.port).await
     }
 
+    /// The log of the current (or last) start.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("cronnode-{}-{}.log", self.name, self.starts))
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn api(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -132,6 +132,9 @@ pub fn memory(m: &memory::Outcome) -> String {
             fmt(st.load_s)
         );
     }
+    if let Some((n, why)) = &m.failed {
+        let _ = writeln!(s, "\n**{n} jobs: not measured.** {why}");
+    }
     s
 }
 
@@ -229,6 +232,8 @@ pub fn churn(c: &churn::Outcome) -> String {
         c.never,
         c.secs
     );
+    let cpu: Vec<String> = c.cpu.iter().map(|(n, x)| format!("{n} {x:.2}")).collect();
+    let _ = writeln!(s, "\nCPU during the churn, in cores: {}.", cpu.join(", "));
     if let Some(e) = &c.first_error {
         let _ = writeln!(s, "\nFirst failed update: `{}`", e.chars().take(300).collect::<String>());
     }
