@@ -60,12 +60,24 @@ fn cpu_times(c: &Cluster) -> Vec<(String, std::time::Duration)> {
     let mut out = Vec::new();
     for n in &c.nodes {
         if let Some(p) = &n.proc {
-            out.push((format!("cronnode {}", n.name), crate::procs::cpu_time(p.pid()).unwrap_or_default()));
+            out.push((
+                format!("cronnode {}", n.name),
+                crate::procs::cpu_time(p.pid()).unwrap_or_default(),
+            ));
         }
     }
-    out.push(("consul-dev".into(), crate::procs::cpu_time(c.consul.proc.pid()).unwrap_or_default()));
-    out.push(("redis".into(), crate::procs::cpu_time(c.redis.proc.pid()).unwrap_or_default()));
-    out.push(("bench (load generator)".into(), crate::procs::cpu_time(std::process::id()).unwrap_or_default()));
+    out.push((
+        "consul-dev".into(),
+        crate::procs::cpu_time(c.consul.proc.pid()).unwrap_or_default(),
+    ));
+    out.push((
+        "redis".into(),
+        crate::procs::cpu_time(c.redis.proc.pid()).unwrap_or_default(),
+    ));
+    out.push((
+        "bench (load generator)".into(),
+        crate::procs::cpu_time(std::process::id()).unwrap_or_default(),
+    ));
     out
 }
 
@@ -75,11 +87,19 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
     let consumer = Consumer::start(&cluster.redis.url()).await?;
     let leader = cluster.wait_leader(Duration::from_secs(60)).await?;
     let mut specs: Vec<_> = (0..jobs)
-        .map(|i| job_spec(&format!("j{i:07}"), &format!("{} * * * * *", i % 60), "bench"))
+        .map(|i| {
+            job_spec(
+                &format!("j{i:07}"),
+                &format!("{} * * * * *", i % 60),
+                "bench",
+            )
+        })
         .collect();
     specs.extend((0..PROBES).map(|p| job_spec(&format!("probe{p}"), "* * * * * *", "v0")));
     cluster.put_jobs(specs).await?;
-    cluster.wait_jobs(leader, jobs + PROBES, Duration::from_secs(600)).await?;
+    cluster
+        .wait_jobs(leader, jobs + PROBES, Duration::from_secs(600))
+        .await?;
     cluster.wait_idle(leader, Duration::from_secs(300)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -99,10 +119,14 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
         for k in 0..per_tick {
             seq += 1;
             // Every tenth tick carries one probe update: ten probes, one update each a second.
-            let probe = (k == 0 && t % (TICKS / PROBES as u64) == 0).then(|| ((t / (TICKS / PROBES as u64)) as usize) % PROBES);
+            let probe = (k == 0 && t % (TICKS / PROBES as u64) == 0)
+                .then(|| ((t / (TICKS / PROBES as u64)) as usize) % PROBES);
             let (id, body) = match probe {
                 Some(p) => (format!("probe{p}"), format!("v{seq}")),
-                None => (format!("j{:07}", (seq * 7919) as usize % jobs.max(1)), format!("u{seq}")),
+                None => (
+                    format!("j{:07}", (seq * 7919) as usize % jobs.max(1)),
+                    format!("u{seq}"),
+                ),
             };
             let freq = match probe {
                 Some(_) => "* * * * * *".to_string(),
@@ -110,11 +134,21 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
             };
             let spec = job_spec(&id, &freq, &body);
             let url = format!("{}/v1/cronjobs/{id}", apis[(seq as usize) % apis.len()]);
-            let (http, sem, lat, errs, acks) = (cluster.http.clone(), sem.clone(), lat.clone(), errs.clone(), acks.clone());
-            let Ok(permit) = sem.acquire_owned().await else { break };
+            let (http, sem, lat, errs, acks) = (
+                cluster.http.clone(),
+                sem.clone(),
+                lat.clone(),
+                errs.clone(),
+                acks.clone(),
+            );
+            let Ok(permit) = sem.acquire_owned().await else {
+                break;
+            };
             set.spawn(async move {
                 let t = now_us();
-                let r = http.call(Method::PUT, &url, Some(spec.to_string().into_bytes())).await;
+                let r = http
+                    .call(Method::PUT, &url, Some(spec.to_string().into_bytes()))
+                    .await;
                 let done = now_us();
                 drop(permit);
                 match r {
@@ -166,8 +200,14 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
     // Per probe: (created_at, version) of its tasks.
     let mut seen: HashMap<usize, Vec<(i64, u64)>> = HashMap::new();
     for r in consumer.select(|r| r.job.starts_with("probe")) {
-        let p = r.job["probe".len()..].parse::<usize>().unwrap_or(usize::MAX);
-        let v = r.payload.strip_prefix('v').and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let p = r.job["probe".len()..]
+            .parse::<usize>()
+            .unwrap_or(usize::MAX);
+        let v = r
+            .payload
+            .strip_prefix('v')
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         if let Some(c) = r.created_ms {
             seen.entry(p).or_default().push((c, v));
         }

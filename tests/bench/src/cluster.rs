@@ -74,14 +74,22 @@ pub struct Cluster {
 impl Cluster {
     /// Starts Redis, consul-dev and `n` nodes (not waiting for a leader).
     pub async fn start(bins: &Bins, n: usize) -> Result<Cluster> {
-        let dir = tempfile::Builder::new().prefix("cronnode-bench-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("cronnode-bench-")
+            .tempdir()?;
         let redis = Redis::start(dir.path()).await?;
         let consul = ConsulDev::start(bins, dir.path()).await?;
         let mut nodes = Vec::new();
         let mut proxies = Vec::new();
         for i in 0..n {
             let proxy = Proxy::start(consul.port).await?;
-            let mut node = Node::new(bins, dir.path(), &format!("n{i}"), &proxy.url(), &redis.url())?;
+            let mut node = Node::new(
+                bins,
+                dir.path(),
+                &format!("n{i}"),
+                &proxy.url(),
+                &redis.url(),
+            )?;
             node.start().await?;
             nodes.push(node);
             proxies.push(proxy);
@@ -103,7 +111,10 @@ impl Cluster {
 
     /// Scrapes one node's `/metrics` (never touches Consul).
     pub async fn metric(&self, node: usize, name: &str) -> Result<f64> {
-        let text = self.http.get(&format!("{}/metrics", self.nodes[node].api())).await?;
+        let text = self
+            .http
+            .get(&format!("{}/metrics", self.nodes[node].api()))
+            .await?;
         let text = String::from_utf8_lossy(&text);
         text.lines()
             .find_map(|l| {
@@ -141,7 +152,10 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("no leader after {timeout:?} (logs in {})", self.path().display())
+        bail!(
+            "no leader after {timeout:?} (logs in {})",
+            self.path().display()
+        )
     }
 
     /// Waits until `node` reports `n` valid jobs loaded.
@@ -158,10 +172,16 @@ impl Cluster {
             }
             // A node that keeps failing to read the job set will never get there: say why.
             let log = std::fs::read_to_string(self.nodes[node].log_path()).unwrap_or_default();
-            let failures: Vec<&str> = log.lines().filter(|l| l.contains("watching the jobs")).collect();
+            let failures: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("watching the jobs"))
+                .collect();
             if failures.len() >= WATCH_FAILURES {
                 let why = failures.last().map(|l| strip_ansi(l)).unwrap_or_default();
-                bail!("node {node} cannot read the job set ({} failed reads; the last: {why})", failures.len());
+                bail!(
+                    "node {node} cannot read the job set ({} failed reads; the last: {why})",
+                    failures.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -189,7 +209,11 @@ impl Cluster {
     /// Writes `specs` into Consul KV, `TXN_OPS` per transaction, `TXN_PARALLEL` at a time.
     pub async fn put_jobs(&self, specs: Vec<Value>) -> Result<()> {
         let url = format!("{}/v1/txn", self.consul.url());
-        let mut chunks = specs.chunks(TXN_OPS).map(<[Value]>::to_vec).collect::<Vec<_>>().into_iter();
+        let mut chunks = specs
+            .chunks(TXN_OPS)
+            .map(<[Value]>::to_vec)
+            .collect::<Vec<_>>()
+            .into_iter();
         let b64 = base64::engine::general_purpose::STANDARD;
         loop {
             let mut set = tokio::task::JoinSet::new();

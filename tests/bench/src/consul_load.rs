@@ -43,10 +43,18 @@ pub async fn run(bins: &Bins, sizes: &[usize], window: Duration) -> Result<Vec<R
     let mut have = 0;
     for &n in sizes {
         let specs = (have..n)
-            .map(|i| job_spec(&format!("j{i:07}"), &format!("{} * * * * *", i % 60), "bench"))
+            .map(|i| {
+                job_spec(
+                    &format!("j{i:07}"),
+                    &format!("{} * * * * *", i % 60),
+                    "bench",
+                )
+            })
             .collect();
         cluster.put_jobs(specs).await?;
-        cluster.wait_jobs(leader, n, Duration::from_secs(600)).await?;
+        cluster
+            .wait_jobs(leader, n, Duration::from_secs(600))
+            .await?;
         cluster.wait_idle(leader, Duration::from_secs(300)).await?;
         have = n;
         tokio::time::sleep(SETTLE).await;

@@ -50,14 +50,18 @@ pub fn now_us() -> i64 {
 }
 
 fn parse_ms(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn parse(raw: &[u8], list: &str, recv_us: i64) -> Option<Rec> {
     let v: Value = serde_json::from_slice(raw).ok()?;
     if list == "celery" {
         let body = v.get("body")?.as_str()?;
-        let body = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?;
         let body: Value = serde_json::from_slice(&body).ok()?;
         let job = body.get(0)?.get(0)?.as_str()?.to_string();
         return Some(Rec {
@@ -75,11 +79,22 @@ fn parse(raw: &[u8], list: &str, recv_us: i64) -> Option<Rec> {
     Some(Rec {
         job: cron.get("job_id")?.as_str()?.to_string(),
         slot_ms: cron.get("slot").and_then(Value::as_str).and_then(parse_ms),
-        created_ms: v.get("created_at").and_then(Value::as_str).and_then(parse_ms),
+        created_ms: v
+            .get("created_at")
+            .and_then(Value::as_str)
+            .and_then(parse_ms),
         recv_us,
         token: cron.get("token").and_then(Value::as_u64).unwrap_or(0),
-        kind: cron.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
-        payload: v.get("payload").and_then(Value::as_str).unwrap_or("").to_string(),
+        kind: cron
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        payload: v
+            .get("payload")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         bytes: raw.len(),
     })
 }
@@ -131,7 +146,8 @@ impl Consumer {
                         let Some(items) = items else { break };
                         let t = now_us();
                         got += items.len();
-                        let parsed: Vec<Rec> = items.iter().filter_map(|i| parse(i, list, t)).collect();
+                        let parsed: Vec<Rec> =
+                            items.iter().filter_map(|i| parse(i, list, t)).collect();
                         let nbad = items.len() - parsed.len();
                         if let Ok(mut v) = r.lock() {
                             v.extend(parsed);

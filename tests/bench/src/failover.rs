@@ -72,16 +72,25 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
     let consumer = Consumer::start(&cluster.redis.url()).await?;
     let first = cluster.wait_leader(Duration::from_secs(60)).await?;
     let mut specs = vec![job_spec(PROBE, "* * * * * *", "probe")];
-    specs.extend((0..background).map(|i| job_spec(&format!("j{i:07}"), &format!("{} * * * * *", i % 60), "bench")));
+    specs.extend((0..background).map(|i| {
+        job_spec(
+            &format!("j{i:07}"),
+            &format!("{} * * * * *", i % 60),
+            "bench",
+        )
+    }));
     let n = specs.len();
     cluster.put_jobs(specs).await?;
-    cluster.wait_jobs(first, n, Duration::from_secs(300)).await?;
+    cluster
+        .wait_jobs(first, n, Duration::from_secs(300))
+        .await?;
     cluster.wait_idle(first, Duration::from_secs(300)).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let start_ms = now_us() / 1000;
 
     let mut rounds = Vec::new();
-    let plan = std::iter::repeat_n(Kind::Graceful, graceful).chain(std::iter::repeat_n(Kind::Crash, crash));
+    let plan = std::iter::repeat_n(Kind::Graceful, graceful)
+        .chain(std::iter::repeat_n(Kind::Crash, crash));
     for kind in plan {
         let leader = cluster.wait_leader(Duration::from_secs(60)).await?;
         let other = 1 - leader;
@@ -89,11 +98,15 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
         let since = now_us() / 1000 - 500;
         if !consumer
             .wait_until(Duration::from_secs(10), |v| {
-                v.iter().any(|r| r.job == PROBE && r.created_ms.unwrap_or(0) >= since)
+                v.iter()
+                    .any(|r| r.job == PROBE && r.created_ms.unwrap_or(0) >= since)
             })
             .await
         {
-            bail!("the leader enqueues no probe task (logs in {})", cluster.path().display());
+            bail!(
+                "the leader enqueues no probe task (logs in {})",
+                cluster.path().display()
+            );
         }
         let token = consumer
             .select(|r| r.job == PROBE)
@@ -116,7 +129,13 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
         let mut first_new: Option<i64> = None;
         while tokio::time::Instant::now() < deadline {
-            if lock_ms.is_nan() && cluster.metric(other, "cronnode_is_leader").await.unwrap_or(0.0) == 1.0 {
+            if lock_ms.is_nan()
+                && cluster
+                    .metric(other, "cronnode_is_leader")
+                    .await
+                    .unwrap_or(0.0)
+                    == 1.0
+            {
                 lock_ms = now_us() as f64 / 1000.0 - t0;
             }
             first_new = consumer
@@ -135,7 +154,11 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
         // The successor's catch-up and its first slots are in the queue a moment later.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let worst_slot_ms = consumer
-            .select(|r| r.job == PROBE && r.token > token && r.slot_ms.is_some_and(|s| s <= first_new + 1000))
+            .select(|r| {
+                r.job == PROBE
+                    && r.token > token
+                    && r.slot_ms.is_some_and(|s| s <= first_new + 1000)
+            })
             .iter()
             .filter_map(|r| Some((r.created_ms? - r.slot_ms?) as f64))
             .fold(0.0, f64::max);

@@ -35,7 +35,12 @@ impl Http {
     }
 
     /// One request; the status and the whole body.
-    pub async fn call(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
         let mut req = Request::builder().method(method.clone()).uri(url);
         if body.is_some() {
             req = req.header("content-type", "application/json");

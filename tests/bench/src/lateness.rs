@@ -90,7 +90,13 @@ fn now_s() -> i64 {
 }
 
 /// Runs one lateness measurement.
-pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profile: bool) -> Result<Outcome> {
+pub async fn run(
+    bins: &Bins,
+    n: usize,
+    spread: Spread,
+    redis_bench: bool,
+    profile: bool,
+) -> Result<Outcome> {
     let cluster = Cluster::start(bins, 1).await?;
     let consumer = Consumer::start(&cluster.redis.url()).await?;
     let leader = cluster.wait_leader(Duration::from_secs(60)).await?;
@@ -110,7 +116,9 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
         .collect();
     let t_load = std::time::Instant::now();
     cluster.put_jobs(specs).await?;
-    cluster.wait_jobs(leader, n, Duration::from_secs(900)).await?;
+    cluster
+        .wait_jobs(leader, n, Duration::from_secs(900))
+        .await?;
     cluster.wait_idle(leader, Duration::from_secs(300)).await?;
     let load_s = t_load.elapsed().as_secs_f64();
 
@@ -126,7 +134,8 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
         Spread::Minute => (ready, 60),
     };
     let (lo, hi) = (start * 1000, (start + len) * 1000);
-    let in_window = move |r: &Rec| r.kind == "scheduled" && r.slot_ms.is_some_and(|s| s >= lo && s < hi);
+    let in_window =
+        move |r: &Rec| r.kind == "scheduled" && r.slot_ms.is_some_and(|s| s >= lo && s < hi);
 
     let pid = cluster.nodes[leader].running()?.pid();
     wait_until_s(start - 1).await;
@@ -136,7 +145,11 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
         let d = Duration::from_secs(len as u64 + 3);
         Some((
             Profiler::start(pid, &format!("cronnode-{n}-{spread:?}"), d)?,
-            Profiler::start(cluster.redis.proc.pid(), &format!("redis-{n}-{spread:?}"), d)?,
+            Profiler::start(
+                cluster.redis.proc.pid(),
+                &format!("redis-{n}-{spread:?}"),
+                d,
+            )?,
         ))
     } else {
         None
@@ -149,7 +162,11 @@ pub async fn run(bins: &Bins, n: usize, spread: Spread, redis_bench: bool, profi
     let cpu_s = (crate::procs::cpu_time(pid)? - cpu0).as_secs_f64();
     let b1 = batch_counters(&cluster, leader).await;
     let calls = b1.0 - b0.0;
-    let batches = (calls, (b1.1 - b0.1) * 1000.0 / calls.max(1.0), (b1.2 - b0.2) / calls.max(1.0));
+    let batches = (
+        calls,
+        (b1.1 - b0.1) * 1000.0 / calls.max(1.0),
+        (b1.2 - b0.2) / calls.max(1.0),
+    );
     let profile = match prof {
         Some((leader, redis)) => Some(format!(
             "cronnode (leader):\n{}\n\nredis-server:\n{}",
@@ -208,10 +225,16 @@ pub fn check_once(recs: &[Rec], n: usize, all_arrived: bool) -> Result<()> {
         }
     }
     if dup > 0 {
-        bail!("{dup} duplicate fires (same job and slot) among {} tasks", recs.len());
+        bail!(
+            "{dup} duplicate fires (same job and slot) among {} tasks",
+            recs.len()
+        );
     }
     if !all_arrived || seen.len() != n {
-        bail!("{} of {n} fires arrived within {DRAIN:?} of their slot", seen.len());
+        bail!(
+            "{} of {n} fires arrived within {DRAIN:?} of their slot",
+            seen.len()
+        );
     }
     Ok(())
 }
@@ -227,8 +250,26 @@ pub async fn wait_until_s(t: i64) {
 /// `redis-benchmark -t lpush -P 64` with values of `size` bytes on the same server; requests/s.
 pub async fn redis_benchmark_lpush(port: u16, size: usize) -> Result<f64> {
     let out = tokio::process::Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "lpush", "-P", "64", "-c", "4"])
-        .args(["-n", "300000", "-d", &size.max(3).to_string(), "-q", "--csv"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "lpush",
+            "-P",
+            "64",
+            "-c",
+            "4",
+        ])
+        .args([
+            "-n",
+            "300000",
+            "-d",
+            &size.max(3).to_string(),
+            "-q",
+            "--csv",
+        ])
         .output()
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -56,7 +56,7 @@ enum Cmd {
     /// The smoke run (a couple of minutes).
     Quick,
     /// The report's run.
-    Full(FullArgs),
+    Full(Box<FullArgs>),
 }
 
 #[derive(clap::Args)]
@@ -153,18 +153,32 @@ async fn quick(bins: &Bins) -> Result<()> {
     println!("machine: {}; load {}", report::machine(), report::load());
     let l = lateness::run(bins, 1_000, Spread::SameSecond, false, false).await?;
     if l.unparsed > 0 {
-        bail!("{} tasks on the queue could not be read as IronFunctions tasks", l.unparsed);
+        bail!(
+            "{} tasks on the queue could not be read as IronFunctions tasks",
+            l.unparsed
+        );
     }
-    println!("1,000 jobs in one second: every fire once; lateness\n{}", report::lateness(std::slice::from_ref(&l)));
+    println!(
+        "1,000 jobs in one second: every fire once; lateness\n{}",
+        report::lateness(std::slice::from_ref(&l))
+    );
     let f = failover::run(bins, 1, 1, 100).await?;
     println!("failover\n{}", report::failover(&f));
     if f.doubled > 0 || f.missing > 0 {
-        bail!("failover lost {} or doubled {} probe slots", f.missing, f.doubled);
+        bail!(
+            "failover lost {} or doubled {} probe slots",
+            f.missing,
+            f.doubled
+        );
     }
     let c = churn::run(bins, 1_000, 100, 10).await?;
     println!("churn\n{}", report::churn(&c));
     if c.errors > 0 || c.never > 0 {
-        bail!("churn: {} failed updates, {} updates never took effect", c.errors, c.never);
+        bail!(
+            "churn: {} failed updates, {} updates never took effect",
+            c.errors,
+            c.never
+        );
     }
     println!("bench quick: ok in {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
@@ -172,7 +186,10 @@ async fn quick(bins: &Bins) -> Result<()> {
 
 /// Appends `text` to the report file.
 fn emit(out: &PathBuf, text: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)?;
     f.write_all(text.as_bytes())?;
     print!("{text}");
     Ok(())
@@ -197,7 +214,11 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
         let mut profiles = Vec::new();
         for &n in &a.lateness_sizes {
             for spread in [Spread::SameSecond, Spread::Minute] {
-                let name = if spread == Spread::SameSecond { "same" } else { "minute" };
+                let name = if spread == Spread::SameSecond {
+                    "same"
+                } else {
+                    "minute"
+                };
                 if !a.lateness_spreads.iter().any(|s| s == name) {
                     continue;
                 }
@@ -205,7 +226,11 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
                 let prof = a.profile && n == biggest;
                 match lateness::run(bins, n, spread, same, prof).await {
                     Ok(mut o) => {
-                        eprintln!("lateness {n} {}: p99 {:.1} ms", spread.label(), o.created.p99);
+                        eprintln!(
+                            "lateness {n} {}: p99 {:.1} ms",
+                            spread.label(),
+                            o.created.p99
+                        );
                         if let Some(p) = o.profile.take() {
                             profiles.push((n, spread.label(), p));
                         }
@@ -217,7 +242,7 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
         }
         let mut s = section("1. Lateness (enqueue instant − slot)", t);
         s.push_str(&report::lateness(&rows));
-        let _ = write!(s, "{}", "\n### 2. Throughput (same-second bursts)\n\n");
+        s.push_str("\n### 2. Throughput (same-second bursts)\n\n");
         s.push_str(&report::throughput(&rows));
         for (n, label, p) in profiles {
             let _ = write!(s, "\nFlat CPU profiles of the leader and of redis-server during the {n}-job run, {label} (perf, self time; full reports in target/bench/profiles/):\n\n```\n{p}\n```\n");
@@ -227,14 +252,20 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
     if want("memory") {
         let t = Instant::now();
         match memory::run(bins, &a.memory_sizes).await {
-            Ok(m) => emit(&a.out, &(section("3. Leader memory", t) + &report::memory(&m)))?,
+            Ok(m) => emit(
+                &a.out,
+                &(section("3. Leader memory", t) + &report::memory(&m)),
+            )?,
             Err(e) => failed.push(format!("memory: {e:#}")),
         }
     }
     if want("consul") {
         let t = Instant::now();
         match consul_load::run(bins, &a.consul_sizes, Duration::from_secs(a.consul_window)).await {
-            Ok(r) => emit(&a.out, &(section("4. Consul load at steady state", t) + &report::consul_load(&r)))?,
+            Ok(r) => emit(
+                &a.out,
+                &(section("4. Consul load at steady state", t) + &report::consul_load(&r)),
+            )?,
             Err(e) => failed.push(format!("consul load: {e:#}")),
         }
     }
@@ -255,7 +286,10 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
     if want("peer") {
         let t = Instant::now();
         match peer::run(bins, &a.venv, &a.celery_dir, &a.peer_sizes).await {
-            Ok(r) => emit(&a.out, &(section("7. Beside Celery beat + RedBeat", t) + &report::peer(&r)))?,
+            Ok(r) => emit(
+                &a.out,
+                &(section("7. Beside Celery beat + RedBeat", t) + &report::peer(&r)),
+            )?,
             Err(e) => failed.push(format!("peer: {e:#}")),
         }
     }

@@ -65,15 +65,25 @@ pub async fn run(bins: &Bins, sizes: &[usize]) -> Result<Outcome> {
             .map(|i| job_spec(&format!("j{i:07}"), &daily(i), "bench"))
             .collect();
         cluster.put_jobs(specs).await?;
-        let loaded = match cluster.wait_jobs(leader, n, Duration::from_secs(1800)).await {
+        let loaded = match cluster
+            .wait_jobs(leader, n, Duration::from_secs(1800))
+            .await
+        {
             Ok(_) => cluster.wait_idle(leader, Duration::from_secs(600)).await,
             Err(e) => Err(e),
         };
         if let Err(e) = loaded {
             let (rss, hwm) = rss_kib(pid)?;
-            let why = format!("{e:#} (leader RSS then {rss} KiB, peak {hwm} KiB; consul-dev RSS {} KiB)", cluster.consul.proc.rss_kib()?.0);
+            let why = format!(
+                "{e:#} (leader RSS then {rss} KiB, peak {hwm} KiB; consul-dev RSS {} KiB)",
+                cluster.consul.proc.rss_kib()?.0
+            );
             eprintln!("memory: {n} jobs: not measured: {why}");
-            return Ok(Outcome { baseline, steps, failed: Some((n, why)) });
+            return Ok(Outcome {
+                baseline,
+                steps,
+                failed: Some((n, why)),
+            });
         }
         let load_s = t.elapsed().as_secs_f64();
         have = n;
@@ -90,5 +100,9 @@ pub async fn run(bins: &Bins, sizes: &[usize]) -> Result<Outcome> {
         });
         eprintln!("memory: {n} jobs: leader RSS {rss} KiB (loaded in {load_s:.1} s)");
     }
-    Ok(Outcome { baseline, steps, failed: None })
+    Ok(Outcome {
+        baseline,
+        steps,
+        failed: None,
+    })
 }

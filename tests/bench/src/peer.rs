@@ -51,7 +51,13 @@ fn next_minute() -> i64 {
 
 /// Measures one minute of `pid`'s scheduling: lateness of the slot `m` for `n` fires selected
 /// by `pick`, CPU over [m − 2, m + 58].
-async fn minute(consumer: &Consumer, pid: u32, n: usize, m: i64, pick: impl Fn(&Rec) -> bool) -> Result<(Summary, usize, f64, u64)> {
+async fn minute(
+    consumer: &Consumer,
+    pid: u32,
+    n: usize,
+    m: i64,
+    pick: impl Fn(&Rec) -> bool,
+) -> Result<(Summary, usize, f64, u64)> {
     wait_until_s(m - 2).await;
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         bail!("the scheduler process {pid} died before its minute (see its log)");
@@ -61,15 +67,23 @@ async fn minute(consumer: &Consumer, pid: u32, n: usize, m: i64, pick: impl Fn(&
     let cpu = (cpu_time(pid)? - cpu0).as_secs_f64();
     let rss = rss_kib(pid)?.0;
     let recs = consumer.select(pick);
-    let lateness = summary(recs.iter().map(|r| r.recv_us as f64 / 1000.0 - (m * 1000) as f64).collect());
+    let lateness = summary(
+        recs.iter()
+            .map(|r| r.recv_us as f64 / 1000.0 - (m * 1000) as f64)
+            .collect(),
+    );
     let missing = n.saturating_sub(recs.len());
     Ok((lateness, missing, cpu, rss))
 }
 
 /// Runs both systems at each size.
 pub async fn run(bins: &Bins, venv: &Path, celery_dir: &Path, sizes: &[usize]) -> Result<Vec<Row>> {
-    let venv = venv.canonicalize().with_context(|| format!("{}", venv.display()))?;
-    let celery_dir = celery_dir.canonicalize().with_context(|| format!("{}", celery_dir.display()))?;
+    let venv = venv
+        .canonicalize()
+        .with_context(|| format!("{}", venv.display()))?;
+    let celery_dir = celery_dir
+        .canonicalize()
+        .with_context(|| format!("{}", celery_dir.display()))?;
     let (venv, celery_dir) = (venv.as_path(), celery_dir.as_path());
     let python = venv.join("bin/python");
     if !python.exists() {
@@ -83,9 +97,15 @@ pub async fn run(bins: &Bins, venv: &Path, celery_dir: &Path, sizes: &[usize]) -
         let leader = cluster.wait_leader(Duration::from_secs(60)).await?;
         let t = std::time::Instant::now();
         cluster
-            .put_jobs((0..n).map(|i| job_spec(&format!("j{i:07}"), "* * * * *", "bench")).collect())
+            .put_jobs(
+                (0..n)
+                    .map(|i| job_spec(&format!("j{i:07}"), "* * * * *", "bench"))
+                    .collect(),
+            )
             .await?;
-        cluster.wait_jobs(leader, n, Duration::from_secs(600)).await?;
+        cluster
+            .wait_jobs(leader, n, Duration::from_secs(600))
+            .await?;
         cluster.wait_idle(leader, Duration::from_secs(300)).await?;
         let load_s = t.elapsed().as_secs_f64();
         let m = next_minute();
@@ -94,8 +114,19 @@ pub async fn run(bins: &Bins, venv: &Path, celery_dir: &Path, sizes: &[usize]) -
             r.kind == "scheduled" && r.slot_ms == Some(m * 1000)
         })
         .await?;
-        rows.push(Row { system: "cronnode", n, lateness, missing, cpu_s, rss, load_s });
-        eprintln!("peer: cronnode {n}: p99 {:.1} ms, cpu {cpu_s:.2} s", lateness.p99);
+        rows.push(Row {
+            system: "cronnode",
+            n,
+            lateness,
+            missing,
+            cpu_s,
+            rss,
+            load_s,
+        });
+        eprintln!(
+            "peer: cronnode {n}: p99 {:.1} ms, cpu {cpu_s:.2} s",
+            lateness.p99
+        );
         for node in &mut cluster.nodes {
             if let Some(mut p) = node.proc.take() {
                 p.kill();
@@ -118,17 +149,38 @@ pub async fn run(bins: &Bins, venv: &Path, celery_dir: &Path, sizes: &[usize]) -
         }
         let load_s = t.elapsed().as_secs_f64();
         let mut cmd = Command::new(venv.join("bin/celery"));
-        cmd.args(["-A", "benchapp", "beat", "-S", "redbeat.RedBeatScheduler", "--loglevel", "WARNING"])
-            .current_dir(celery_dir)
-            .env("BENCH_REDIS", cluster.redis.url());
+        cmd.args([
+            "-A",
+            "benchapp",
+            "beat",
+            "-S",
+            "redbeat.RedBeatScheduler",
+            "--loglevel",
+            "WARNING",
+        ])
+        .current_dir(celery_dir)
+        .env("BENCH_REDIS", cluster.redis.url());
         let beat = Proc::spawn(&format!("celery-beat-{n}"), cluster.path(), cmd)?;
         let m = next_minute();
         let (lateness, missing, cpu_s, rss) = minute(&consumer, beat.pid(), n, m, |r| {
-            r.kind == "celery" && r.recv_us >= m * 1_000_000 && r.recv_us < (m + WINDOW_END) * 1_000_000
+            r.kind == "celery"
+                && r.recv_us >= m * 1_000_000
+                && r.recv_us < (m + WINDOW_END) * 1_000_000
         })
         .await?;
-        rows.push(Row { system: "Celery beat + RedBeat", n, lateness, missing, cpu_s, rss, load_s });
-        eprintln!("peer: celery {n}: p99 {:.1} ms, missing {missing}, cpu {cpu_s:.2} s", lateness.p99);
+        rows.push(Row {
+            system: "Celery beat + RedBeat",
+            n,
+            lateness,
+            missing,
+            cpu_s,
+            rss,
+            load_s,
+        });
+        eprintln!(
+            "peer: celery {n}: p99 {:.1} ms, missing {missing}, cpu {cpu_s:.2} s",
+            lateness.p99
+        );
         drop(beat);
     }
     Ok(rows)

@@ -131,7 +131,10 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
 pub async fn wait_port(port: u16) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -247,7 +250,13 @@ pub const LOCK_DELAY: Duration = Duration::from_secs(1);
 
 impl Node {
     /// A node that is not started yet.
-    pub fn new(bins: &Bins, dir: &Path, name: &str, consul_url: &str, redis_url: &str) -> Result<Node> {
+    pub fn new(
+        bins: &Bins,
+        dir: &Path,
+        name: &str,
+        consul_url: &str,
+        redis_url: &str,
+    ) -> Result<Node> {
         Ok(Node {
             proc: None,
             name: name.to_string(),
@@ -297,7 +306,8 @@ impl Node {
 
     /// The log of the current (or last) start.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join(format!("cronnode-{}-{}.log", self.name, self.starts))
+        self.dir
+            .join(format!("cronnode-{}-{}.log", self.name, self.starts))
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -30,7 +30,18 @@ impl Profiler {
         std::fs::create_dir_all(PROFILE_DIR)?;
         let data = Path::new(PROFILE_DIR).join(format!("{name}.data"));
         let child = Command::new("perf")
-            .args(["record", "-e", "cpu-clock", "-F", FREQ, "--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                FREQ,
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
             .arg(&data)
             .args(["--", "sleep", &dur.as_secs().to_string()])
             .stdout(std::process::Stdio::null())
@@ -44,7 +55,15 @@ impl Profiler {
     pub async fn finish(mut self) -> Result<String> {
         self.child.wait().await?;
         let out = Command::new("perf")
-            .args(["report", "--stdio", "--no-children", "--sort", "symbol", "-g", "none"])
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "--sort",
+                "symbol",
+                "-g",
+                "none",
+            ])
             .args(["--percent-limit", PERCENT_LIMIT, "-i"])
             .arg(&self.data)
             .output()

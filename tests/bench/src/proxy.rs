@@ -35,7 +35,10 @@ impl Counts {
 }
 
 /// The difference of two snapshots, and its total.
-pub fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> (u64, BTreeMap<String, u64>) {
+pub fn diff(
+    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<String, u64>,
+) -> (u64, BTreeMap<String, u64>) {
     let mut out = BTreeMap::new();
     let mut total = 0;
     for (k, v) in after {

@@ -30,7 +30,13 @@ pub fn machine() -> String {
     let redis = std::process::Command::new("redis-server")
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(2).unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .nth(2)
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_default();
     format!(
         "{cpus} CPUs ({model}), {:.1} GiB memory, Linux, Redis {redis}",
@@ -78,7 +84,10 @@ pub fn lateness(rows: &[lateness::Outcome]) -> String {
             fmt(r.load_s)
         );
     }
-    if let Some(r) = rows.iter().find(|r| r.n == 10_000 && r.spread == lateness::Spread::SameSecond) {
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.n == 10_000 && r.spread == lateness::Spread::SameSecond)
+    {
         let _ = writeln!(
             s,
             "\nGoal at 10,000 in one second (p99 ≤ 25 ms, max ≤ 250 ms), judged on the consumer's side (the later of the two): p99 {} ms {}, max {} ms {}.",
@@ -96,8 +105,15 @@ pub fn throughput(rows: &[lateness::Outcome]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| burst (jobs in one second) | leader enqueue rate, first→last created_at (fires/s) | end to end, slot→last popped (fires/s) | redis-benchmark LPUSH -P 64, same task size, same Redis (req/s) | task size (B) |");
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
-    for r in rows.iter().filter(|r| r.spread == lateness::Spread::SameSecond) {
-        let enq = if r.burst_ms > 0.0 { r.n as f64 / (r.burst_ms / 1000.0) } else { f64::NAN };
+    for r in rows
+        .iter()
+        .filter(|r| r.spread == lateness::Spread::SameSecond)
+    {
+        let enq = if r.burst_ms > 0.0 {
+            r.n as f64 / (r.burst_ms / 1000.0)
+        } else {
+            f64::NAN
+        };
         let e2e = r.n as f64 / (r.last_recv_ms / 1000.0);
         let _ = writeln!(
             s,
@@ -144,7 +160,10 @@ pub fn consul_load(rows: &[consul_load::Row]) -> String {
     let _ = writeln!(s, "| jobs | leader (requests/min) | follower (requests/min) | window (s) | leader's requests in the window | follower's requests in the window |");
     let _ = writeln!(s, "|---:|---:|---:|---:|---|---|");
     let by = |m: &std::collections::BTreeMap<String, u64>| {
-        m.iter().map(|(k, v)| format!("`{k}` {v}")).collect::<Vec<_>>().join(", ")
+        m.iter()
+            .map(|(k, v)| format!("`{k}` {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     for r in rows {
         let _ = writeln!(
@@ -175,17 +194,24 @@ pub fn consul_load(rows: &[consul_load::Row]) -> String {
 /// Scenario 5.
 pub fn failover(f: &failover::Outcome) -> String {
     let mut s = String::new();
-    let crash_goal = 2.0 * procs::SESSION_TTL.as_secs_f64() * 1000.0 + procs::LOCK_DELAY.as_secs_f64() * 1000.0 + 1000.0;
+    let crash_goal = 2.0 * procs::SESSION_TTL.as_secs_f64() * 1000.0
+        + procs::LOCK_DELAY.as_secs_f64() * 1000.0
+        + 1000.0;
     let _ = writeln!(s, "| kind | rounds | successor leads, median / max (ms) | worst probe-slot lateness, median / max (ms) | successor's first enqueue, median / max (ms) | goal | verdict (later of leads and worst slot, max) |");
     let _ = writeln!(s, "|---|---:|---|---|---|---|---|");
-    for (kind, g) in [(failover::Kind::Graceful, 1000.0), (failover::Kind::Crash, crash_goal)] {
+    for (kind, g) in [
+        (failover::Kind::Graceful, 1000.0),
+        (failover::Kind::Crash, crash_goal),
+    ] {
         let rs: Vec<_> = f.rounds.iter().filter(|r| r.kind == kind).collect();
         if rs.is_empty() {
             continue;
         }
         let (lm, lx) = crate::stats::median_max(&rs.iter().map(|r| r.lock_ms).collect::<Vec<_>>());
-        let (wm, wx) = crate::stats::median_max(&rs.iter().map(|r| r.worst_slot_ms).collect::<Vec<_>>());
-        let (em, ex) = crate::stats::median_max(&rs.iter().map(|r| r.enqueue_ms).collect::<Vec<_>>());
+        let (wm, wx) =
+            crate::stats::median_max(&rs.iter().map(|r| r.worst_slot_ms).collect::<Vec<_>>());
+        let (em, ex) =
+            crate::stats::median_max(&rs.iter().map(|r| r.enqueue_ms).collect::<Vec<_>>());
         let judged = rs.iter().map(|r| r.judged_ms()).fold(0.0, f64::max);
         let _ = writeln!(
             s,
@@ -235,7 +261,11 @@ pub fn churn(c: &churn::Outcome) -> String {
     let cpu: Vec<String> = c.cpu.iter().map(|(n, x)| format!("{n} {x:.2}")).collect();
     let _ = writeln!(s, "\nCPU during the churn, in cores: {}.", cpu.join(", "));
     if let Some(e) = &c.first_error {
-        let _ = writeln!(s, "\nFirst failed update: `{}`", e.chars().take(300).collect::<String>());
+        let _ = writeln!(
+            s,
+            "\nFirst failed update: `{}`",
+            e.chars().take(300).collect::<String>()
+        );
     }
     s
 }
