@@ -23,6 +23,8 @@ use crate::settings::{LockSettings, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION
 
 /// Retry interval of a failed check pass or registration.
 pub const CHECK_RETRY: Duration = Duration::from_secs(1);
+/// How long a shutdown waits for the check loop's request in flight before deregistering.
+pub const CHECK_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Starts nodes; see [`Node::start`].
 #[derive(Debug)]
@@ -127,6 +129,11 @@ async fn supervise(
         shutdown: shutdown.clone(),
     };
     election.run().await;
+    // Shutdown is asked, so the check loop ends at its next turn. Let it finish a request that
+    // is already on the wire rather than aborting it: an aborted register (the tag moving as
+    // we resigned) could still reach the agent after our deregister and bring the service back.
+    let mut check = check;
+    let _ = tokio::time::timeout(CHECK_STOP_GRACE, &mut check.0).await;
     drop(check);
     if let Err(e) = consul.service_deregister(&settings.node).await {
         warn!(error = %e, "deregistering the cronnode service");
