@@ -4,11 +4,12 @@
 //! blur it.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use cron_core::{JobSpec, Planner, Schedule};
+use cron_core::{Planner, Schedule};
+
+#[path = "shared/million_jobs.rs"]
+mod million_jobs;
 
 const EXPRESSIONS: &[&str] = &[
     "*/5 * * * *",
@@ -46,27 +47,9 @@ fn next_slot(c: &mut Criterion) {
     g.finish();
 }
 
-/// 1,000,000 jobs that all fire once a minute, spread over its 60 seconds and a few shapes
-/// (6- and 5-field, a weekday range, a zone).
+/// 1,000,000 jobs that all fire once a minute (see `shared/million_jobs.rs`).
 fn million_jobs(now: DateTime<Utc>) -> Planner {
-    let mut p = Planner::new();
-    for k in 0..1_000_000u32 {
-        let (freq, tz) = match k % 4 {
-            0 => (format!("{} * * * * *", k % 60), "UTC"),
-            1 => (format!("{} */1 * * * *", k % 60), "UTC"),
-            2 => (format!("{} * * * * 1-5", k % 60), "UTC"),
-            _ => ("* * * * *".to_string(), "Europe/Berlin"),
-        };
-        let json = format!(
-            r#"{{"id":"job-{k}","function":{{"app":"app","path":"/fn"}},"frequency":"{freq}","timezone":"{tz}"}}"#
-        );
-        let job = JobSpec::from_json(json.as_bytes())
-            .unwrap()
-            .validate()
-            .unwrap();
-        p.upsert(Arc::new(job), now);
-    }
-    p
+    million_jobs::planner_with_jobs(1_000_000, now)
 }
 
 fn planner_minute(c: &mut Criterion) {

@@ -6,11 +6,11 @@
 // A measuring harness reads the clock; the library never does.
 #![allow(clippy::disallowed_methods)]
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration};
-use cron_core::{JobSpec, Planner};
+#[path = "../benches/shared/million_jobs.rs"]
+mod million_jobs;
 
 const JOBS: u32 = 1_000_000;
 
@@ -37,24 +37,8 @@ fn main() {
         .unwrap()
         .to_utc();
     let t0 = Instant::now();
-    let mut p = Planner::new();
-    for k in 0..JOBS {
-        // The same shapes as the criterion bench: all fire every minute.
-        let (freq, tz) = match k % 4 {
-            0 => (format!("{} * * * * *", k % 60), "UTC"),
-            1 => (format!("{} */1 * * * *", k % 60), "UTC"),
-            2 => (format!("{} * * * * 1-5", k % 60), "UTC"),
-            _ => ("* * * * *".to_string(), "Europe/Berlin"),
-        };
-        let json = format!(
-            r#"{{"id":"job-{k}","function":{{"app":"app","path":"/fn"}},"frequency":"{freq}","timezone":"{tz}"}}"#
-        );
-        let job = JobSpec::from_json(json.as_bytes())
-            .unwrap()
-            .validate()
-            .unwrap();
-        p.upsert(Arc::new(job), now);
-    }
+    // The same workload as the criterion bench.
+    let mut p = million_jobs::planner_with_jobs(JOBS, now);
     println!(
         "loaded {} jobs in {:.2?}; {}",
         p.len(),
