@@ -412,7 +412,7 @@ mod tests {
             })
             .collect();
         // In id order: one removed, one added.
-        let mut expected = vec![(&ids[1], "-"), (&ids[2], "+")];
+        let mut expected = [(&ids[1], "-"), (&ids[2], "+")];
         expected.sort();
         let expected: Vec<String> = expected.iter().map(|(id, s)| format!("{s}{id}")).collect();
         assert_eq!(changes, expected);
