@@ -211,6 +211,11 @@ impl<'a> Iterator for ShardDiff<'a> {
                     self.new = rest;
                     return Some(JobChange::Added(n));
                 }
+                // The same allocation (a job the watch reused): equal, without reading ids.
+                (Some((o, old_rest)), Some((n, new_rest))) if Arc::ptr_eq(&o.job, &n.job) => {
+                    self.old = old_rest;
+                    self.new = new_rest;
+                }
                 (Some((o, old_rest)), Some((n, new_rest))) => match o.id().cmp(n.id()) {
                     Ordering::Less => {
                         self.old = old_rest;

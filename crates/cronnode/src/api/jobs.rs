@@ -340,3 +340,20 @@ pub async fn fires(state: &AppState, id: &str) -> Answer {
         &json!({"job_id": id, "fires": fires}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limit_is_a_whole_number_in_range() {
+        assert_eq!(page_limit(None).unwrap(), DEFAULT_PAGE_LIMIT);
+        assert_eq!(page_limit(Some("1")).unwrap(), 1);
+        assert_eq!(page_limit(Some("10000")).unwrap(), MAX_PAGE_LIMIT);
+        for bad in ["0", "10001", "", "1.5", "-3", "many"] {
+            let e = page_limit(Some(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.message.contains("from 1 to 10000"), "{}", e.message);
+        }
+    }
+}
