@@ -47,12 +47,14 @@ pub struct KvEntry {
     pub modify_index: u64,
 }
 
+/// An entry as listed, its value still base64: the job store decodes only the values of
+/// entries whose ModifyIndex it has not seen.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct RawEntry {
-    key: String,
+pub(crate) struct RawEntry {
+    pub(crate) key: String,
     #[serde(default)]
-    value: Option<String>,
+    pub(crate) value: Option<String>,
     #[serde(default)]
     flags: u64,
     #[serde(default)]
@@ -62,17 +64,22 @@ struct RawEntry {
     #[serde(default)]
     create_index: u64,
     #[serde(default)]
-    modify_index: u64,
+    pub(crate) modify_index: u64,
 }
 
 impl RawEntry {
-    fn decode(self) -> Result<KvEntry, String> {
-        let value = match self.value {
+    /// The value's bytes (empty when Consul says null).
+    pub(crate) fn value_bytes(&self) -> Result<Vec<u8>, String> {
+        match &self.value {
             Some(b64) => base64::engine::general_purpose::STANDARD
                 .decode(b64.as_bytes())
-                .map_err(|e| format!("key {}: value is not base64: {e}", self.key))?,
-            None => Vec::new(),
-        };
+                .map_err(|e| format!("key {}: value is not base64: {e}", self.key)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn decode(self) -> Result<KvEntry, String> {
+        let value = self.value_bytes()?;
         Ok(KvEntry {
             key: self.key,
             value,
@@ -204,11 +211,50 @@ impl Consul {
         self.kv_read(&path, timeout).await
     }
 
+    /// Like [`Consul::kv_list`], the values left in base64.
+    pub(crate) async fn kv_list_raw(
+        &self,
+        prefix: &str,
+        q: Query,
+    ) -> Result<(Vec<RawEntry>, u64), ConsulError> {
+        let (params, timeout) = q.params();
+        let path = format!("/v1/kv/{prefix}?recurse{params}");
+        self.kv_read_as(&path, timeout).await
+    }
+
+    /// The keys under `prefix`, each cut after the first `separator` past the prefix
+    /// (`?keys&separator=`): one level of a folder tree. An empty prefix answers no keys.
+    pub(crate) async fn kv_keys(
+        &self,
+        prefix: &str,
+        separator: &str,
+    ) -> Result<Vec<String>, ConsulError> {
+        let path = format!("/v1/kv/{prefix}?keys&separator={separator}");
+        let (keys, _) = self.kv_read_as(&path, REQUEST_TIMEOUT).await?;
+        Ok(keys)
+    }
+
     async fn kv_read(
         &self,
         path: &str,
         timeout: Duration,
     ) -> Result<(Vec<KvEntry>, u64), ConsulError> {
+        let endpoint = crate::http::endpoint(&Method::GET, path);
+        let (raw, index) = self.kv_read_as::<RawEntry>(path, timeout).await?;
+        let entries = raw
+            .into_iter()
+            .map(RawEntry::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConsulError::Decode { endpoint, message })?;
+        Ok((entries, index))
+    }
+
+    /// A KV read whose 200 answer is a JSON array of `T`; a 404 is an empty list.
+    async fn kv_read_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(Vec<T>, u64), ConsulError> {
         let endpoint = crate::http::endpoint(&Method::GET, path);
         let answer = self.call(Method::GET, path, None, timeout).await?;
         if answer.filtered_by_acls {
@@ -224,17 +270,12 @@ impl Consul {
         match answer.status {
             404 => Ok((Vec::new(), answer.index)),
             200 => {
-                let raw: Vec<RawEntry> =
+                let items: Vec<T> =
                     serde_json::from_slice(&answer.body).map_err(|e| ConsulError::Decode {
                         endpoint: endpoint.clone(),
                         message: e.to_string(),
                     })?;
-                let entries = raw
-                    .into_iter()
-                    .map(RawEntry::decode)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|message| ConsulError::Decode { endpoint, message })?;
-                Ok((entries, answer.index))
+                Ok((items, answer.index))
             }
             status => Err(ConsulError::from_status(&endpoint, status, &answer.body)),
         }
@@ -271,16 +312,31 @@ impl Consul {
     }
 
     async fn txn_one(&self, op: serde_json::Value) -> Result<TxnOutcome, ConsulError> {
+        let (endpoint, status, body) = self.txn_send(&[op]).await?;
+        parse_txn(&endpoint, status, &body)
+    }
+
+    /// Runs `ops` as one transaction (all applied at one Raft index, or none).
+    pub(crate) async fn kv_txn(&self, ops: &[KvOp<'_>]) -> Result<TxnResults, ConsulError> {
+        let ops: Vec<serde_json::Value> = ops.iter().map(|op| op.to_json()).collect();
+        let (endpoint, status, body) = self.txn_send(&ops).await?;
+        parse_txn_all(&endpoint, status, &body)
+    }
+
+    async fn txn_send(
+        &self,
+        ops: &[serde_json::Value],
+    ) -> Result<(String, u16, bytes::Bytes), ConsulError> {
         const PATH: &str = "/v1/txn";
         let endpoint = crate::http::endpoint(&Method::PUT, PATH);
-        let body = serde_json::to_vec(&[op]).map_err(|e| ConsulError::Decode {
+        let body = serde_json::to_vec(ops).map_err(|e| ConsulError::Decode {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         })?;
         let answer = self
             .call(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
             .await?;
-        parse_txn(&endpoint, answer.status, &answer.body)
+        Ok((endpoint, answer.status, answer.body))
     }
 
     /// Releases `key` held by `session`, writing back `value` and `flags` (a release overwrites
@@ -324,7 +380,59 @@ impl Consul {
     }
 }
 
+/// One write of a KV transaction (the job store's verbs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KvOp<'a> {
+    /// `cas`: write only if the key's ModifyIndex is `index` (0: only if it does not exist).
+    Cas {
+        key: &'a str,
+        value: &'a [u8],
+        index: u64,
+    },
+    /// `set`: write whatever is there.
+    Set { key: &'a str, value: &'a [u8] },
+    /// `delete-cas`: delete only if the key's ModifyIndex is `index` (or it is missing).
+    DeleteCas { key: &'a str, index: u64 },
+}
+
+impl KvOp<'_> {
+    fn to_json(self) -> serde_json::Value {
+        let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+        match self {
+            KvOp::Cas { key, value, index } => serde_json::json!({"KV": {
+                "Verb": "cas", "Key": key, "Index": index, "Value": b64(value)}}),
+            KvOp::Set { key, value } => serde_json::json!({"KV": {
+                "Verb": "set", "Key": key, "Value": b64(value)}}),
+            KvOp::DeleteCas { key, index } => serde_json::json!({"KV": {
+                "Verb": "delete-cas", "Key": key, "Index": index}}),
+        }
+    }
+}
+
+/// The answer to a multi-operation txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TxnResults {
+    /// Applied: the entries written, in operation order (deletes have none).
+    Applied(Vec<KvEntry>),
+    /// Refused as an expected outcome (a check-and-set lost): Consul's message.
+    Refused(String),
+}
+
 fn parse_txn(endpoint: &str, status: u16, body: &[u8]) -> Result<TxnOutcome, ConsulError> {
+    match parse_txn_all(endpoint, status, body)? {
+        TxnResults::Refused(what) => Ok(TxnOutcome::Refused(what)),
+        TxnResults::Applied(entries) => entries
+            .into_iter()
+            .next()
+            .map(TxnOutcome::Written)
+            .ok_or_else(|| ConsulError::Decode {
+                endpoint: endpoint.to_string(),
+                message: format!("status {status} without a KV result"),
+            }),
+    }
+}
+
+fn parse_txn_all(endpoint: &str, status: u16, body: &[u8]) -> Result<TxnResults, ConsulError> {
     match status {
         200 | 409 => {}
         _ => return Err(ConsulError::from_status(endpoint, status, body)),
@@ -335,7 +443,7 @@ fn parse_txn(endpoint: &str, status: u16, body: &[u8]) -> Result<TxnOutcome, Con
     })?;
     if let Some(err) = answer.errors.and_then(|e| e.into_iter().next()) {
         return if status == 409 {
-            Ok(TxnOutcome::Refused(err.what))
+            Ok(TxnResults::Refused(err.what))
         } else {
             Err(ConsulError::Status {
                 endpoint: endpoint.to_string(),
@@ -344,19 +452,18 @@ fn parse_txn(endpoint: &str, status: u16, body: &[u8]) -> Result<TxnOutcome, Con
             })
         };
     }
-    let entry = answer
+    let entries = answer
         .results
-        .and_then(|r| r.into_iter().next())
-        .and_then(|r| r.kv)
-        .ok_or_else(|| ConsulError::Decode {
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.kv)
+        .map(RawEntry::decode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| ConsulError::Decode {
             endpoint: endpoint.to_string(),
-            message: format!("status {status} without a KV result"),
+            message,
         })?;
-    let entry = entry.decode().map_err(|message| ConsulError::Decode {
-        endpoint: endpoint.to_string(),
-        message,
-    })?;
-    Ok(TxnOutcome::Written(entry))
+    Ok(TxnResults::Applied(entries))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! # consul-lock: cronnode's Consul client
 //!
 //! Owns everything cronnode says to Consul: the leader lock and its fencing token, the node's
-//! service registration and TTL check, and the job store under `<prefix>/jobs/`. At steady
-//! state a node sends Consul a few requests per session TTL, whatever the number of jobs.
+//! service registration and TTL check, and the job store under `<prefix>/jobs/<shard>/<id>`.
+//! At steady state a node sends Consul a few requests per session TTL, whatever the number of
+//! jobs, and a job change costs a read of its shard (1/256 of the jobs), not of every job.
 //!
 //! ## Layout
 //!
@@ -13,7 +14,12 @@
 //! - `election.rs`: the leader election (consul-api.md §7) and the fencing token. **Start
 //!   here** to understand leadership; [`node`] wires it with the service registration.
 //! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`].
-//! - `store.rs`, `store_watch.rs`: the [`JobStore`] and its coalesced watch.
+//! - `store.rs`: the [`JobStore`]: the sharded layout (jobs at `<prefix>/jobs/<xx>/<id>`,
+//!   `xx` = [`shard_of`]`(id)` in hex; a stamp per shard at `<prefix>/job-shards/<xx>` moved
+//!   by the same txn as every job write) and the writes.
+//! - `job_set.rs`: [`JobSet`], 256 shared shards (O(1) clone, [`JobSet::changes_since`]).
+//! - `store_watch.rs`: the watch: the stamps, then only the shards whose stamp moved.
+//! - `store_page.rs`: [`JobStore::list_page`], the API's paged listing.
 //! - `settings.rs`: [`LockSettings`] and its checks.
 //!
 //! **Architecture Invariant:** a [`Leadership::Leader`] token is the lock key's ModifyIndex
@@ -33,6 +39,7 @@ mod config;
 mod election;
 mod error;
 mod http;
+mod job_set;
 mod kv;
 mod leader;
 pub mod node;
@@ -40,6 +47,7 @@ mod retry;
 mod session;
 mod settings;
 mod store;
+mod store_page;
 mod store_watch;
 
 pub use agent::{check_id, nodes, service_id, NodeStatus, LEADER_TAG, SERVICE_NAME};
@@ -49,6 +57,7 @@ pub use config::{
 pub use election::{FOLLOW_WAIT, LOCK_DELAY_RETRY, REJOIN_PAUSE, RENEW_RETRY};
 pub use error::ConsulError;
 pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+pub use job_set::{shard_of, JobChange, JobSet, SHARDS};
 pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG, MAX_WAIT};
 pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
 pub use node::{Node, NodeHandle};
@@ -58,5 +67,6 @@ pub use settings::{
     host_name, lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX,
     DEFAULT_SESSION_TTL, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
-pub use store::{check_id as check_job_id, InvalidEntry, JobSet, JobStore, StoreError, StoredJob};
-pub use store_watch::COALESCE_INTERVAL;
+pub use store::{check_id as check_job_id, InvalidEntry, JobStore, StoreError, StoredJob};
+pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
+pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};

@@ -1,16 +1,23 @@
-//! The job store: one job spec as JSON per key `<prefix>/jobs/<id>`, written with
-//! check-and-set, and a watch that hands the scheduler the current set of valid jobs.
+//! The job store: one job spec as JSON per key `<prefix>/jobs/<shard>/<id>`, written with
+//! check-and-set, plus a stamp per shard that every write moves.
 //!
+//! - `<shard>` is [`shard_of`]`(id)` as two lowercase hex digits (256 shards). Each shard has
+//!   a stamp key `<prefix>/job-shards/<shard>`; every write (create, update, delete) is ONE
+//!   Consul txn of the job's operation (`cas`, or `delete-cas`) and a `set` of the stamp, so
+//!   the stamp's ModifyIndex moves whenever a job of its shard changes and the watch re-reads
+//!   only that shard. The stamp's value names the write (`create <id>`, `update <id> <from>`,
+//!   `delete <id> <from>`): Consul skips a `set` that changes nothing, and keeps the
+//!   ModifyIndex then, so a constant value would not move the stamp.
 //! - Every id is checked ([`check_id`]) before a key is built from it, so no id makes a key
 //!   outside the prefix. `created_at`/`updated_at` are set here, never taken from the caller.
-//! - A job's `version` is its key's ModifyIndex; writes go through txn `cas` so the answer
-//!   carries the new version (a PUT answers only `true`).
-//! - Entries that fail validation (written by hand in the Consul UI, say) are reported with
-//!   their key and error in [`JobSet::invalid`] while the valid ones load.
+//! - A job's `version` is its key's ModifyIndex; the txn answer carries the new version.
+//! - Entries that fail validation (written by hand, or in the wrong folder) are reported with
+//!   their key and error while the valid ones load; keys directly under `<prefix>/jobs/` (the
+//!   unsharded layout of older builds) are reported too, by full reads.
 //!
-//! The watch is in `store_watch.rs`. Must not: schedule anything (cron-core's planner does).
+//! The set is in `job_set.rs`, the watch in `store_watch.rs`, API paging in `store_page.rs`.
+//! Must not: schedule anything (cron-core's planner does).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,9 +25,10 @@ use cron_core::{Job, JobError, JobSpec};
 
 use crate::error::ConsulError;
 use crate::http::Consul;
-use crate::kv::{KvEntry, Query, TxnOutcome};
+use crate::job_set::{decode_value, shard_dir, shard_of, JobSet};
+use crate::kv::{KvOp, Query, TxnResults};
 
-/// Attempts of an update without a version when another writer keeps winning.
+/// Attempts of an update without a version, or of a delete, when another writer keeps winning.
 const UPDATE_ATTEMPTS: usize = 5;
 
 /// A job as stored, validated, with its version.
@@ -32,6 +40,13 @@ pub struct StoredJob {
     pub version: u64,
 }
 
+impl StoredJob {
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.job.spec.id
+    }
+}
+
 /// A stored entry that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidEntry {
@@ -39,17 +54,6 @@ pub struct InvalidEntry {
     pub key: String,
     /// Why it was refused.
     pub error: String,
-}
-
-/// Every job under the prefix at one Consul index.
-#[derive(Debug, Clone, Default)]
-pub struct JobSet {
-    /// The valid jobs by id.
-    pub jobs: BTreeMap<String, StoredJob>,
-    /// The entries that failed validation, by key.
-    pub invalid: Vec<InvalidEntry>,
-    /// The Consul index of the read (0 before the first read of a watch).
-    pub index: u64,
 }
 
 /// Why a job store call failed.
@@ -124,6 +128,15 @@ pub struct JobStore {
     pub(crate) consul: Consul,
     /// `<prefix>/jobs/`.
     pub(crate) dir: String,
+    /// `<prefix>/job-shards/`.
+    pub(crate) stamps: String,
+}
+
+/// What a write does to the job, for [`JobStore::write`].
+enum Write<'a> {
+    Create(&'a [u8]),
+    Update(&'a [u8], u64),
+    Delete(u64),
 }
 
 impl JobStore {
@@ -134,28 +147,79 @@ impl JobStore {
         JobStore {
             consul,
             dir: format!("{prefix}/jobs/"),
+            stamps: format!("{prefix}/job-shards/"),
         }
     }
 
-    /// The key of a job (after [`check_id`]).
+    /// The key of a job: `<prefix>/jobs/<shard>/<id>` (after [`check_id`]).
     pub fn key(&self, id: &str) -> Result<String, StoreError> {
         check_id(id)?;
-        Ok(format!("{}{id}", self.dir))
+        Ok(format!("{}{id}", shard_dir(&self.dir, shard_of(id))))
+    }
+
+    /// The stamp key of a job's shard: `<prefix>/job-shards/<shard>` (after [`check_id`]).
+    /// A writer that bypasses the store must `set` it in the same txn as the job, to a value
+    /// that differs from its current one (Consul does not move the ModifyIndex of a `set` that
+    /// changes nothing), or the watches never see the write.
+    pub fn stamp_key(&self, id: &str) -> Result<String, StoreError> {
+        check_id(id)?;
+        Ok(format!("{}{:02x}", self.stamps, shard_of(id)))
+    }
+
+    /// The job's operation and its shard's stamp in one txn (`Refused`: the check-and-set
+    /// lost).
+    async fn write(&self, id: &str, what: Write<'_>) -> Result<TxnResults, StoreError> {
+        let key = self.key(id)?;
+        let stamp_key = self.stamp_key(id)?;
+        let (op, stamp) = match what {
+            Write::Create(value) => (
+                KvOp::Cas {
+                    key: &key,
+                    value,
+                    index: 0,
+                },
+                format!("create {id}"),
+            ),
+            Write::Update(value, from) => (
+                KvOp::Cas {
+                    key: &key,
+                    value,
+                    index: from,
+                },
+                format!("update {id} {from}"),
+            ),
+            Write::Delete(from) => (
+                KvOp::DeleteCas {
+                    key: &key,
+                    index: from,
+                },
+                format!("delete {id} {from}"),
+            ),
+        };
+        let ops = [
+            op,
+            KvOp::Set {
+                key: &stamp_key,
+                value: stamp.as_bytes(),
+            },
+        ];
+        Ok(self.consul.kv_txn(&ops).await?)
     }
 
     /// Creates a job; `Conflict` if one with the same id exists.
     pub async fn create(&self, mut spec: JobSpec) -> Result<StoredJob, StoreError> {
-        let key = self.key(&spec.id)?;
+        self.key(&spec.id)?;
         let now = Utc::now();
         spec.created_at = Some(now);
         spec.updated_at = Some(now);
         let job = spec.validate()?;
-        match self.consul.kv_cas(&key, &encode(&job.spec), 0).await? {
-            TxnOutcome::Written(e) => Ok(StoredJob {
+        let value = encode(&job.spec);
+        match self.write(&job.spec.id, Write::Create(&value)).await? {
+            TxnResults::Applied(entries) => Ok(StoredJob {
+                version: written_version(&entries)?,
                 job: Arc::new(job),
-                version: e.modify_index,
             }),
-            TxnOutcome::Refused(what) => Err(StoreError::Conflict {
+            TxnResults::Refused(what) => Err(StoreError::Conflict {
                 id: job.spec.id.clone(),
                 message: format!("it already exists ({what})"),
             }),
@@ -185,18 +249,18 @@ impl JobStore {
             spec.created_at = created_at(&current.value).or(Some(now));
             spec.updated_at = Some(now);
             let job = spec.clone().validate()?;
+            let value = encode(&job.spec);
             match self
-                .consul
-                .kv_cas(&key, &encode(&job.spec), current.modify_index)
+                .write(&id, Write::Update(&value, current.modify_index))
                 .await?
             {
-                TxnOutcome::Written(e) => {
+                TxnResults::Applied(entries) => {
                     return Ok(StoredJob {
+                        version: written_version(&entries)?,
                         job: Arc::new(job),
-                        version: e.modify_index,
                     })
                 }
-                TxnOutcome::Refused(what) if version.is_some() => {
+                TxnResults::Refused(what) if version.is_some() => {
                     return Err(StoreError::Conflict {
                         id,
                         message: format!(
@@ -206,7 +270,7 @@ impl JobStore {
                     })
                 }
                 // Another writer won between our read and write: read again.
-                TxnOutcome::Refused(_) => continue,
+                TxnResults::Refused(_) => continue,
             }
         }
         Err(StoreError::Conflict {
@@ -215,15 +279,25 @@ impl JobStore {
         })
     }
 
-    /// Deletes a job; `false` if it did not exist.
+    /// Deletes a job; `false` if it did not exist. The delete is a `delete-cas` at the version
+    /// just read (with the stamp in the same txn); when the job changed in between, it is read
+    /// and deleted again.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let key = self.key(id)?;
-        let (current, _) = self.consul.kv_get(&key, Query::now()).await?;
-        if current.is_none() {
-            return Ok(false);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (current, _) = self.consul.kv_get(&key, Query::now()).await?;
+            let Some(current) = current else {
+                return Ok(false);
+            };
+            match self.write(id, Write::Delete(current.modify_index)).await? {
+                TxnResults::Applied(_) => return Ok(true),
+                TxnResults::Refused(_) => continue,
+            }
         }
-        self.consul.kv_delete(&key).await?;
-        Ok(true)
+        Err(StoreError::Conflict {
+            id: id.to_string(),
+            message: format!("other writers kept changing it ({UPDATE_ATTEMPTS} attempts)"),
+        })
     }
 
     /// Reads one job; a stored entry that fails validation is `StoreError::Stored`.
@@ -232,17 +306,31 @@ impl JobStore {
         let (entry, _) = self.consul.kv_get(&key, Query::now()).await?;
         match entry {
             None => Ok(None),
-            Some(e) => decode_entry(&self.dir, &e)
+            Some(e) => decode_value(&self.dir, shard_of(id), &e.key, &e.value, e.modify_index)
                 .map(Some)
                 .map_err(|error| StoreError::Stored { key, error }),
         }
     }
 
-    /// Reads every job under the prefix.
+    /// Reads every job: all 256 shards and the stray keys (at startup, or for a test; the API
+    /// pages with [`JobStore::list_page`], a node reads its watch).
     pub async fn list(&self) -> Result<JobSet, StoreError> {
-        let (entries, index) = self.consul.kv_list(&self.dir, Query::now()).await?;
-        Ok(job_set(&self.dir, &entries, index))
+        let (stamps, index) = self.consul.kv_list_raw(&self.stamps, Query::now()).await?;
+        let set = self
+            .read_shards(&JobSet::default(), &stamps, index, true)
+            .await?;
+        Ok(set.unwrap_or_default())
     }
+}
+
+/// The version a txn gave the job: the ModifyIndex of its first result (the job's `cas`).
+fn written_version(entries: &[crate::kv::KvEntry]) -> Result<u64, StoreError> {
+    entries.first().map(|e| e.modify_index).ok_or_else(|| {
+        StoreError::Consul(ConsulError::Decode {
+            endpoint: "PUT /v1/txn".to_string(),
+            message: "a write without a KV result".to_string(),
+        })
+    })
 }
 
 fn stale(id: &str, asked: u64, current: u64) -> StoreError {
@@ -261,48 +349,6 @@ fn encode(spec: &JobSpec) -> Vec<u8> {
 fn created_at(value: &[u8]) -> Option<DateTime<Utc>> {
     let v: serde_json::Value = serde_json::from_slice(value).ok()?;
     serde_json::from_value(v.get("created_at")?.clone()).ok()
-}
-
-/// Validates one stored entry under `dir`.
-fn decode_entry(dir: &str, e: &KvEntry) -> Result<StoredJob, String> {
-    let id = e.key.strip_prefix(dir).unwrap_or(&e.key);
-    check_id(id).map_err(|err| format!("the key does not name a job: {err}"))?;
-    let spec = JobSpec::from_json(&e.value).map_err(|err| err.to_string())?;
-    if spec.id != id {
-        return Err(format!(
-            "id {:?} does not match the key's id {id:?}",
-            spec.id
-        ));
-    }
-    let job = spec.validate().map_err(|err| err.to_string())?;
-    Ok(StoredJob {
-        job: Arc::new(job),
-        version: e.modify_index,
-    })
-}
-
-/// Builds the set from a recursive read: valid jobs, and every other entry reported.
-pub(crate) fn job_set(dir: &str, entries: &[KvEntry], index: u64) -> JobSet {
-    let mut set = JobSet {
-        index,
-        ..JobSet::default()
-    };
-    for e in entries {
-        // A "folder" made in the Consul UI: an empty key ending in `/`.
-        if e.key.ends_with('/') && e.value.is_empty() {
-            continue;
-        }
-        match decode_entry(dir, e) {
-            Ok(job) => {
-                set.jobs.insert(job.job.spec.id.clone(), job);
-            }
-            Err(error) => set.invalid.push(InvalidEntry {
-                key: e.key.clone(),
-                error,
-            }),
-        }
-    }
-    set
 }
 
 #[cfg(test)]
@@ -327,40 +373,5 @@ mod tests {
             check_id(good).unwrap();
         }
         assert!(check_id(&"a".repeat(129)).is_err());
-    }
-
-    fn entry(key: &str, value: &str, index: u64) -> KvEntry {
-        KvEntry {
-            key: key.into(),
-            value: value.as_bytes().to_vec(),
-            flags: 0,
-            session: None,
-            lock_index: 0,
-            create_index: index,
-            modify_index: index,
-        }
-    }
-
-    #[test]
-    fn invalid_entries_are_reported_with_key_and_error() {
-        let ok = r#"{"id":"a","function":{"app":"x","path":"/f"},"frequency":"@hourly"}"#;
-        let entries = vec![
-            entry("p/jobs/", "", 1),
-            entry("p/jobs/a", ok, 5),
-            entry("p/jobs/b", "{not json", 6),
-            entry("p/jobs/c", ok, 7),
-            entry("p/jobs/d/e", ok, 8),
-        ];
-        let set = job_set("p/jobs/", &entries, 9);
-        assert_eq!(set.index, 9);
-        assert_eq!(set.jobs.keys().collect::<Vec<_>>(), vec!["a"]);
-        assert_eq!(set.jobs["a"].version, 5);
-        let keys: Vec<_> = set.invalid.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(keys, vec!["p/jobs/b", "p/jobs/c", "p/jobs/d/e"]);
-        assert!(
-            set.invalid[1].error.contains("does not match"),
-            "{:?}",
-            set.invalid[1]
-        );
     }
 }

@@ -1,25 +1,61 @@
-//! The job store against consul-dev over real HTTP: check-and-set conflicts, hand-written
-//! invalid entries, the coalesced watch, and ACL errors.
+//! The job store against consul-dev over real HTTP: the sharded layout, check-and-set
+//! conflicts, hand-written invalid entries and stray keys, and ACL errors. The watch is in
+//! `store_watch.rs`, paging in `store_page.rs`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use consul_dev::{DevAgent, DevConfig};
-use consul_lock::{Consul, ConsulConfig, ConsulError, JobStore, StoreError};
-use cron_core::JobSpec;
-use tokio::time::Instant;
+use consul_lock::{shard_of, Consul, ConsulConfig, ConsulError, JobSet, JobStore, StoreError};
 
-fn spec(id: &str, frequency: &str) -> JobSpec {
-    JobSpec::from_json(
-        format!(
-            r#"{{"id":"{id}","function":{{"app":"app","path":"/fn","body":"x"}},"frequency":"{frequency}"}}"#
-        )
-        .as_bytes(),
-    )
-    .unwrap()
+fn ids(set: &JobSet) -> Vec<&str> {
+    let mut ids: Vec<&str> = set.jobs().map(|j| j.id()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn jobs_live_in_their_shard_folder_and_every_write_moves_the_stamp() {
+    let agent = agent().await;
+    let consul = client(&agent);
+    let store = JobStore::new(consul.clone(), "cronnode");
+    let key = store.key("report").unwrap();
+    let shard = format!("{:02x}", shard_of("report"));
+    assert_eq!(key, format!("cronnode/jobs/{shard}/report"));
+    let stamp_key = store.stamp_key("report").unwrap();
+    assert_eq!(stamp_key, format!("cronnode/job-shards/{shard}"));
+    assert!(store.stamp_key("../x").is_err());
+
+    let stamp = || async {
+        let (e, _) = consul
+            .kv_get(&stamp_key, consul_lock::Query::now())
+            .await
+            .unwrap();
+        e.map_or(0, |e| e.modify_index)
+    };
+    let created = store.create(spec("report", "@hourly")).await.unwrap();
+    let (entry, _) = consul
+        .kv_get(&key, consul_lock::Query::now())
+        .await
+        .unwrap();
+    assert_eq!(entry.unwrap().modify_index, created.version);
+    // The job and its stamp are written at one index.
+    assert_eq!(stamp().await, created.version);
+    let updated = store
+        .update(spec("report", "@daily"), Some(created.version))
+        .await
+        .unwrap();
+    assert_eq!(stamp().await, updated.version);
+    // A refused write moves nothing.
+    assert!(store.create(spec("report", "@daily")).await.is_err());
+    assert_eq!(stamp().await, updated.version);
+    let before_delete = stamp().await;
+    assert!(store.delete("report").await.unwrap());
+    assert!(stamp().await > before_delete);
+    let after_delete = stamp().await;
+    assert!(!store.delete("report").await.unwrap());
+    assert_eq!(stamp().await, after_delete);
 }
 
 #[tokio::test]
@@ -90,8 +126,8 @@ async fn create_update_delete_with_check_and_set() {
     }
 
     let set = store.list().await.unwrap();
-    assert_eq!(set.jobs.keys().collect::<Vec<_>>(), vec!["other", "report"]);
-    assert!(set.invalid.is_empty());
+    assert_eq!(ids(&set), vec!["other", "report"]);
+    assert_eq!(set.invalid_count(), 0);
 
     assert!(store.delete("report").await.unwrap());
     assert!(!store.delete("report").await.unwrap());
@@ -112,127 +148,74 @@ async fn deleting_a_job_leaves_jobs_whose_id_extends_it() {
 }
 
 #[tokio::test]
-async fn invalid_hand_written_entries_are_reported_while_the_others_load() {
+async fn invalid_hand_written_entries_and_stray_keys_are_reported_while_the_others_load() {
     let agent = agent().await;
     let consul = client(&agent);
     let store = JobStore::new(consul.clone(), "team/cron");
     store.create(spec("a", "@hourly")).await.unwrap();
     store.create(spec("c", "@daily")).await.unwrap();
     // Written by hand in the Consul UI: bad JSON, a bad schedule, an id that does not match.
-    consul
-        .kv_cas("team/cron/jobs/b", b"{not json", 0)
-        .await
-        .unwrap();
+    let key = |id: &str| store.key(id).unwrap();
+    consul.kv_cas(&key("b"), b"{not json", 0).await.unwrap();
     let bad_schedule = br#"{"id":"d","function":{"app":"x","path":"/f"},"frequency":"every day"}"#;
-    consul
-        .kv_cas("team/cron/jobs/d", bad_schedule, 0)
-        .await
-        .unwrap();
+    consul.kv_cas(&key("d"), bad_schedule, 0).await.unwrap();
     let wrong_id = br#"{"id":"zzz","function":{"app":"x","path":"/f"},"frequency":"@daily"}"#;
+    consul.kv_cas(&key("e"), wrong_id, 0).await.unwrap();
+    // A valid job in another shard's folder, one of the old unsharded layout, a folder that is
+    // not a shard, and a key outside the jobs directory (not a job, not reported).
+    let ok = |id: &str| {
+        format!(r#"{{"id":"{id}","function":{{"app":"x","path":"/f"}},"frequency":"@daily"}}"#)
+    };
+    let wrong_shard = format!("team/cron/jobs/{:02x}/f", shard_of("f").wrapping_add(1));
     consul
-        .kv_cas("team/cron/jobs/e", wrong_id, 0)
+        .kv_cas(&wrong_shard, ok("f").as_bytes(), 0)
         .await
         .unwrap();
-    // A key outside the jobs directory is not a job.
+    consul
+        .kv_cas("team/cron/jobs/old", ok("old").as_bytes(), 0)
+        .await
+        .unwrap();
+    consul
+        .kv_cas("team/cron/jobs/misc/x", b"x", 0)
+        .await
+        .unwrap();
     consul.kv_cas("team/cron/other", b"x", 0).await.unwrap();
 
     let set = store.list().await.unwrap();
-    assert_eq!(set.jobs.keys().collect::<Vec<_>>(), vec!["a", "c"]);
-    let keys: Vec<_> = set.invalid.iter().map(|i| i.key.as_str()).collect();
-    assert_eq!(
-        keys,
-        vec!["team/cron/jobs/b", "team/cron/jobs/d", "team/cron/jobs/e"]
+    assert_eq!(ids(&set), vec!["a", "c"]);
+    let invalid: std::collections::BTreeMap<&str, &str> = set
+        .invalid()
+        .map(|i| (i.key.as_str(), i.error.as_str()))
+        .collect();
+    assert_eq!(set.invalid_count(), invalid.len());
+    let expect = |key: &str, needle: &str| {
+        let error = invalid
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} not reported: {invalid:?}"));
+        assert!(error.contains(needle), "{key}: {error}");
+    };
+    expect(&key("b"), "JSON");
+    expect(&key("d"), "frequency");
+    expect(&key("e"), "does not match");
+    expect(
+        &wrong_shard,
+        &format!("team/cron/jobs/{:02x}/", shard_of("f")),
     );
-    assert!(
-        set.invalid[0].error.contains("JSON"),
-        "{:?}",
-        set.invalid[0]
+    expect(
+        "team/cron/jobs/old",
+        &format!(
+            "must be in its shard folder team/cron/jobs/{:02x}/",
+            shard_of("old")
+        ),
     );
-    assert!(
-        set.invalid[1].error.contains("frequency"),
-        "{:?}",
-        set.invalid[1]
-    );
-    assert!(
-        set.invalid[2].error.contains("does not match"),
-        "{:?}",
-        set.invalid[2]
-    );
-    assert!(set.index > 0);
+    expect("team/cron/jobs/misc/", "shard folder");
+    assert_eq!(invalid.len(), 6, "{invalid:?}");
+    assert!(set.index() > 0);
 
     match store.get("b").await {
-        Err(StoreError::Stored { key, .. }) => assert_eq!(key, "team/cron/jobs/b"),
+        Err(StoreError::Stored { key: k, .. }) => assert_eq!(k, key("b")),
         other => panic!("expected a stored-entry error, got {other:?}"),
     }
-}
-
-#[tokio::test]
-async fn the_watch_delivers_changes_and_coalesces_bursts() {
-    let agent = agent().await;
-    let store = JobStore::new(client(&agent), "cronnode");
-    let mut rx = store.watch();
-
-    // The first read of an empty prefix (a 404 with an index) is delivered.
-    let first = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| s.index > 0))
-        .await
-        .unwrap()
-        .unwrap()
-        .clone();
-    assert!(first.jobs.is_empty());
-
-    store.create(spec("one", "@hourly")).await.unwrap();
-    let set = tokio::time::timeout(
-        Duration::from_secs(10),
-        rx.wait_for(|s| s.jobs.contains_key("one")),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .clone();
-    assert_eq!(set.jobs.len(), 1);
-
-    // A burst of 60 writes over ~3 s: the watch reads at most once a second.
-    rx.borrow_and_update();
-    let counter = {
-        let mut rx = rx.clone();
-        tokio::spawn(async move {
-            let mut deliveries = 0;
-            while rx.changed().await.is_ok() {
-                deliveries += 1;
-                if rx.borrow_and_update().jobs.len() == 61 {
-                    break;
-                }
-            }
-            deliveries
-        })
-    };
-    let started = Instant::now();
-    for i in 0..60 {
-        store
-            .create(spec(&format!("burst-{i}"), "@daily"))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let deliveries = tokio::time::timeout(Duration::from_secs(10), counter)
-        .await
-        .unwrap()
-        .unwrap();
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(
-        (deliveries as f64) <= elapsed + 2.0,
-        "{deliveries} deliveries in {elapsed:.1}s"
-    );
-
-    // Deletes show too.
-    store.delete("one").await.unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        rx.wait_for(|s| !s.jobs.contains_key("one")),
-    )
-    .await
-    .unwrap()
-    .unwrap();
 }
 
 #[tokio::test]
@@ -248,7 +231,8 @@ async fn a_missing_acl_token_gives_an_error_that_says_so() {
     let err = store.get("a").await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("ACL token is missing"), "{text}");
-    assert!(text.contains("GET /v1/kv/cronnode/jobs/a"), "{text}");
+    let key = store.key("a").unwrap();
+    assert!(text.contains(&format!("GET /v1/kv/{key}")), "{text}");
     assert!(matches!(
         err,
         StoreError::Consul(ConsulError::Denied { .. })
@@ -268,7 +252,7 @@ async fn a_missing_acl_token_gives_an_error_that_says_so() {
         Consul::new(ConsulConfig::new(agent.addr().to_string()).with_token("s3cret")).unwrap();
     let store = JobStore::new(with_token, "cronnode");
     store.create(spec("a", "@daily")).await.unwrap();
-    assert_eq!(store.list().await.unwrap().jobs.len(), 1);
+    assert_eq!(store.list().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -282,5 +266,5 @@ async fn an_unreachable_consul_is_named_in_the_error() {
     let err = JobStore::new(consul, "cronnode").list().await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("unreachable"), "{text}");
-    assert!(text.contains("GET /v1/kv/cronnode/jobs/"), "{text}");
+    assert!(text.contains("GET /v1/kv/cronnode/job-shards/"), "{text}");
 }

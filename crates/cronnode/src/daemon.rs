@@ -159,6 +159,8 @@ pub async fn run_on(
     };
     settings.validate().context("lock settings")?;
     let store = JobStore::new(consul.clone(), &config.prefix);
+    // One watch of the store per node, shared by the API (status counts) and the leader loop.
+    let jobs = store.watch();
 
     // The API first: /health answers while the node waits for Redis, /ready says why not.
     let queue_slot = Arc::new(OnceLock::new());
@@ -167,6 +169,7 @@ pub async fn run_on(
         config: config.clone(),
         consul: consul.clone(),
         store: store.clone(),
+        jobs: jobs.clone(),
         queue: queue_slot.clone(),
         tasks: tasks.clone(),
         metrics: metrics.clone(),
@@ -200,7 +203,7 @@ pub async fn run_on(
         tasks,
         metrics,
         node.leadership(),
-        store.watch(),
+        jobs,
         stop_tx.subscribe(),
     );
     let leader_task = tokio::spawn(leader_loop.run());

@@ -275,7 +275,26 @@ fn bad_api_input_is_refused_by_name_and_writes_nothing() {
     let r = send(&node, "POST", "/v1/cronjobs", t, ok_job.as_bytes());
     assert_eq!(r.status, 201, "{}", r.text());
     let keys = consul.get_json("/v1/kv/cronnode/jobs/?keys");
-    assert_eq!(keys, serde_json::json!(["cronnode/jobs/okjob"]));
+    let shard = consul_lock::shard_of("okjob");
+    assert_eq!(
+        keys,
+        serde_json::json!([format!("cronnode/jobs/{shard:02x}/okjob")])
+    );
+    // A bad page size names what is allowed.
+    for bad in ["0", "10001", "ten", "-1"] {
+        expect(
+            &send(&node, "GET", &format!("/v1/cronjobs?limit={bad}"), t, b""),
+            400,
+            "bad_request",
+            "from 1 to 10000",
+        );
+    }
+    expect(
+        &send(&node, "GET", "/v1/cronjobs?after=a%2Fb", t, b""),
+        400,
+        "bad_request",
+        "after",
+    );
     // Replacing a job that does not exist.
     let other = job("other", "@daily").to_string();
     expect(

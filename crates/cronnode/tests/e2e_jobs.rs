@@ -271,6 +271,95 @@ fn put_round_trips_a_get_and_checks_the_version() {
     assert!(metrics.contains("cronnode_is_leader 1"), "{metrics}");
 }
 
+/// More jobs than one page: the API pages in a stable order with a cursor, the CLI follows
+/// it, the filter applies, and `/v1/status` counts from the node's watch.
+#[test]
+fn listing_pages_through_more_jobs_than_one_page() {
+    let consul = Consul::start();
+    let redis = RedisServer::start().unwrap();
+    let a = Node::start("a", &consul, &redis.url(), &[]);
+    let mut created = BTreeSet::new();
+    for i in 0..25 {
+        let mut spec = job(&format!("page-{i:02}"), "@daily");
+        if i % 5 == 0 {
+            spec["function"]["app"] = "other".into();
+        }
+        let r = a.post_json("/v1/cronjobs", &spec);
+        assert_eq!(r.status, 201, "{}", r.text());
+        created.insert(format!("page-{i:02}"));
+    }
+
+    let pages = |query: &str| {
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                None => format!("/v1/cronjobs?{query}"),
+                Some(a) => format!("/v1/cronjobs?{query}&after={a}"),
+            };
+            let r = a.get(&path);
+            assert_eq!(r.status, 200, "{}", r.text());
+            let page = r.json();
+            let jobs = page["jobs"].as_array().unwrap();
+            sizes.push(jobs.len());
+            seen.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_string()));
+            match page["next"].as_str() {
+                None => return (seen, sizes),
+                Some(n) => after = Some(n.to_string()),
+            }
+            assert!(sizes.len() < 100, "paging does not end");
+        }
+    };
+    let (seen, sizes) = pages("limit=10");
+    assert_eq!(seen.len(), 25, "each job once: {seen:?}");
+    assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), created);
+    assert!(sizes.len() >= 3 && sizes[..2] == [10, 10], "{sizes:?}");
+    // The same order every time, whatever the page size.
+    let (again, _) = pages("limit=7");
+    assert_eq!(again, seen);
+    let (other, _) = pages("limit=2&app=other");
+    assert_eq!(other.len(), 5, "{other:?}");
+    assert!(other.iter().all(|id| seen.contains(id)));
+
+    // The CLI follows `next`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronnode"))
+        .args(["jobs", "list", "--limit", "4", "--json"])
+        .args(["--api", &format!("http://127.0.0.1:{}", a.port)])
+        .env_remove("CRONNODE_API_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = doc["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, seen.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronnode"))
+        .args(["jobs", "list", "--limit", "4"])
+        .args(["--api", &format!("http://127.0.0.1:{}", a.port)])
+        .env_remove("CRONNODE_API_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 26, "a header and 25 jobs: {text}");
+
+    // The status counts from the node's own watch of the store.
+    let status = wait_for(
+        "the status to count 25 jobs",
+        Duration::from_secs(20),
+        || {
+            let s = a.get("/v1/status").json();
+            (s["jobs"]["count"] == 25).then_some(s)
+        },
+    );
+    assert_eq!(status["jobs"]["paused"], 0);
+    assert_eq!(status["jobs"]["invalid"], 0);
+}
+
 fn http_delete(node: &Node, path: &str) -> common::http::Response {
     common::http::request(node.port, "DELETE", path, &[], b"").unwrap()
 }

@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod proxy;
+
 use consul_dev::{DevAgent, DevConfig};
 use consul_lock::{Consul, ConsulConfig, Leadership, LockSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -166,4 +168,20 @@ impl LeaderWatch {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A job spec of app `app`.
+pub fn spec_of(id: &str, app: &str, frequency: &str) -> cron_core::JobSpec {
+    cron_core::JobSpec::from_json(
+        format!(
+            r#"{{"id":"{id}","function":{{"app":"{app}","path":"/fn","body":"x"}},"frequency":"{frequency}"}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+/// A job spec of app "app".
+pub fn spec(id: &str, frequency: &str) -> cron_core::JobSpec {
+    spec_of(id, "app", frequency)
 }

@@ -174,11 +174,8 @@ pub async fn nodes(state: &AppState) -> Answer {
 pub async fn status(state: &AppState) -> Answer {
     let mut v = leader_json(state).await?;
     let nodes = nodes_json(state).await?;
-    let set = state.store.list().await.map_err(|e| {
-        state.metrics.consul_error("list");
-        ApiError::unavailable(format!("consul: {e}"))
-    })?;
-    let paused = set.jobs.values().filter(|s| s.job.spec.paused).count();
+    // The node's own watched set: no read of every job from Consul per request.
+    let set = state.jobs.borrow().clone();
     let depths = state.queue()?.queue_depths().await.map_err(|e| {
         state.metrics.redis_error("queue_depths");
         ApiError::unavailable(format!("redis: {e}"))
@@ -187,7 +184,13 @@ pub async fn status(state: &AppState) -> Answer {
         m.insert("nodes".into(), Value::Array(nodes));
         m.insert(
             "jobs".into(),
-            json!({"count": set.jobs.len(), "paused": paused, "invalid": set.invalid.len()}),
+            json!({
+                "count": set.len(),
+                "paused": set.paused_count(),
+                "invalid": set.invalid_count(),
+                // 0 until the node's first read of the store (the counts are then empty).
+                "index": set.index(),
+            }),
         );
         m.insert(
             "queues".into(),

@@ -9,11 +9,12 @@
 //! Output: the stored spec plus `next_start` (from the schedule), `last_start` (the job's
 //! cursor in Redis) and `version` (Consul's ModifyIndex).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use consul_lock::{StoreError, StoredJob};
+use consul_lock::{StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 use cron_core::{Job, JobSpec};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -152,32 +153,57 @@ async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError
     }
 }
 
-/// `GET /v1/cronjobs[?app=]`.
-pub async fn list(state: &AppState, app: Option<&str>) -> Answer {
-    let set = state
+/// Reads `limit` of `GET /v1/cronjobs`: absent → the default, else a whole number in range.
+pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_PAGE_LIMIT);
+    };
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "limit: {raw:?} is not allowed: give a whole number from 1 to {MAX_PAGE_LIMIT} \
+                 (default {DEFAULT_PAGE_LIMIT})"
+            ))
+        })
+}
+
+/// `GET /v1/cronjobs[?app=&limit=&after=]`: one page; follow `next` (as `after`) until it is
+/// null. A filtered page may hold fewer than `limit` jobs, even none, before the end.
+pub async fn list(state: &AppState, query: &HashMap<String, String>) -> Answer {
+    let limit = page_limit(query.get("limit").map(String::as_str))?;
+    let app = query
+        .get("app")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    let after = query
+        .get("after")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    let page = state
         .store
-        .list()
+        .list_page(after, limit, app)
         .await
-        .map_err(|e| store_error("list", state, e))?;
-    let selected: Vec<&StoredJob> = set
-        .jobs
-        .values()
-        .filter(|s| app.is_none_or(|a| s.job.spec.function.app == a))
-        .collect();
-    let ids: Vec<&str> = selected.iter().map(|s| s.job.spec.id.as_str()).collect();
+        .map_err(|e| match e {
+            e @ StoreError::BadId { .. } => ApiError::bad_request(format!("after: {e}")),
+            e => store_error("list", state, e),
+        })?;
+    let ids: Vec<&str> = page.jobs.iter().map(StoredJob::id).collect();
     let cursors = last_starts(state, &ids).await;
-    let jobs: Vec<Value> = selected
+    let jobs: Vec<Value> = page
+        .jobs
         .iter()
-        .map(|s| job_json(s, cursors.get(&s.job.spec.id).copied()))
+        .map(|s| job_json(s, cursors.get(s.id()).copied()))
         .collect();
-    let invalid: Vec<Value> = set
+    let invalid: Vec<Value> = page
         .invalid
         .iter()
         .map(|i| json!({"key": i.key, "error": i.error}))
         .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"jobs": jobs, "invalid": invalid}),
+        &json!({"jobs": jobs, "invalid": invalid, "next": page.next}),
     ))
 }
 
@@ -313,4 +339,21 @@ pub async fn fires(state: &AppState, id: &str) -> Answer {
         StatusCode::OK,
         &json!({"job_id": id, "fires": fires}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limit_is_a_whole_number_in_range() {
+        assert_eq!(page_limit(None).unwrap(), DEFAULT_PAGE_LIMIT);
+        assert_eq!(page_limit(Some("1")).unwrap(), 1);
+        assert_eq!(page_limit(Some("10000")).unwrap(), MAX_PAGE_LIMIT);
+        for bad in ["0", "10001", "", "1.5", "-3", "many"] {
+            let e = page_limit(Some(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.message.contains("from 1 to 10000"), "{}", e.message);
+        }
+    }
 }

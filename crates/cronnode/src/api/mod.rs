@@ -8,7 +8,7 @@
 //! | GET | `/ready` | Consul and Redis answer |
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/v1/openapi.json` | this API's OpenAPI 3.0 document |
-//! | POST, GET | `/v1/cronjobs` | create (201, 409 when the id exists); list (`?app=`) |
+//! | POST, GET | `/v1/cronjobs` | create (201, 409 when the id exists); list, paged (`?app=&limit=&after=`) |
 //! | GET, PUT, DELETE | `/v1/cronjobs/{id}` | read; replace (`version` → 409 when stale); delete |
 //! | POST | `/v1/cronjobs/{id}/pause`, `/resume` | set `paused` (check-and-set) |
 //! | POST | `/v1/cronjobs/{id}/run` | a manual fire now, enqueued by the leader |
@@ -71,6 +71,9 @@ pub struct AppState {
     pub consul: consul_lock::Consul,
     /// The job store in Consul KV.
     pub store: consul_lock::JobStore,
+    /// The node's watch of the job store (shared with the leader loop): `/v1/status` counts
+    /// from it instead of reading every job from Consul.
+    pub jobs: tokio::sync::watch::Receiver<consul_lock::JobSet>,
     /// The Redis queue, once connected (the API serves before that: `/health` must not wait
     /// for Redis, and `/ready` says what is missing).
     pub queue: Arc<std::sync::OnceLock<redis_queue::Queue>>,

@@ -64,11 +64,22 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document",
                 "responses": with(json!({"200": ok("OpenAPI document", any_object())}))}},
             "/v1/cronjobs": {
-                "get": {"summary": "List jobs",
-                    "parameters": [{"name": "app", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the jobs of this app"}],
-                    "responses": with(json!({"200": ok("Jobs, and entries that fail validation", json!({"type": "object", "properties": {
+                "get": {"summary": "List jobs, one page at a time: follow `next` (as `after`) until it is null",
+                    "description": "Jobs come in a stable order (by shard, then id). A page holds at most `limit` jobs; a page filtered by `app` may hold fewer, even none, before the end.",
+                    "parameters": [
+                        {"name": "app", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the jobs of this app"},
+                        {"name": "limit", "in": "query", "required": false,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": consul_lock::MAX_PAGE_LIMIT, "default": consul_lock::DEFAULT_PAGE_LIMIT},
+                         "description": "Most jobs in this page"},
+                        {"name": "after", "in": "query", "required": false, "schema": {"type": "string"},
+                         "description": "The `next` of the previous page; absent for the first page"}
+                    ],
+                    "responses": with(json!({"200": ok("A page of jobs, and entries that fail validation", json!({"type": "object", "required": ["jobs", "invalid", "next"], "properties": {
                         "jobs": {"type": "array", "items": job_ref()},
-                        "invalid": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "error": {"type": "string"}}}}}}))}))},
+                        "invalid": {"type": "array", "description": "Stored entries that fail validation among those this page walked (the first page also lists keys outside the shard folders)",
+                            "items": {"type": "object", "properties": {"key": {"type": "string"}, "error": {"type": "string"}}}},
+                        "next": {"type": "string", "nullable": true, "description": "Pass as `after` for the next page; null at the end"}}}))
+                        , "400": err("Bad `limit` (the message says what is allowed) or `after`")}))},
                 "post": {"summary": "Create a job", "requestBody": job_body(),
                     "responses": with(json!({"201": ok("Created", job_ref()),
                         "400": err("Malformed JSON, not an object, or an unknown field"),

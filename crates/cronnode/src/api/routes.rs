@@ -70,7 +70,7 @@ pub async fn route(state: &AppState, req: Request<Bytes>) -> Answer {
             _ => not_allowed(),
         },
         ["v1", "cronjobs"] | ["v1", "cronjobs", ""] => match method {
-            Method::GET => jobs::list(state, query.get("app").map(String::as_str)).await,
+            Method::GET => jobs::list(state, &query).await,
             Method::POST => {
                 check_json_content_type(&headers)?;
                 jobs::create(state, &body).await

@@ -15,11 +15,14 @@ use crate::client::ClientError;
 /// The `jobs` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// List the jobs.
+    /// List the jobs (every page of the API's paged listing).
     List {
         /// Only the jobs of this app.
         #[arg(long)]
         app: Option<String>,
+        /// Jobs per request (1-10000; the API's default, 1000, when absent).
+        #[arg(long)]
+        limit: Option<usize>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -106,15 +109,59 @@ fn read_spec(file: &str) -> Result<Bytes, ClientError> {
     Ok(Bytes::from(bytes))
 }
 
+/// `GET /v1/cronjobs` page after page, following `next`. Text is printed page by page (a
+/// million jobs need not fit in memory); `--json` prints one document with every page's jobs.
+async fn list(app: Option<&str>, limit: Option<usize>, api: &ApiArgs) -> Result<(), ClientError> {
+    let client = client(api)?;
+    let mut all_jobs = Vec::new();
+    let mut all_invalid = Vec::new();
+    let mut after: Option<String> = None;
+    let mut first = true;
+    loop {
+        let mut query = Vec::new();
+        if let Some(a) = app {
+            query.push(format!("app={}", crate::api::routes::percent_encode(a)));
+        }
+        if let Some(l) = limit {
+            query.push(format!("limit={l}"));
+        }
+        if let Some(a) = &after {
+            query.push(format!("after={}", crate::api::routes::percent_encode(a)));
+        }
+        let path = if query.is_empty() {
+            "/v1/cronjobs".to_string()
+        } else {
+            format!("/v1/cronjobs?{}", query.join("&"))
+        };
+        let mut page = client.json(Method::GET, &path, None).await?;
+        let next = page.get("next").and_then(Value::as_str).map(str::to_string);
+        if api.json {
+            let mut take = |field: &str| match page.get_mut(field).map(Value::take) {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            };
+            all_jobs.extend(take("jobs"));
+            all_invalid.extend(take("invalid"));
+        } else {
+            print_list(&page, first);
+        }
+        first = false;
+        // A cursor that does not move would loop for ever: stop rather than trust it.
+        if next.is_none() || next == after {
+            break;
+        }
+        after = next;
+    }
+    if api.json {
+        let doc = serde_json::json!({"jobs": all_jobs, "invalid": all_invalid, "next": null});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    Ok(())
+}
+
 async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
     let (api, answer) = match cmd {
-        JobsCommand::List { app, api } => {
-            let path = match app {
-                Some(a) => format!("/v1/cronjobs?app={}", crate::api::routes::percent_encode(a)),
-                None => "/v1/cronjobs".to_string(),
-            };
-            (api, client(api)?.json(Method::GET, &path, None).await?)
-        }
+        JobsCommand::List { app, limit, api } => return list(app.as_deref(), *limit, api).await,
         JobsCommand::Get { id, api } => (
             api,
             client(api)?.json(Method::GET, &job_path(id), None).await?,
@@ -182,7 +229,7 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
         return Ok(());
     }
     match cmd {
-        JobsCommand::List { .. } => print_list(&answer),
+        JobsCommand::List { .. } => print_list(&answer, true),
         JobsCommand::Fires { .. } => print_fires(&answer),
         JobsCommand::Rm { id, .. } => println!("deleted {id}"),
         JobsCommand::Run { id, .. } => println!(
@@ -206,13 +253,15 @@ fn s(v: &Value, pointer: &str) -> String {
     }
 }
 
-fn print_list(v: &Value) {
+fn print_list(v: &Value, header: bool) {
     let empty = Vec::new();
     let jobs = v.get("jobs").and_then(Value::as_array).unwrap_or(&empty);
-    println!(
-        "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
-        "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "NEXT START", "LAST START"
-    );
+    if header {
+        println!(
+            "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
+            "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "NEXT START", "LAST START"
+        );
+    }
     for j in jobs {
         println!(
             "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",

@@ -22,12 +22,11 @@
 //! `handle.rs` is the API's side (status, commands). This module must not speak HTTP or parse
 //! job JSON.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use consul_lock::{JobSet, Leadership};
+use consul_lock::{JobChange, JobSet, Leadership};
 use cron_core::{Fire, FireKind, Job, Planner};
 use redis_queue::{BatchOutcome, FireOutcome, Queue, TaskSettings};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -79,12 +78,14 @@ pub struct LeaderLoop {
     shutdown: broadcast::Receiver<()>,
 }
 
-/// The state of one term: the planner and the jobs it was given.
+/// The state of one term: the planner and the job set it was given.
 struct Term {
     token: u64,
+    /// Every valid job of `applied`, paused ones included (held, never due).
     planner: Planner,
-    /// Every valid job of the current job set, paused ones included (to see resumes).
-    known: HashMap<String, Arc<Job>>,
+    /// The last job set applied to the planner: the next one is applied as its changes since
+    /// this one (shards that did not change are skipped by pointer).
+    applied: JobSet,
 }
 
 impl LeaderLoop {
@@ -200,7 +201,7 @@ impl LeaderLoop {
         let mut term = Term {
             token,
             planner: Planner::new(),
-            known: HashMap::new(),
+            applied: JobSet::default(),
         };
         let jobs = self.jobs.borrow_and_update().clone();
         let now = Utc::now();
@@ -251,42 +252,33 @@ impl LeaderLoop {
         }
     }
 
-    /// Brings the planner in line with `set`; returns the jobs to catch up from their cursor
-    /// (resumed ones, and ones seen for the first time in this term).
+    /// Brings the planner in line with `set` by applying its changes since the last set
+    /// applied; returns the jobs to catch up from their cursor (added active jobs, and
+    /// resumed ones). Work is proportional to the changed shards, not to all jobs.
     fn apply_job_set(&self, term: &mut Term, set: &JobSet, now: DateTime<Utc>) -> Vec<String> {
-        self.metrics.jobs(set.jobs.len(), set.invalid.len());
+        self.metrics.jobs(set.len(), set.invalid_count());
         let mut catch_up = Vec::new();
-        for (id, stored) in &set.jobs {
-            let job = stored.job.clone();
-            let active = !job.spec.paused;
-            match term.known.get(id) {
-                None if active => {
-                    term.planner.upsert(job.clone(), now);
-                    catch_up.push(id.clone());
-                }
-                None => {}
-                Some(old) => {
-                    let was_active = !old.spec.paused;
-                    if was_active && !active {
-                        term.planner.remove(id);
-                    } else if !was_active && active {
-                        term.planner.upsert(job.clone(), now);
-                        catch_up.push(id.clone());
-                    } else if active && old.spec != job.spec {
-                        // A changed spec keeps its place (the planner does not repeat a slot).
-                        term.planner.upsert(job.clone(), now);
+        for change in set.changes_since(&term.applied) {
+            match change {
+                JobChange::Added(new) => {
+                    // Paused jobs are held too (the planner never makes them due), so a
+                    // resume is a change like any other.
+                    term.planner.upsert(new.job.clone(), now);
+                    if !new.job.spec.paused {
+                        catch_up.push(new.id().to_string());
                     }
                 }
+                JobChange::Changed { old, new } => {
+                    // A changed spec keeps its place (the planner does not repeat a slot).
+                    term.planner.upsert(new.job.clone(), now);
+                    if old.job.spec.paused && !new.job.spec.paused {
+                        catch_up.push(new.id().to_string());
+                    }
+                }
+                JobChange::Removed(old) => term.planner.remove(old.id()),
             }
-            term.known.insert(id.clone(), job);
         }
-        term.known.retain(|id, _| {
-            let keep = set.jobs.contains_key(id);
-            if !keep {
-                term.planner.remove(id);
-            }
-            keep
-        });
+        term.applied = set.clone();
         catch_up
     }
 
@@ -353,7 +345,7 @@ impl LeaderLoop {
     async fn enqueue_all(&mut self, term: &Term, fires: Vec<Fire>) -> Result<(), End> {
         let batch: Vec<(Arc<Job>, Fire)> = fires
             .into_iter()
-            .filter_map(|f| term.known.get(&*f.job_id).map(|j| (j.clone(), f)))
+            .filter_map(|f| term.planner.job(&f.job_id).map(|j| (j.clone(), f)))
             .collect();
         for chunk in batch.chunks(MAX_BATCH) {
             let mut backoff = RETRY_BACKOFF_START;
@@ -527,7 +519,7 @@ impl LeaderLoop {
                 r = self.jobs.changed() => {
                     if r.is_ok() {
                         let set = self.jobs.borrow_and_update();
-                        self.metrics.jobs(set.jobs.len(), set.invalid.len());
+                        self.metrics.jobs(set.len(), set.invalid_count());
                     }
                 }
                 Some(cmd) = self.commands.recv() => reply_not_leader(cmd),

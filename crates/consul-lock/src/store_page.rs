@@ -1,0 +1,102 @@
+//! Paging through the job store for the API: [`JobStore::list_page`].
+//!
+//! A page reads shards in order from the shard of its cursor (`after`), one shard at a time,
+//! and walks each in id order: jobs come in (shard, id) order, which is stable across pages.
+//! It stops when it holds `limit` jobs, at the end of the last shard, or at the end of a shard
+//! once [`PAGE_SCAN_BUDGET`] keys were walked (a filter that matches little must not read the
+//! whole store in one request). `next` is then the id to continue after: the last job given,
+//! or the last key walked. Only the entries walked are decoded.
+//!
+//! Must not: hold anything between pages (the cursor is the whole state).
+
+use crate::job_set::{decode_entry, is_folder, shard_dir, shard_of, SHARDS};
+use crate::kv::Query;
+use crate::store::{check_id, InvalidEntry, JobStore, StoreError, StoredJob};
+
+/// Jobs per page when the caller does not say.
+pub const DEFAULT_PAGE_LIMIT: usize = 1000;
+/// Most jobs per page.
+pub const MAX_PAGE_LIMIT: usize = 10_000;
+/// Keys a page walks before it stops at the end of a shard (about 5 shards at 1,000,000 jobs).
+pub const PAGE_SCAN_BUDGET: usize = 2 * MAX_PAGE_LIMIT;
+
+/// One page of jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobPage {
+    /// Valid jobs (of the app asked for), in (shard, id) order.
+    pub jobs: Vec<StoredJob>,
+    /// Entries walked by this page that failed validation; the first page (no `after`) also
+    /// has the keys that are not in a shard folder.
+    pub invalid: Vec<InvalidEntry>,
+    /// Pass it as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+impl JobStore {
+    /// A page of at most `limit` (1..=[`MAX_PAGE_LIMIT`]; clamped) jobs after the job id
+    /// `after`, only those of `app` if given. A filtered page may hold fewer than `limit`
+    /// jobs, even none, and still have a `next`: follow `next` until it is `None`.
+    pub async fn list_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        app: Option<&str>,
+    ) -> Result<JobPage, StoreError> {
+        if let Some(a) = after {
+            check_id(a)?;
+        }
+        let limit = limit.clamp(1, MAX_PAGE_LIMIT);
+        let mut page = JobPage::default();
+        if after.is_none() {
+            page.invalid = self.strays().await?;
+        }
+        let first = after.map_or(0, |a| usize::from(shard_of(a)));
+        let mut walked = 0usize;
+        for i in first..SHARDS {
+            let shard = i as u8;
+            let folder = shard_dir(&self.dir, shard);
+            let (entries, _) = self.consul.kv_list_raw(&folder, Query::now()).await?;
+            let mut last_key: Option<&str> = None;
+            for e in &entries {
+                let Some(id) = e.key.strip_prefix(&folder) else {
+                    continue;
+                };
+                if id.is_empty() && is_folder(e) {
+                    continue;
+                }
+                if i == first && after.is_some_and(|a| id <= a) {
+                    continue;
+                }
+                // Only keys that could be a cursor count: the next page must start here.
+                if check_id(id).is_ok() && shard_of(id) == shard {
+                    walked += 1;
+                    last_key = Some(id);
+                }
+                match decode_entry(&self.dir, shard, e) {
+                    Ok(job) => {
+                        if app.is_some_and(|a| job.job.spec.function.app != a) {
+                            continue;
+                        }
+                        page.jobs.push(job);
+                        if page.jobs.len() == limit {
+                            page.next = Some(id.to_string());
+                            return Ok(page);
+                        }
+                    }
+                    Err(error) => page.invalid.push(InvalidEntry {
+                        key: e.key.clone(),
+                        error,
+                    }),
+                }
+            }
+            if walked >= PAGE_SCAN_BUDGET && i + 1 < SHARDS {
+                // The budget can only be reached in a shard that had a cursor key.
+                page.next = last_key.map(str::to_string);
+                if page.next.is_some() {
+                    return Ok(page);
+                }
+            }
+        }
+        Ok(page)
+    }
+}
