@@ -6,6 +6,7 @@
 //! works on naive local wall-clock time; the time zone and daylight saving are the caller's
 //! ([`super::Schedule::next_after`]).
 
+use chrono_tz::Tz;
 use saffron::parse::{CronExpr, DayOfMonthExpr, DayOfWeekExpr, Expr, Last, OrsExpr};
 
 /// How far ahead a search looks before it gives up: an expression with no match in 400 years
@@ -36,14 +37,15 @@ pub(crate) enum DowRule {
     Nth(u8, u8),
 }
 
-/// A compiled crontab expression.
+/// A compiled crontab expression, with its zone: 40 bytes, as the planner holds one per job.
+/// The zone is not used here (the search is in local time); it rides in the calendar's padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Calendar {
     pub seconds: u64,
     pub minutes: u64,
-    pub hours: u64,
+    pub hours: u32,
     /// Bit `m` set: month `m` (1-12) matches.
-    pub months: u64,
+    pub months: u16,
     pub dom: DomRule,
     pub dow: DowRule,
     /// The Vixie rule: when both day fields are restricted (neither starts with `*`), a day
@@ -51,6 +53,8 @@ pub(crate) struct Calendar {
     pub days_or: bool,
     /// Both day fields are `*`: every day matches (the fast path).
     pub every_day: bool,
+    /// The zone of the local times (see [`super::Schedule`]).
+    pub tz: Tz,
 }
 
 /// A local wall-clock time, field by field (month and day from 1).
@@ -93,10 +97,12 @@ const fn span(lo: u32, hi: u32) -> u64 {
 }
 
 impl Calendar {
-    /// Compiles saffron's parse of the five fields, with the seconds from a sixth one (parsed by
-    /// saffron as a minutes field) and the two "starts with `*`" flags of the Vixie rule.
+    /// Compiles saffron's parse of the five fields in zone `tz`, with the seconds from a sixth
+    /// one (parsed by saffron as a minutes field) and the two "starts with `*`" flags of the
+    /// Vixie rule.
     pub(crate) fn compile(
         expr: &CronExpr,
+        tz: Tz,
         seconds: Option<&CronExpr>,
         dom_star: bool,
         dow_star: bool,
@@ -131,12 +137,13 @@ impl Calendar {
         Calendar {
             seconds,
             minutes: expr_bits(&expr.minutes, span(0, 59)),
-            hours: expr_bits(&expr.hours, span(0, 23)),
-            months: expr_bits(&expr.months, span(0, 11)) << 1,
+            hours: u32::try_from(expr_bits(&expr.hours, span(0, 23))).unwrap_or(0),
+            months: u16::try_from(expr_bits(&expr.months, span(0, 11)) << 1).unwrap_or(0),
             dom,
             dow,
             days_or: !dom_star && !dow_star,
             every_day,
+            tz,
         }
     }
 
@@ -223,7 +230,7 @@ impl Calendar {
                 (year, month, day, hour, minute, second) = (year + 1, 1, 1, 0, 0, 0);
                 continue;
             }
-            match next_bit(self.months, month) {
+            match next_bit(u64::from(self.months), month) {
                 Some(m) if m == month => {}
                 Some(m) => (month, day, hour, minute, second) = (m, 1, 0, 0, 0),
                 None => {
@@ -239,7 +246,7 @@ impl Calendar {
                     continue;
                 }
             }
-            match next_bit(self.hours, hour) {
+            match next_bit(u64::from(self.hours), hour) {
                 Some(h) if h == hour => {}
                 Some(h) => (hour, minute, second) = (h, 0, 0),
                 None => {
