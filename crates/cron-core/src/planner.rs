@@ -7,8 +7,8 @@
 //! Call order for a leader: `upsert` every job with `now`, then `catch_up(id, cursor, now)` for
 //! each with the cursor read from Redis, then loop: sleep until `next_wakeup()`, `due(now)`.
 //!
-//! Memory and cache misses are what 1,000,000 jobs cost: one 88-byte slab entry per job (its
-//! `Arc<Job>`, its id for fires, a copy of its 40-byte compiled schedule, its next slot, the
+//! Memory and cache misses are what 1,000,000 jobs cost: one 80-byte slab entry per job (its
+//! `Arc<Job>`, its id for fires, a copy of its 32-byte compiled schedule, its next slot, the
 //! last slot it gave out), an id index of 4-byte slab indices (a hash table whose keys are read
 //! from the slab, so the id is not held a second time), and a priority structure of 8-byte
 //! `(index, generation)` items bucketed by slot second (an ordered map of slot to bucket). Jobs
@@ -61,7 +61,7 @@ const NO_SLOT: Secs = Secs::MAX;
 /// `Entry::floor` of a job that never gave out a slot: every slot is after it.
 const NO_FLOOR: Secs = Secs::MIN;
 
-/// One job in the slab. Sentinels instead of `Option`s keep it at 88 bytes.
+/// One job in the slab. Sentinels instead of `Option`s keep it at 80 bytes.
 #[derive(Debug)]
 struct Entry {
     /// The job's id, shared by every fire (cloning it costs no allocation in `due`).

@@ -348,8 +348,8 @@ fn catch_up_again_plans_the_same_fires_and_due_never_repeats_them() {
 #[test]
 fn per_job_structures_stay_small() {
     use std::mem::size_of;
-    assert!(size_of::<Option<Entry>>() <= 88, "{}", size_of::<Entry>());
-    assert!(size_of::<Slots>() <= 40, "{}", size_of::<Slots>());
-    assert!(size_of::<crate::Schedule>() <= 40);
-    assert!(size_of::<Job>() <= 384, "{}", size_of::<Job>());
+    assert!(size_of::<Option<Entry>>() <= 80, "{}", size_of::<Entry>());
+    assert!(size_of::<Slots>() <= 32, "{}", size_of::<Slots>());
+    assert!(size_of::<crate::Schedule>() <= 32);
+    assert!(size_of::<Job>() <= 376, "{}", size_of::<Job>());
 }

@@ -44,7 +44,7 @@ pub struct Schedule {
     slots: Slots,
 }
 
-/// The compiled schedule (40 bytes): the planner keeps one beside each job and computes next
+/// The compiled schedule (32 bytes): the planner keeps one beside each job and computes next
 /// slots without chasing pointers. The zone sits inside each variant (in [`Calendar`] for
 /// cron) so that it takes the calendar's padding instead of a word of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
