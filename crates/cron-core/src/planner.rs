@@ -96,6 +96,10 @@ pub struct Planner {
     buckets: BTreeMap<Secs, Vec<(u32, u32)>>,
     /// Items in `buckets`, live and stale.
     queued: usize,
+    /// The storage of the last bucket `due` emptied, for the next new bucket: buckets of
+    /// jobs firing every minute are about the same size, so reusing one spares the growth by
+    /// doubling (and the holes it leaves in the heap).
+    spare: Vec<(u32, u32)>,
 }
 
 fn secs(t: DateTime<Utc>) -> Secs {
@@ -330,7 +334,7 @@ impl Planner {
             if slot > now {
                 break;
             }
-            let items = first.remove();
+            let mut items = first.remove();
             self.queued -= items.len();
             fires.reserve(items.len());
             for chunk in items.chunks(WARM_CHUNK) {
@@ -351,11 +355,16 @@ impl Planner {
                     e.next = e.slots.next_after(slot).unwrap_or(NO_SLOT);
                     // The generation stays: the new item is this entry's only live one.
                     if let Some(s) = e.next() {
-                        self.buckets.entry(s).or_default().push((i, g));
+                        self.buckets
+                            .entry(s)
+                            .or_insert_with(|| std::mem::take(&mut self.spare))
+                            .push((i, g));
                         self.queued += 1;
                     }
                 }
             }
+            items.clear();
+            self.spare = items;
         }
         self.prune();
         fires
