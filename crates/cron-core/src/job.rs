@@ -131,7 +131,7 @@ pub enum CatchUpPolicy {
 pub struct Job {
     /// The spec as stored.
     pub spec: JobSpec,
-    /// The parsed schedule (expression and zone).
+    /// The compiled schedule (the expression as written is `spec.frequency`).
     pub schedule: Schedule,
     /// The parsed catch-up window.
     pub catchup_window: Duration,

@@ -8,9 +8,10 @@
 //! each with the cursor read from Redis, then loop: sleep until `next_wakeup()`, `due(now)`.
 //!
 //! Memory and cache misses are what 1,000,000 jobs cost: one 80-byte slab entry per job (its
-//! `Arc<Job>`, its id for fires, a copy of its 32-byte compiled schedule, its next slot, the
-//! last slot it gave out), an id index of 4-byte slab indices (a hash table whose keys are read
-//! from the slab, so the id is not held a second time), and a priority structure of 8-byte
+//! `Arc<Job>`, its id as the `Arc<str>` every fire shares, a copy of its 32-byte compiled
+//! schedule, its next slot, the last slot it gave out), an id index of 4-byte slab indices (a
+//! hash table whose keys are read from the slab, so the index holds no copy of the id), and a
+//! priority structure of 8-byte
 //! `(index, generation)` items bucketed by slot second (an ordered map of slot to bucket). Jobs
 //! firing at the same second share a bucket, so producing a second's fires walks one vector
 //! instead of sifting a million-item heap. A changed entry pushes a new item and bumps its
@@ -67,7 +68,8 @@ struct Entry {
     /// The job's id, shared by every fire (cloning it costs no allocation in `due`).
     id: Arc<str>,
     job: Arc<Job>,
-    /// The job's compiled schedule, kept here so `due` does not chase the job's pointer.
+    /// The job's compiled schedule, kept here so `due` does not chase the job's pointer: reading
+    /// it through `job` saves 32 bytes a job but measured 20-30% more CPU time in `due`.
     slots: Slots,
     /// The next slot to give out, or [`NO_SLOT`].
     next: Secs,
