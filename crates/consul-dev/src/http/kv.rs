@@ -46,6 +46,67 @@ pub fn entry_json(e: &KvEntry, with_value: bool) -> Value {
     v
 }
 
+/// Appends `e` with its value as Consul's JSON: byte for byte what `entry_json(e, true)`
+/// prints (serde_json orders the fields by name), written straight into `buf`. A listing of a
+/// large prefix is then one buffer, never a tree of maps and strings beside it.
+fn write_entry(buf: &mut Vec<u8>, e: &KvEntry) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        buf,
+        "{{\"CreateIndex\":{},\"Flags\":{},\"Key\":",
+        e.create_index, e.flags
+    );
+    write_str(buf, &e.key);
+    let _ = write!(
+        buf,
+        ",\"LockIndex\":{},\"ModifyIndex\":{}",
+        e.lock_index, e.modify_index
+    );
+    if let Some(session) = &e.session {
+        buf.extend_from_slice(b",\"Session\":");
+        write_str(buf, session);
+    }
+    buf.extend_from_slice(b",\"Value\":");
+    if e.value.is_empty() {
+        buf.extend_from_slice(b"null");
+    } else {
+        buf.push(b'"');
+        let start = buf.len();
+        let len = base64::encoded_len(e.value.len(), true).unwrap_or(0);
+        buf.resize(start + len, 0);
+        let _ = base64::engine::general_purpose::STANDARD.encode_slice(&e.value, &mut buf[start..]);
+        buf.push(b'"');
+    }
+    buf.push(b'}');
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
+fn write_str(buf: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+/// Bytes reserved up front for a listing; the buffer grows from there.
+const LISTING_START_CAPACITY: usize = 4096;
+
+/// A recursive listing of `prefix`, or 404 when nothing lies under it.
+fn render_list(s: &Store, prefix: &str) -> Reply {
+    let mut buf = Vec::with_capacity(LISTING_START_CAPACITY);
+    buf.push(b'[');
+    for e in s.kv.list(prefix) {
+        if buf.len() > 1 {
+            buf.push(b',');
+        }
+        write_entry(&mut buf, e);
+    }
+    if buf.len() == 1 {
+        return Reply::empty(StatusCode::NOT_FOUND);
+    }
+    buf.push(b']');
+    Reply::json_bytes(buf)
+}
+
 /// Raw-path traversal (before decoding), as Consul checks it.
 fn raw_path_traversal(raw: &str) -> bool {
     let lower = raw.to_ascii_lowercase();
@@ -123,17 +184,17 @@ async fn get(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
             s.kv.key_index(key)
         }
     };
-    blocking::run(shared, opts, index, |s| {
+    let interest = if recurse {
+        blocking::Interest::Prefix(key.to_string())
+    } else {
+        blocking::Interest::Key(key.to_string())
+    };
+    blocking::run(shared, opts, interest, index, |s| {
         if recurse {
-            let list: Vec<Value> = if filtered {
-                Vec::new()
-            } else {
-                s.kv.list(key).map(|e| entry_json(e, true)).collect()
-            };
-            if list.is_empty() {
+            if filtered {
                 return Reply::empty(StatusCode::NOT_FOUND);
             }
-            return Reply::json(&Value::Array(list));
+            return render_list(s, key);
         }
         match s.kv.get(key) {
             None => Reply::empty(StatusCode::NOT_FOUND),
@@ -168,25 +229,35 @@ async fn get_keys(shared: &Shared, ctx: &Ctx, prefix: &str) -> Reply {
     blocking::run(
         shared,
         opts,
+        blocking::Interest::Prefix(prefix.to_string()),
         |s| s.kv.prefix_index(prefix),
         |s| {
-            let mut keys: Vec<String> = Vec::new();
+            let mut buf = Vec::with_capacity(LISTING_START_CAPACITY);
+            buf.push(b'[');
+            let mut last: Option<&str> = None;
             if !filtered {
                 for e in s.kv.list(prefix) {
                     let after = &e.key[prefix.len()..];
+                    // Up to and including the first separator after the prefix: a slice of
+                    // the key itself, so rolling up a folder allocates nothing.
                     let k = match after.find(sep.as_str()).filter(|_| !sep.is_empty()) {
-                        Some(i) => format!("{prefix}{}", &after[..i + sep.len()]),
-                        None => e.key.clone(),
+                        Some(i) => &e.key[..prefix.len() + i + sep.len()],
+                        None => e.key.as_str(),
                     };
-                    if keys.last() != Some(&k) {
-                        keys.push(k);
+                    if last != Some(k) {
+                        if last.is_some() {
+                            buf.push(b',');
+                        }
+                        write_str(&mut buf, k);
+                        last = Some(k);
                     }
                 }
             }
-            if keys.is_empty() && !prefix.is_empty() {
+            if last.is_none() && !prefix.is_empty() {
                 return Reply::empty(StatusCode::NOT_FOUND);
             }
-            Reply::json(&json!(keys))
+            buf.push(b']');
+            Reply::json_bytes(buf)
         },
     )
     .await
@@ -333,5 +404,32 @@ mod tests {
         assert!(validate_key("a b").is_err());
         assert!(validate_key("x.json").is_err());
         assert!(raw_path_traversal("/v1/kv/a/%2E%2E%2Fb"));
+    }
+
+    #[test]
+    fn written_entries_match_serde_json() {
+        let mut e = KvEntry {
+            key: "a/\"b\u{7}".to_string(),
+            value: b"hello, world".to_vec(),
+            flags: 42,
+            lock_index: 3,
+            session: None,
+            create_index: 7,
+            modify_index: 1 << 40,
+        };
+        for (value, session) in [
+            (b"x".to_vec(), None),
+            (Vec::new(), Some("s-1".to_string())),
+            ((0..=255).collect(), Some("s\\2".to_string())),
+        ] {
+            e.value = value;
+            e.session = session;
+            let mut buf = Vec::new();
+            write_entry(&mut buf, &e);
+            assert_eq!(
+                String::from_utf8(buf).ok(),
+                Some(entry_json(&e, true).to_string())
+            );
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! The KV table: entries, tombstones, and the write verbs of `/v1/kv` and `/v1/txn`.
 //!
-//! Every mutation takes the index it writes at and says whether it changed anything, so a
-//! transaction can apply many verbs at one index on a copy and throw the copy away on error.
-//! It must not check sessions' existence or lock-delays (the callers do, as Consul's endpoints
-//! do before the state store sees the write).
+//! Every mutation takes the index it writes at and says whether it changed anything. A
+//! transaction applies its verbs in place with an undo journal ([`Kv::begin`], [`Kv::commit`],
+//! [`Kv::rollback`]): a write costs the keys it touches, never a copy of the table. Every
+//! changed key is noted ([`Kv::take_changes`]) so that only the blocking queries it concerns
+//! are woken. It must not check sessions' existence or lock-delays (the callers do, as Consul's
+//! endpoints do before the state store sees the write).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,17 @@ pub struct KvEntry {
     pub modify_index: u64,
 }
 
+/// What a key looked like before a transaction's first touch of it: its entry and tombstone.
+type Undo = (String, Option<KvEntry>, Option<u64>);
+
+/// The open transaction's journal: enough to put the table back as it was.
+#[derive(Debug, Clone, Default)]
+struct Journal {
+    table_index: u64,
+    undo: Vec<Undo>,
+    changes_len: usize,
+}
+
 /// The KV table with its tombstones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Kv {
@@ -45,20 +58,51 @@ pub struct Kv {
     pub reaped_floor: u64,
     /// Index of the last KV write (Consul's max of the `kvs` and `tombstones` table indexes).
     pub table_index: u64,
+    /// Tombstones by deletion index, oldest first, so reaping one is O(log n). Rebuilt on load.
+    #[serde(skip)]
+    tomb_order: BTreeSet<(u64, String)>,
+    /// Keys written since the last [`Kv::take_changes`] (blocking queries' wake-ups).
+    #[serde(skip)]
+    changes: Vec<String>,
+    /// The open transaction, if any.
+    #[serde(skip)]
+    journal: Option<Journal>,
 }
 
 impl Kv {
+    /// Rebuilds what a snapshot does not hold (the tombstones' order), after loading one.
+    pub fn rebuild(&mut self) {
+        self.tomb_order = self
+            .tombstones
+            .iter()
+            .map(|(k, i)| (*i, k.clone()))
+            .collect();
+    }
+
     /// The entry at `key`.
     pub fn get(&self, key: &str) -> Option<&KvEntry> {
         self.entries.get(key)
     }
 
-    /// Entries whose key starts with `prefix`, sorted.
+    /// Entries whose key starts with `prefix`, sorted: a range of the ordered map, so it costs
+    /// what it yields, not the size of the table.
     pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a KvEntry> + 'a {
         self.entries
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(_, e)| e)
+    }
+
+    fn tombs<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = u64> + 'a {
+        self.tombstones
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, i)| *i)
+    }
+
+    /// Whether anything, an entry or a tombstone, lies under `prefix` (O(log n)).
+    pub fn has_records(&self, prefix: &str) -> bool {
+        self.list(prefix).next().is_some() || self.tombs(prefix).next().is_some()
     }
 
     /// Index of a single-key read: its ModifyIndex, or the table index when missing.
@@ -75,13 +119,7 @@ impl Kv {
             return self.table_index;
         }
         let live = self.list(prefix).map(|e| e.modify_index).max().unwrap_or(0);
-        let dead = self
-            .tombstones
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, i)| *i)
-            .max()
-            .unwrap_or(0);
+        let dead = self.tombs(prefix).max().unwrap_or(0);
         let idx = live.max(dead);
         if idx == 0 {
             self.table_index
@@ -90,8 +128,78 @@ impl Kv {
         }
     }
 
-    fn touch(&mut self, idx: u64) {
+    /// Opens a transaction: until [`Kv::commit`] or [`Kv::rollback`], every write journals the
+    /// keys it touches, and reaping waits (so that a rollback has nothing else to undo).
+    pub fn begin(&mut self) {
+        self.journal = Some(Journal {
+            table_index: self.table_index,
+            undo: Vec::new(),
+            changes_len: self.changes.len(),
+        });
+    }
+
+    /// Keeps the transaction's writes.
+    pub fn commit(&mut self) {
+        self.journal = None;
+        self.reap();
+    }
+
+    /// Puts back every key the transaction touched, newest first, so each ends as it began.
+    pub fn rollback(&mut self) {
+        let Some(j) = self.journal.take() else {
+            return;
+        };
+        for (key, entry, tomb) in j.undo.into_iter().rev() {
+            match entry {
+                Some(e) => {
+                    self.entries.insert(key.clone(), e);
+                }
+                None => {
+                    self.entries.remove(&key);
+                }
+            }
+            match tomb {
+                Some(i) => self.put_tomb(&key, i),
+                None => self.remove_tomb(&key),
+            }
+        }
+        self.table_index = j.table_index;
+        self.changes.truncate(j.changes_len);
+    }
+
+    /// The keys written since the last call (each write of a key once per write call).
+    pub fn take_changes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Journals `key` as it is now, before a write changes it.
+    fn save(&mut self, key: &str) {
+        if let Some(j) = &mut self.journal {
+            j.undo.push((
+                key.to_string(),
+                self.entries.get(key).cloned(),
+                self.tombstones.get(key).copied(),
+            ));
+        }
+    }
+
+    /// Notes that `key` was written at `idx`.
+    fn mark(&mut self, key: &str, idx: u64) {
+        self.changes.push(key.to_string());
         self.table_index = self.table_index.max(idx);
+    }
+
+    fn put_tomb(&mut self, key: &str, idx: u64) {
+        if let Some(old) = self.tombstones.insert(key.to_string(), idx) {
+            self.tomb_order.remove(&(old, key.to_string()));
+        }
+        self.tomb_order.insert((idx, key.to_string()));
+    }
+
+    fn remove_tomb(&mut self, key: &str) {
+        if let Some(old) = self.tombstones.remove(key) {
+            self.tomb_order.remove(&(old, key.to_string()));
+        }
     }
 
     /// Plain set: keeps Session and CreateIndex, resets LockIndex to 0 (Consul's kvsSetTxn).
@@ -109,12 +217,18 @@ impl Kv {
             create_index,
             modify_index: idx,
         });
-        self.touch(idx);
+        self.mark(key, idx);
     }
 
     fn insert(&mut self, e: KvEntry) {
-        self.tombstones.remove(&e.key);
-        self.entries.insert(e.key.clone(), e);
+        self.save(&e.key);
+        self.remove_tomb(&e.key);
+        match self.entries.get_mut(&e.key) {
+            Some(slot) => *slot = e,
+            None => {
+                self.entries.insert(e.key.clone(), e);
+            }
+        }
     }
 
     /// Check-and-set: `cas == 0` only creates; otherwise ModifyIndex must equal `cas`.
@@ -155,7 +269,7 @@ impl Kv {
             create_index,
             modify_index: idx,
         });
-        self.touch(idx);
+        self.mark(key, idx);
         true
     }
 
@@ -168,27 +282,30 @@ impl Kv {
         session: &str,
         idx: u64,
     ) -> bool {
-        let Some(e) = self.entries.get_mut(key) else {
-            return false;
-        };
-        if e.session.as_deref() != Some(session) {
-            return false;
+        match self.entries.get(key) {
+            Some(e) if e.session.as_deref() == Some(session) => {}
+            _ => return false,
         }
-        e.session = None;
-        e.value = value;
-        e.flags = flags;
-        e.modify_index = idx;
-        self.touch(idx);
+        self.save(key);
+        if let Some(e) = self.entries.get_mut(key) {
+            e.session = None;
+            e.value = value;
+            e.flags = flags;
+            e.modify_index = idx;
+        }
+        self.mark(key, idx);
         true
     }
 
     /// Deletes `key`; a missing key is no write.
     pub fn delete(&mut self, key: &str, idx: u64) -> bool {
-        if self.entries.remove(key).is_none() {
+        if !self.entries.contains_key(key) {
             return false;
         }
-        self.tombstones.insert(key.to_string(), idx);
-        self.touch(idx);
+        self.save(key);
+        self.entries.remove(key);
+        self.put_tomb(key, idx);
+        self.mark(key, idx);
         self.reap();
         true
     }
@@ -197,13 +314,14 @@ impl Kv {
     pub fn delete_tree(&mut self, prefix: &str, idx: u64) -> bool {
         let keys: Vec<String> = self.list(prefix).map(|e| e.key.clone()).collect();
         for k in &keys {
+            self.save(k);
             self.entries.remove(k);
-            self.tombstones.insert(k.clone(), idx);
+            self.put_tomb(k, idx);
+            self.mark(k, idx);
         }
         if keys.is_empty() {
             return false;
         }
-        self.touch(idx);
         self.reap();
         true
     }
@@ -219,11 +337,15 @@ impl Kv {
 
     /// Clears `session` from `key` at `idx` (session invalidation, `release` behaviour).
     pub fn clear_session(&mut self, key: &str, idx: u64) {
+        if !self.entries.contains_key(key) {
+            return;
+        }
+        self.save(key);
         if let Some(e) = self.entries.get_mut(key) {
             e.session = None;
             e.modify_index = idx;
-            self.touch(idx);
         }
+        self.mark(key, idx);
     }
 
     /// Keys held by `session`.
@@ -235,20 +357,17 @@ impl Kv {
             .collect()
     }
 
+    /// Drops the oldest tombstones beyond [`MAX_TOMBSTONES`] (not inside a transaction).
     fn reap(&mut self) {
+        if self.journal.is_some() {
+            return;
+        }
         while self.tombstones.len() > MAX_TOMBSTONES {
-            let oldest = self
-                .tombstones
-                .iter()
-                .min_by_key(|(_, i)| **i)
-                .map(|(k, i)| (k.clone(), *i));
-            match oldest {
-                Some((k, i)) => {
-                    self.tombstones.remove(&k);
-                    self.reaped_floor = self.reaped_floor.max(i);
-                }
-                None => break,
-            }
+            let Some((i, k)) = self.tomb_order.pop_first() else {
+                break;
+            };
+            self.tombstones.remove(&k);
+            self.reaped_floor = self.reaped_floor.max(i);
         }
     }
 }
@@ -285,6 +404,42 @@ mod tests {
             Some("s1".into())
         );
         assert_eq!(e.map(|e| e.lock_index), Some(0));
+    }
+
+    #[test]
+    fn rollback_restores_every_touched_key() {
+        let mut kv = Kv::default();
+        kv.set("a/1", b"one".to_vec(), 0, 3);
+        assert!(kv.delete("a/1", 4));
+        kv.set("a/2", b"two".to_vec(), 0, 5);
+        let _ = kv.take_changes();
+        let before = (kv.entries.clone(), kv.tombstones.clone(), kv.table_index);
+        kv.begin();
+        kv.set("a/1", b"again".to_vec(), 0, 6);
+        kv.set("a/1", b"twice".to_vec(), 0, 6);
+        assert!(kv.delete_tree("a/", 6));
+        kv.set("a/3", b"new".to_vec(), 0, 6);
+        kv.rollback();
+        assert_eq!(
+            (kv.entries.clone(), kv.tombstones.clone(), kv.table_index),
+            before
+        );
+        assert!(kv.take_changes().is_empty());
+        assert_eq!(kv.tomb_order.len(), kv.tombstones.len());
+    }
+
+    #[test]
+    fn reaping_takes_the_oldest_tombstone() {
+        let mut kv = Kv::default();
+        for i in 0..=MAX_TOMBSTONES as u64 {
+            kv.set(&format!("k/{i}"), vec![], 0, 10 + i);
+        }
+        for i in (0..=MAX_TOMBSTONES as u64).rev() {
+            assert!(kv.delete(&format!("k/{i}"), 20_000 + i));
+        }
+        assert_eq!(kv.tombstones.len(), MAX_TOMBSTONES);
+        assert!(!kv.tombstones.contains_key("k/0"));
+        assert_eq!(kv.reaped_floor, 20_000);
     }
 
     #[test]
