@@ -87,17 +87,11 @@ impl Kv {
     /// Entries whose key starts with `prefix`, sorted: a range of the ordered map, so it costs
     /// what it yields, not the size of the table.
     pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a KvEntry> + 'a {
-        self.entries
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(prefix))
-            .map(|(_, e)| e)
+        under(&self.entries, prefix).map(|(_, e)| e)
     }
 
     fn tombs<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = u64> + 'a {
-        self.tombstones
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(prefix))
-            .map(|(_, i)| *i)
+        under(&self.tombstones, prefix).map(|(_, i)| *i)
     }
 
     /// Whether anything, an entry or a tombstone, lies under `prefix` (O(log n)).
@@ -372,6 +366,35 @@ impl Kv {
     }
 }
 
+/// The smallest string above every string that starts with `prefix`, when it is cheap to name
+/// (the last byte is ASCII below DEL, as a folder's `/` is): the end of a prefix's range.
+fn successor(prefix: &str) -> Option<String> {
+    let last = *prefix.as_bytes().last()?;
+    if last >= 0x7f {
+        return None;
+    }
+    let mut s = prefix[..prefix.len() - 1].to_string();
+    s.push(char::from(last + 1));
+    Some(s)
+}
+
+/// The pairs of `map` whose key starts with `prefix`. With a [`successor`] the range has both
+/// ends and no key is read to find where it stops (a listing's index then walks only the
+/// tree's nodes); otherwise each key is checked.
+fn under<'a, V>(
+    map: &'a BTreeMap<String, V>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+    let end = successor(prefix);
+    let bounded = end.is_some();
+    let upper = match &end {
+        Some(e) => Bound::Excluded(e.as_str()),
+        None => Bound::Unbounded,
+    };
+    map.range::<str, _>((Bound::Included(prefix), upper))
+        .take_while(move |(k, _)| bounded || k.starts_with(prefix))
+}
+
 /// Values persist as base64 text rather than arrays of numbers.
 mod b64 {
     use base64::Engine as _;
@@ -440,6 +463,23 @@ mod tests {
         assert_eq!(kv.tombstones.len(), MAX_TOMBSTONES);
         assert!(!kv.tombstones.contains_key("k/0"));
         assert_eq!(kv.reaped_floor, 20_000);
+    }
+
+    #[test]
+    fn listing_bounds_match_a_prefix_scan() {
+        let mut kv = Kv::default();
+        let keys = [
+            "a", "a/", "a/b", "a/b/c", "a0", "a\u{7f}", "a\u{7f}x", "ab", "b", "é", "éa",
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            kv.set(k, vec![], 0, i as u64 + 1);
+        }
+        for p in ["", "a", "a/", "a/b", "a\u{7f}", "é", "z"] {
+            let got: Vec<&str> = kv.list(p).map(|e| e.key.as_str()).collect();
+            let mut want: Vec<&str> = keys.iter().copied().filter(|k| k.starts_with(p)).collect();
+            want.sort();
+            assert_eq!(got, want, "prefix {p:?}");
+        }
     }
 
     #[test]
