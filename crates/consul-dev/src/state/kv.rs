@@ -7,6 +7,8 @@
 //! are woken. It must not check sessions' existence or lock-delays (the callers do, as Consul's
 //! endpoints do before the state store sees the write).
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -36,6 +38,37 @@ pub struct KvEntry {
     pub modify_index: u64,
 }
 
+/// An entry as the table holds it: ordered and looked up by its key, so that the key is
+/// stored once (in the entry), not a second time as a map key.
+#[derive(Debug, Clone)]
+struct Slot(KvEntry);
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for Slot {}
+
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Slot {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.key.cmp(&other.0.key)
+    }
+}
+
+impl Borrow<str> for Slot {
+    fn borrow(&self) -> &str {
+        &self.0.key
+    }
+}
+
 /// What a key looked like before a transaction's first touch of it: its entry and tombstone.
 type Undo = (String, Option<KvEntry>, Option<u64>);
 
@@ -50,8 +83,9 @@ struct Journal {
 /// The KV table with its tombstones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Kv {
-    /// Live entries, sorted by key.
-    pub entries: BTreeMap<String, KvEntry>,
+    /// Live entries, sorted by key (persisted as a map from key to entry).
+    #[serde(with = "entries_map")]
+    entries: BTreeSet<Slot>,
     /// Deleted keys and the index of their deletion, so prefix indexes never go backwards.
     pub tombstones: BTreeMap<String, u64>,
     /// Highest index among reaped tombstones: prefix indexes stay at least this high.
@@ -81,17 +115,23 @@ impl Kv {
 
     /// The entry at `key`.
     pub fn get(&self, key: &str) -> Option<&KvEntry> {
-        self.entries.get(key)
+        self.entries.get(key).map(|s| &s.0)
     }
 
     /// Entries whose key starts with `prefix`, sorted: a range of the ordered map, so it costs
     /// what it yields, not the size of the table.
     pub fn list<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a KvEntry> + 'a {
-        under(&self.entries, prefix).map(|(_, e)| e)
+        let (range, bounded) = range_under(&self.entries, prefix);
+        range
+            .take_while(move |s| bounded || s.0.key.starts_with(prefix))
+            .map(|s| &s.0)
     }
 
     fn tombs<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = u64> + 'a {
-        under(&self.tombstones, prefix).map(|(_, i)| *i)
+        let (range, bounded) = range_under(&self.tombstones, prefix);
+        range
+            .take_while(move |(k, _)| bounded || k.starts_with(prefix))
+            .map(|(_, i)| *i)
     }
 
     /// Whether anything, an entry or a tombstone, lies under `prefix` (O(log n)).
@@ -101,9 +141,7 @@ impl Kv {
 
     /// Index of a single-key read: its ModifyIndex, or the table index when missing.
     pub fn key_index(&self, key: &str) -> u64 {
-        self.entries
-            .get(key)
-            .map_or(self.table_index, |e| e.modify_index)
+        self.get(key).map_or(self.table_index, |e| e.modify_index)
     }
 
     /// Index of a prefix read: the highest index under the prefix, entries and tombstones
@@ -146,10 +184,10 @@ impl Kv {
         for (key, entry, tomb) in j.undo.into_iter().rev() {
             match entry {
                 Some(e) => {
-                    self.entries.insert(key.clone(), e);
+                    self.entries.replace(Slot(e));
                 }
                 None => {
-                    self.entries.remove(&key);
+                    self.entries.remove(key.as_str());
                 }
             }
             match tomb {
@@ -171,7 +209,7 @@ impl Kv {
         if let Some(j) = &mut self.journal {
             j.undo.push((
                 key.to_string(),
-                self.entries.get(key).cloned(),
+                self.entries.get(key).map(|s| s.0.clone()),
                 self.tombstones.get(key).copied(),
             ));
         }
@@ -198,7 +236,7 @@ impl Kv {
 
     /// Plain set: keeps Session and CreateIndex, resets LockIndex to 0 (Consul's kvsSetTxn).
     pub fn set(&mut self, key: &str, value: Vec<u8>, flags: u64, idx: u64) {
-        let (create_index, session) = match self.entries.get(key) {
+        let (create_index, session) = match self.get(key) {
             Some(e) => (e.create_index, e.session.clone()),
             None => (idx, None),
         };
@@ -217,17 +255,12 @@ impl Kv {
     fn insert(&mut self, e: KvEntry) {
         self.save(&e.key);
         self.remove_tomb(&e.key);
-        match self.entries.get_mut(&e.key) {
-            Some(slot) => *slot = e,
-            None => {
-                self.entries.insert(e.key.clone(), e);
-            }
-        }
+        self.entries.replace(Slot(e));
     }
 
     /// Check-and-set: `cas == 0` only creates; otherwise ModifyIndex must equal `cas`.
     pub fn cas(&mut self, key: &str, value: Vec<u8>, flags: u64, cas: u64, idx: u64) -> bool {
-        let ok = match self.entries.get(key) {
+        let ok = match self.get(key) {
             None => cas == 0,
             Some(e) => cas != 0 && e.modify_index == cas,
         };
@@ -241,7 +274,7 @@ impl Kv {
     /// Returns false when another session holds the key. Returns true without a write when the
     /// holder re-acquires with identical value and flags.
     pub fn lock(&mut self, key: &str, value: Vec<u8>, flags: u64, session: &str, idx: u64) -> bool {
-        let (lock_index, create_index) = match self.entries.get(key) {
+        let (lock_index, create_index) = match self.get(key) {
             None => (1, idx),
             Some(e) => match e.session.as_deref() {
                 Some(s) if s == session => {
@@ -276,16 +309,17 @@ impl Kv {
         session: &str,
         idx: u64,
     ) -> bool {
-        match self.entries.get(key) {
+        match self.get(key) {
             Some(e) if e.session.as_deref() == Some(session) => {}
             _ => return false,
         }
         self.save(key);
-        if let Some(e) = self.entries.get_mut(key) {
+        if let Some(Slot(mut e)) = self.entries.take(key) {
             e.session = None;
             e.value = value;
             e.flags = flags;
             e.modify_index = idx;
+            self.entries.insert(Slot(e));
         }
         self.mark(key, idx);
         true
@@ -293,7 +327,7 @@ impl Kv {
 
     /// Deletes `key`; a missing key is no write.
     pub fn delete(&mut self, key: &str, idx: u64) -> bool {
-        if !self.entries.contains_key(key) {
+        if !self.entries.contains(key) {
             return false;
         }
         self.save(key);
@@ -309,7 +343,7 @@ impl Kv {
         let keys: Vec<String> = self.list(prefix).map(|e| e.key.clone()).collect();
         for k in &keys {
             self.save(k);
-            self.entries.remove(k);
+            self.entries.remove(k.as_str());
             self.put_tomb(k, idx);
             self.mark(k, idx);
         }
@@ -322,7 +356,7 @@ impl Kv {
 
     /// Delete-CAS: true when the key is missing or its ModifyIndex equals `cas` (then deleted).
     pub fn delete_cas(&mut self, key: &str, cas: u64, idx: u64) -> bool {
-        match self.entries.get(key) {
+        match self.get(key) {
             None => true,
             Some(e) if e.modify_index == cas => self.delete(key, idx),
             Some(_) => false,
@@ -331,13 +365,14 @@ impl Kv {
 
     /// Clears `session` from `key` at `idx` (session invalidation, `release` behaviour).
     pub fn clear_session(&mut self, key: &str, idx: u64) {
-        if !self.entries.contains_key(key) {
+        if !self.entries.contains(key) {
             return;
         }
         self.save(key);
-        if let Some(e) = self.entries.get_mut(key) {
+        if let Some(Slot(mut e)) = self.entries.take(key) {
             e.session = None;
             e.modify_index = idx;
+            self.entries.insert(Slot(e));
         }
         self.mark(key, idx);
     }
@@ -345,9 +380,9 @@ impl Kv {
     /// Keys held by `session`.
     pub fn held_by(&self, session: &str) -> Vec<String> {
         self.entries
-            .values()
-            .filter(|e| e.session.as_deref() == Some(session))
-            .map(|e| e.key.clone())
+            .iter()
+            .filter(|s| s.0.session.as_deref() == Some(session))
+            .map(|s| s.0.key.clone())
             .collect()
     }
 
@@ -378,21 +413,58 @@ fn successor(prefix: &str) -> Option<String> {
     Some(s)
 }
 
-/// The pairs of `map` whose key starts with `prefix`. With a [`successor`] the range has both
-/// ends and no key is read to find where it stops (a listing's index then walks only the
-/// tree's nodes); otherwise each key is checked.
-fn under<'a, V>(
-    map: &'a BTreeMap<String, V>,
-    prefix: &'a str,
-) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+/// The range of `set` from `prefix` on, and whether it ends exactly where the keys under
+/// `prefix` end. With a [`successor`] the range has both ends and no key is read to find where
+/// it stops (a listing's index then walks only the tree's nodes); otherwise the caller checks
+/// each key.
+fn range_under<'a, T: RangeUnder<'a>>(set: &'a T, prefix: &str) -> (T::Range, bool) {
     let end = successor(prefix);
-    let bounded = end.is_some();
     let upper = match &end {
         Some(e) => Bound::Excluded(e.as_str()),
         None => Bound::Unbounded,
     };
-    map.range::<str, _>((Bound::Included(prefix), upper))
-        .take_while(move |(k, _)| bounded || k.starts_with(prefix))
+    (set.range_str(Bound::Included(prefix), upper), end.is_some())
+}
+
+/// The two ordered collections keyed by strings that [`range_under`] serves.
+trait RangeUnder<'a> {
+    type Item;
+    type Range: Iterator<Item = Self::Item>;
+    fn range_str(&'a self, lo: Bound<&str>, hi: Bound<&str>) -> Self::Range;
+}
+
+impl<'a> RangeUnder<'a> for BTreeSet<Slot> {
+    type Item = &'a Slot;
+    type Range = std::collections::btree_set::Range<'a, Slot>;
+    fn range_str(&'a self, lo: Bound<&str>, hi: Bound<&str>) -> Self::Range {
+        self.range::<str, _>((lo, hi))
+    }
+}
+
+impl<'a> RangeUnder<'a> for BTreeMap<String, u64> {
+    type Item = (&'a String, &'a u64);
+    type Range = std::collections::btree_map::Range<'a, String, u64>;
+    fn range_str(&'a self, lo: Bound<&str>, hi: Bound<&str>) -> Self::Range {
+        self.range::<str, _>((lo, hi))
+    }
+}
+
+/// The entries persist as they always have: a map from key to entry.
+mod entries_map {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{KvEntry, Slot};
+
+    pub fn serialize<S: Serializer>(set: &BTreeSet<Slot>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(set.iter().map(|slot| (&slot.0.key, &slot.0)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<Slot>, D::Error> {
+        let map = BTreeMap::<String, KvEntry>::deserialize(d)?;
+        Ok(map.into_values().map(Slot).collect())
+    }
 }
 
 /// Values persist as base64 text rather than arrays of numbers.
@@ -436,7 +508,8 @@ mod tests {
         assert!(kv.delete("a/1", 4));
         kv.set("a/2", b"two".to_vec(), 0, 5);
         let _ = kv.take_changes();
-        let before = (kv.entries.clone(), kv.tombstones.clone(), kv.table_index);
+        let entries = |kv: &Kv| kv.list("").cloned().collect::<Vec<_>>();
+        let before = (entries(&kv), kv.tombstones.clone(), kv.table_index);
         kv.begin();
         kv.set("a/1", b"again".to_vec(), 0, 6);
         kv.set("a/1", b"twice".to_vec(), 0, 6);
@@ -444,7 +517,7 @@ mod tests {
         kv.set("a/3", b"new".to_vec(), 0, 6);
         kv.rollback();
         assert_eq!(
-            (kv.entries.clone(), kv.tombstones.clone(), kv.table_index),
+            (entries(&kv), kv.tombstones.clone(), kv.table_index),
             before
         );
         assert!(kv.take_changes().is_empty());
