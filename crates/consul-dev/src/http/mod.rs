@@ -17,6 +17,7 @@ mod agent;
 mod blocking;
 mod catalog;
 mod dev;
+mod json;
 mod kv;
 mod reply;
 mod session;

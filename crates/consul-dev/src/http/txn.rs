@@ -7,7 +7,8 @@ use base64::Engine as _;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::kv::{write_entry, MAX_VALUE_SIZE};
+use super::json::write_entry;
+use super::kv::MAX_VALUE_SIZE;
 use super::reply::{Ctx, Reply};
 use super::session::field;
 use super::Shared;
