@@ -56,6 +56,9 @@ struct Args {
     /// The consul-dev binary to start.
     #[arg(long)]
     bin: PathBuf,
+    /// Start it with this `--data-dir` (default: memory only).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -181,15 +184,16 @@ impl Drop for Agent {
     }
 }
 
-async fn start(bin: &PathBuf) -> Res<Agent> {
+async fn start(bin: &PathBuf, data_dir: Option<&PathBuf>) -> Res<Agent> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let child = Command::new(bin)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--node", "load"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--node", "load"]);
+    if let Some(dir) = data_dir {
+        cmd.arg("--data-dir").arg(dir);
+    }
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new()).build(connector);
@@ -472,7 +476,7 @@ async fn bulk(agent: &Agent, jobs: usize, watch_kind: Watch, nodes: usize) -> Re
 #[tokio::main]
 async fn main() -> Res<()> {
     let args = Args::parse();
-    let agent = start(&args.bin).await?;
+    let agent = start(&args.bin, args.data_dir.as_ref()).await?;
     match args.mode {
         Mode::Churn {
             jobs,
