@@ -224,3 +224,60 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter(interest: Interest, index: u64) -> Waiter {
+        Waiter {
+            interest,
+            index,
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Whether the write of `key` (at the next index) concerns `interest` waiting at the
+    /// index it would have read just before.
+    fn wakes(s: &mut Store, interest: Interest, key: &str) -> bool {
+        let index = match &interest {
+            Interest::Key(k) => s.kv.key_index(k),
+            Interest::Prefix(p) => s.kv.prefix_index(p),
+            Interest::Sessions => s.sessions_index,
+            Interest::Catalog => s.catalog_index,
+        };
+        let w = waiter(interest, index);
+        let idx = s.next_index();
+        s.kv.set(key, b"v".to_vec(), 0, idx);
+        s.index = idx;
+        let keys = s.kv.take_changes();
+        w.concerned(
+            s,
+            &Changes {
+                keys: &keys,
+                kv_moved: true,
+            },
+        )
+    }
+
+    #[test]
+    fn only_writes_that_can_move_the_index_wake() {
+        let mut s = Store::new("n", "dc1");
+        s.kv.set("jobs/a", vec![], 0, 3);
+        s.kv.set("other/x", vec![], 0, 4);
+        s.index = 4;
+        let _ = s.kv.take_changes();
+        let prefix = |p: &str| Interest::Prefix(p.to_string());
+        let key = |k: &str| Interest::Key(k.to_string());
+        assert!(wakes(&mut s, prefix("jobs/"), "jobs/b"));
+        assert!(!wakes(&mut s, prefix("jobs/"), "other/y"));
+        // An empty prefix and the root answer with the table index, which every write moves.
+        assert!(wakes(&mut s, prefix("none/"), "other/z"));
+        assert!(wakes(&mut s, prefix(""), "other/z"));
+        assert!(wakes(&mut s, key("jobs/a"), "jobs/a"));
+        assert!(!wakes(&mut s, key("jobs/a"), "jobs/ab"));
+        assert!(wakes(&mut s, key("missing"), "other/x"));
+        assert!(!wakes(&mut s, Interest::Sessions, "jobs/a"));
+        assert!(!wakes(&mut s, Interest::Catalog, "jobs/a"));
+    }
+}
