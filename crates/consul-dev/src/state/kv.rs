@@ -205,6 +205,10 @@ impl Kv {
     /// Plain set: keeps Session and CreateIndex, resets LockIndex to 0 (Consul's kvsSetTxn).
     pub fn set(&mut self, key: &str, value: Vec<u8>, flags: u64, idx: u64) {
         let (create_index, session) = match self.get(key) {
+            // Consul (kvsSetTxn) skips a set that changes nothing: the entry keeps its
+            // ModifyIndex and no blocking query wakes. A plain set carries LockIndex 0, so an
+            // entry that was ever locked is always rewritten (its LockIndex resets).
+            Some(e) if e.value == value && e.flags == flags && e.lock_index == 0 => return,
             Some(e) => (e.create_index, e.session.clone()),
             None => (idx, None),
         };
@@ -401,6 +405,18 @@ mod tests {
             Some("s1".into())
         );
         assert_eq!(e.map(|e| e.lock_index), Some(0));
+    }
+
+    #[test]
+    fn unchanged_set_is_not_a_write() {
+        let mut kv = Kv::default();
+        kv.set("k", b"a".to_vec(), 7, 3);
+        let _ = kv.take_changes();
+        kv.set("k", b"a".to_vec(), 7, 4);
+        assert_eq!(kv.get("k").map(|e| e.modify_index), Some(3));
+        assert!(kv.take_changes().is_empty(), "nothing to wake");
+        kv.set("k", b"a".to_vec(), 8, 5);
+        assert_eq!(kv.get("k").map(|e| e.modify_index), Some(5));
     }
 
     #[test]
