@@ -20,9 +20,12 @@ pub fn snapshot_path(dir: &Path) -> PathBuf {
 pub fn load(dir: &Path) -> Result<Option<Store>, DevError> {
     let path = snapshot_path(dir);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| DevError::Snapshot(path, e.to_string())),
+        Ok(bytes) => {
+            let mut store: Store = serde_json::from_slice(&bytes)
+                .map_err(|e| DevError::Snapshot(path, e.to_string()))?;
+            store.kv.rebuild();
+            Ok(Some(store))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(DevError::Io(path, e)),
     }

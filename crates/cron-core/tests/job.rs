@@ -168,3 +168,14 @@ fn unknown_and_missing_fields_are_named() {
     assert!(e.contains("missing field `function`"), "{e}");
     assert!(JobSpec::from_json(b"not json").is_err());
 }
+
+/// A repeated key is taken as its last value, as it always was: the direct parse refuses it
+/// and the checked parse (through a JSON tree) keeps the last one.
+#[test]
+fn a_repeated_key_keeps_its_last_value() {
+    let spec = JobSpec::from_json(
+        br#"{"id":"a","id":"b","function":{"app":"x","path":"/f"},"frequency":"* * * * *"}"#,
+    )
+    .unwrap();
+    assert_eq!(spec.id, "b");
+}

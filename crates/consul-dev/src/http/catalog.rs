@@ -126,6 +126,7 @@ pub async fn route(shared: &Shared, ctx: &Ctx, area: &str, sub: &str) -> Reply {
     blocking::run(
         shared,
         opts,
+        blocking::Interest::Catalog,
         |s| s.catalog_index,
         |s| {
             let has_tag = |x: &Service| tag.as_ref().is_none_or(|t| x.tags.contains(t));

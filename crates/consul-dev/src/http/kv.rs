@@ -9,6 +9,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::blocking;
+use super::json::{write_entry, write_str};
 use super::reply::{Ctx, Reply};
 use super::Shared;
 use crate::state::{KvEntry, Store};
@@ -44,6 +45,26 @@ pub fn entry_json(e: &KvEntry, with_value: bool) -> Value {
         m.insert("Session".to_string(), json!(s));
     }
     v
+}
+
+/// Bytes reserved up front for a listing; the buffer grows from there.
+const LISTING_START_CAPACITY: usize = 4096;
+
+/// A recursive listing of `prefix`, or 404 when nothing lies under it.
+fn render_list(s: &Store, prefix: &str) -> Reply {
+    let mut buf = Vec::with_capacity(LISTING_START_CAPACITY);
+    buf.push(b'[');
+    for e in s.kv.list(prefix) {
+        if buf.len() > 1 {
+            buf.push(b',');
+        }
+        write_entry(&mut buf, e, true);
+    }
+    if buf.len() == 1 {
+        return Reply::empty(StatusCode::NOT_FOUND);
+    }
+    buf.push(b']');
+    Reply::json_bytes(buf)
 }
 
 /// Raw-path traversal (before decoding), as Consul checks it.
@@ -123,17 +144,17 @@ async fn get(shared: &Shared, ctx: &Ctx, key: &str) -> Reply {
             s.kv.key_index(key)
         }
     };
-    blocking::run(shared, opts, index, |s| {
+    let interest = if recurse {
+        blocking::Interest::Prefix(key.to_string())
+    } else {
+        blocking::Interest::Key(key.to_string())
+    };
+    blocking::run(shared, opts, interest, index, |s| {
         if recurse {
-            let list: Vec<Value> = if filtered {
-                Vec::new()
-            } else {
-                s.kv.list(key).map(|e| entry_json(e, true)).collect()
-            };
-            if list.is_empty() {
+            if filtered {
                 return Reply::empty(StatusCode::NOT_FOUND);
             }
-            return Reply::json(&Value::Array(list));
+            return render_list(s, key);
         }
         match s.kv.get(key) {
             None => Reply::empty(StatusCode::NOT_FOUND),
@@ -168,25 +189,35 @@ async fn get_keys(shared: &Shared, ctx: &Ctx, prefix: &str) -> Reply {
     blocking::run(
         shared,
         opts,
+        blocking::Interest::Prefix(prefix.to_string()),
         |s| s.kv.prefix_index(prefix),
         |s| {
-            let mut keys: Vec<String> = Vec::new();
+            let mut buf = Vec::with_capacity(LISTING_START_CAPACITY);
+            buf.push(b'[');
+            let mut last: Option<&str> = None;
             if !filtered {
                 for e in s.kv.list(prefix) {
                     let after = &e.key[prefix.len()..];
+                    // Up to and including the first separator after the prefix: a slice of
+                    // the key itself, so rolling up a folder allocates nothing.
                     let k = match after.find(sep.as_str()).filter(|_| !sep.is_empty()) {
-                        Some(i) => format!("{prefix}{}", &after[..i + sep.len()]),
-                        None => e.key.clone(),
+                        Some(i) => &e.key[..prefix.len() + i + sep.len()],
+                        None => e.key.as_str(),
                     };
-                    if keys.last() != Some(&k) {
-                        keys.push(k);
+                    if last != Some(k) {
+                        if last.is_some() {
+                            buf.push(b',');
+                        }
+                        write_str(&mut buf, k);
+                        last = Some(k);
                     }
                 }
             }
-            if keys.is_empty() && !prefix.is_empty() {
+            if last.is_none() && !prefix.is_empty() {
                 return Reply::empty(StatusCode::NOT_FOUND);
             }
-            Reply::json(&json!(keys))
+            buf.push(b']');
+            Reply::json_bytes(buf)
         },
     )
     .await

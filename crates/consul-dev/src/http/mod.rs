@@ -17,6 +17,7 @@ mod agent;
 mod blocking;
 mod catalog;
 mod dev;
+mod json;
 mod kv;
 mod reply;
 mod session;
@@ -55,8 +56,8 @@ pub struct Faults {
 /// State shared by every connection and the timer task.
 pub struct Shared {
     store: Mutex<Store>,
-    /// The global index, for blocking queries.
-    pub index_tx: watch::Sender<u64>,
+    /// Blocking queries waiting for a write (locked after `store` when both are held).
+    waiters: Mutex<blocking::Waiters>,
     /// The token that ACLs require, when ACLs are on.
     pub acl_token: Option<String>,
     /// Where the snapshot goes.
@@ -74,10 +75,9 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Wraps a store.
     pub fn new(store: Store, acl_token: Option<String>, data_dir: Option<PathBuf>) -> Shared {
-        let (index_tx, _) = watch::channel(store.index);
         Shared {
             store: Mutex::new(store),
-            index_tx,
+            waiters: Mutex::new(blocking::Waiters::default()),
             acl_token,
             data_dir,
             faults: Mutex::new(Faults::default()),
@@ -89,20 +89,31 @@ impl Shared {
         f(&relock(&self.store))
     }
 
-    /// Writes the store; when the index moved, persists and wakes blocking queries.
+    /// Writes the store; when the index moved, persists and wakes the blocking queries the
+    /// write concerns.
     pub fn write<R>(&self, f: impl FnOnce(&mut Store, Instant) -> R) -> R {
         let mut s = relock(&self.store);
         let before = s.index;
+        let floor = s.kv.reaped_floor;
         let r = f(&mut s, Instant::now());
+        let keys = s.kv.take_changes();
         if s.index != before {
             if let Some(dir) = &self.data_dir {
                 if let Err(e) = crate::persist::save(dir, &s) {
                     tracing::error!(error = %e, "could not persist state");
                 }
             }
-            self.index_tx.send_replace(s.index);
+            let changes = blocking::Changes {
+                keys: &keys,
+                kv_moved: !keys.is_empty() || s.kv.reaped_floor != floor,
+            };
+            relock(&self.waiters).wake(&s, &changes);
         }
         r
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, blocking::Waiters> {
+        relock(&self.waiters)
     }
 
     /// Current faults.

@@ -129,6 +129,18 @@ impl Reply {
         }
     }
 
+    /// 200 with a JSON body already written.
+    pub fn json_bytes(body: Vec<u8>) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(body),
+            content_type: Some("application/json"),
+            index: None,
+            consistency: None,
+            extra: Vec::new(),
+        }
+    }
+
     /// A text answer (Consul's errors are plain text).
     pub fn text(status: StatusCode, msg: impl Into<String>) -> Reply {
         Reply {

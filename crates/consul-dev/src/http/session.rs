@@ -94,6 +94,7 @@ async fn list(shared: &Shared, ctx: &Ctx, op: &str, arg: &str) -> Reply {
     blocking::run(
         shared,
         opts,
+        blocking::Interest::Sessions,
         |s| s.sessions_index,
         |s| {
             let items: Vec<Value> = s

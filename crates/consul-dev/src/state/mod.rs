@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod kv;
+mod ordered;
 pub mod session;
 pub mod txn;
 

@@ -1,11 +1,13 @@
-//! `/v1/txn` KV operations: every verb applied at one index on a copy of the KV table, the copy
-//! kept only when no operation failed.
+//! `/v1/txn` KV operations: every verb applied at one index, in place, under the KV table's undo
+//! journal, which is rolled back when any operation failed.
 //!
 //! Must not know the JSON shape (`crate::http::txn` decodes and encodes it).
 
 use std::time::Instant;
 
-use super::{Kv, KvEntry, Store};
+use std::collections::BTreeMap;
+
+use super::{Kv, KvEntry, Session, Store};
 
 /// Operations per transaction (Consul ≥ 1.14; 64 before).
 pub const MAX_TXN_OPS: usize = 128;
@@ -78,142 +80,158 @@ impl Store {
             return TxnOutcome::Failed(pre);
         }
         let idx = self.next_index();
-        let mut kv = self.kv.clone();
+        self.kv.begin();
         let mut results = Vec::new();
         let mut errors = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            match self.apply_op(&mut kv, op, idx) {
+            match apply_op(&mut self.kv, &self.sessions, op, idx) {
                 Ok(mut r) => results.append(&mut r),
                 Err(e) => errors.push((i, e)),
             }
         }
         if !errors.is_empty() {
+            self.kv.rollback();
             return TxnOutcome::Failed(errors);
         }
-        if kv.table_index == idx {
-            self.kv = kv;
+        self.kv.commit();
+        if self.kv.table_index == idx {
             self.index = idx;
         }
         TxnOutcome::Done(results)
     }
+}
 
-    fn apply_op(&self, kv: &mut Kv, op: &TxnOp, idx: u64) -> Result<Vec<TxnResult>, String> {
-        let key = op.key.as_str();
-        let written = |kv: &Kv| -> Vec<TxnResult> {
-            kv.get(key)
-                .map(|e| TxnResult {
-                    entry: e.clone(),
-                    with_value: false,
-                })
-                .into_iter()
-                .collect()
-        };
-        match op.verb.as_str() {
-            "set" => {
-                kv.set(key, op.value.clone(), op.flags, idx);
-                Ok(written(kv))
-            }
-            "cas" => {
-                if kv.cas(key, op.value.clone(), op.flags, op.index, idx) {
-                    Ok(written(kv))
-                } else {
-                    Err(format!("failed to set key {key:?}, index is stale"))
-                }
-            }
-            "lock" => {
-                if op.session.is_empty() {
-                    return Err("missing session".to_string());
-                }
-                if let Some(e) = super::session::lookup_error(&op.session) {
-                    return Err(e);
-                }
-                if !self.sessions.contains_key(&op.session) {
-                    return Err(format!("invalid session {:?}", op.session));
-                }
-                if kv.lock(key, op.value.clone(), op.flags, &op.session, idx) {
-                    Ok(written(kv))
-                } else {
-                    Err(format!("failed to lock key {key:?}, lock is already held"))
-                }
-            }
-            "unlock" => {
-                if op.session.is_empty() {
-                    return Err("missing session".to_string());
-                }
-                if kv.unlock(key, op.value.clone(), op.flags, &op.session, idx) {
-                    Ok(written(kv))
-                } else {
-                    Err(format!(
-                        "failed to unlock key {key:?}, lock isn't held, or is held by another session"
-                    ))
-                }
-            }
-            "delete" => {
-                kv.delete(key, idx);
-                Ok(Vec::new())
-            }
-            "delete-tree" => {
-                kv.delete_tree(key, idx);
-                Ok(Vec::new())
-            }
-            "delete-cas" => {
-                if kv.delete_cas(key, op.index, idx) {
-                    Ok(Vec::new())
-                } else {
-                    Err(format!("failed to delete key {key:?}, index is stale"))
-                }
-            }
-            "get" => match kv.get(key) {
-                Some(e) => Ok(vec![TxnResult {
-                    entry: e.clone(),
-                    with_value: true,
-                }]),
-                None => Err(format!("key {key:?} doesn't exist")),
-            },
-            "get-or-empty" => {
-                let entry = kv.get(key).cloned().unwrap_or_else(|| KvEntry {
-                    key: key.to_string(),
+/// One operation at `idx`; the caller's journal undoes it if another one fails.
+fn apply_op(
+    kv: &mut Kv,
+    sessions: &BTreeMap<String, Session>,
+    op: &TxnOp,
+    idx: u64,
+) -> Result<Vec<TxnResult>, String> {
+    let key = op.key.as_str();
+    // A write's result has no value: copying it would only be thrown away.
+    let written = |kv: &Kv| -> Vec<TxnResult> {
+        kv.get(key)
+            .map(|e| TxnResult {
+                entry: KvEntry {
+                    key: e.key.clone(),
                     value: Vec::new(),
-                    flags: 0,
-                    lock_index: 0,
-                    session: None,
-                    create_index: 0,
-                    modify_index: 0,
-                });
-                Ok(vec![TxnResult {
-                    entry,
-                    with_value: true,
-                }])
-            }
-            "get-tree" => Ok(kv
-                .list(key)
-                .map(|e| TxnResult {
-                    entry: e.clone(),
-                    with_value: true,
-                })
-                .collect()),
-            "check-index" => match kv.get(key) {
-                None => Err(format!("key {key:?} doesn't exist")),
-                Some(e) if e.modify_index != op.index => Err(format!(
-                    "failed index check for key {key:?}, current modify index {} != {}",
-                    e.modify_index, op.index
-                )),
-                Some(_) => Ok(written(kv)),
-            },
-            "check-session" => match kv.get(key) {
-                None => Err(format!("key {key:?} doesn't exist")),
-                Some(e) if e.session.as_deref().unwrap_or("") != op.session => Err(format!(
-                    "failed session check for key {key:?}, current session {:?} != {:?}",
-                    e.session.as_deref().unwrap_or(""),
-                    op.session
-                )),
-                Some(_) => Ok(written(kv)),
-            },
-            "check-not-exists" => match kv.get(key) {
-                Some(_) => Err(format!("key {key:?} exists")),
-                None => Ok(Vec::new()),
-            },
-            other => Err(format!("unknown KV verb {other:?}")),
+                    flags: e.flags,
+                    lock_index: e.lock_index,
+                    session: e.session.clone(),
+                    create_index: e.create_index,
+                    modify_index: e.modify_index,
+                },
+                with_value: false,
+            })
+            .into_iter()
+            .collect()
+    };
+    match op.verb.as_str() {
+        "set" => {
+            kv.set(key, op.value.clone(), op.flags, idx);
+            Ok(written(kv))
         }
+        "cas" => {
+            if kv.cas(key, op.value.clone(), op.flags, op.index, idx) {
+                Ok(written(kv))
+            } else {
+                Err(format!("failed to set key {key:?}, index is stale"))
+            }
+        }
+        "lock" => {
+            if op.session.is_empty() {
+                return Err("missing session".to_string());
+            }
+            if let Some(e) = super::session::lookup_error(&op.session) {
+                return Err(e);
+            }
+            if !sessions.contains_key(&op.session) {
+                return Err(format!("invalid session {:?}", op.session));
+            }
+            if kv.lock(key, op.value.clone(), op.flags, &op.session, idx) {
+                Ok(written(kv))
+            } else {
+                Err(format!("failed to lock key {key:?}, lock is already held"))
+            }
+        }
+        "unlock" => {
+            if op.session.is_empty() {
+                return Err("missing session".to_string());
+            }
+            if kv.unlock(key, op.value.clone(), op.flags, &op.session, idx) {
+                Ok(written(kv))
+            } else {
+                Err(format!(
+                    "failed to unlock key {key:?}, lock isn't held, or is held by another session"
+                ))
+            }
+        }
+        "delete" => {
+            kv.delete(key, idx);
+            Ok(Vec::new())
+        }
+        "delete-tree" => {
+            kv.delete_tree(key, idx);
+            Ok(Vec::new())
+        }
+        "delete-cas" => {
+            if kv.delete_cas(key, op.index, idx) {
+                Ok(Vec::new())
+            } else {
+                Err(format!("failed to delete key {key:?}, index is stale"))
+            }
+        }
+        "get" => match kv.get(key) {
+            Some(e) => Ok(vec![TxnResult {
+                entry: e.clone(),
+                with_value: true,
+            }]),
+            None => Err(format!("key {key:?} doesn't exist")),
+        },
+        "get-or-empty" => {
+            let entry = kv.get(key).cloned().unwrap_or_else(|| KvEntry {
+                key: key.to_string(),
+                value: Vec::new(),
+                flags: 0,
+                lock_index: 0,
+                session: None,
+                create_index: 0,
+                modify_index: 0,
+            });
+            Ok(vec![TxnResult {
+                entry,
+                with_value: true,
+            }])
+        }
+        "get-tree" => Ok(kv
+            .list(key)
+            .map(|e| TxnResult {
+                entry: e.clone(),
+                with_value: true,
+            })
+            .collect()),
+        "check-index" => match kv.get(key) {
+            None => Err(format!("key {key:?} doesn't exist")),
+            Some(e) if e.modify_index != op.index => Err(format!(
+                "failed index check for key {key:?}, current modify index {} != {}",
+                e.modify_index, op.index
+            )),
+            Some(_) => Ok(written(kv)),
+        },
+        "check-session" => match kv.get(key) {
+            None => Err(format!("key {key:?} doesn't exist")),
+            Some(e) if e.session.as_deref().unwrap_or("") != op.session => Err(format!(
+                "failed session check for key {key:?}, current session {:?} != {:?}",
+                e.session.as_deref().unwrap_or(""),
+                op.session
+            )),
+            Some(_) => Ok(written(kv)),
+        },
+        "check-not-exists" => match kv.get(key) {
+            Some(_) => Err(format!("key {key:?} exists")),
+            None => Ok(Vec::new()),
+        },
+        other => Err(format!("unknown KV verb {other:?}")),
     }
 }

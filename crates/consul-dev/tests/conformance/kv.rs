@@ -54,6 +54,24 @@ async fn raw_returns_bytes() {
     assert!(ct.starts_with("text/plain"), "{ct}");
 }
 
+/// kvsSetTxn (Consul 1.7 and later): a write that changes nothing (same value, flags and
+/// session, never locked) leaves ModifyIndex where it was, so a blocking query on the key does
+/// not wake; a different value moves it. Writers that use a key's ModifyIndex as a change
+/// signal must therefore write a value that differs (the job store's shard stamps do).
+#[tokio::test]
+async fn unchanged_write_keeps_modify_index() {
+    let t = Target::start().await;
+    let p = prefix();
+    let key = format!("{p}/same");
+    t.put(&format!("/v1/kv/{key}"), "v").await.ok();
+    let first = t.entry(&key).await["ModifyIndex"].as_u64().unwrap();
+    t.put(&format!("/v1/kv/{p}/other"), "x").await.ok();
+    t.put(&format!("/v1/kv/{key}"), "v").await.ok();
+    assert_eq!(t.entry(&key).await["ModifyIndex"].as_u64().unwrap(), first);
+    t.put(&format!("/v1/kv/{key}"), "w").await.ok();
+    assert!(t.entry(&key).await["ModifyIndex"].as_u64().unwrap() > first);
+}
+
 /// §2: `?flags=N` is stored; a later write without flags resets them to 0.
 #[tokio::test]
 async fn flags_are_overwritten_by_every_write() {

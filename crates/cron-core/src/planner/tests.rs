@@ -1,5 +1,6 @@
 //! Planner tests: many jobs driven by a simulated clock.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -340,4 +341,15 @@ fn catch_up_again_plans_the_same_fires_and_due_never_repeats_them() {
         slots,
         [t("2026-01-01T00:11:00Z"), t("2026-01-01T00:12:00Z")]
     );
+}
+
+/// What each of a million jobs costs the leader (BENCHMARKS.md, cron-core): one byte more here
+/// is a megabyte more there.
+#[test]
+fn per_job_structures_stay_small() {
+    use std::mem::size_of;
+    assert!(size_of::<Option<Entry>>() <= 80, "{}", size_of::<Entry>());
+    assert!(size_of::<Slots>() <= 32, "{}", size_of::<Slots>());
+    assert!(size_of::<crate::Schedule>() <= 32);
+    assert!(size_of::<Job>() <= 376, "{}", size_of::<Job>());
 }

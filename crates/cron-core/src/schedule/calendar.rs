@@ -6,6 +6,7 @@
 //! works on naive local wall-clock time; the time zone and daylight saving are the caller's
 //! ([`super::Schedule::next_after`]).
 
+use chrono_tz::Tz;
 use saffron::parse::{CronExpr, DayOfMonthExpr, DayOfWeekExpr, Expr, Last, OrsExpr};
 
 /// How far ahead a search looks before it gives up: an expression with no match in 400 years
@@ -25,6 +26,42 @@ pub(crate) enum DomRule {
     NearestWeekday(u8),
 }
 
+/// A [`DomRule`] in 4 bytes instead of 8, as the planner holds a calendar per job: bit 0 clear,
+/// the value is the `Days` bitset itself (there is no day 0); bit 0 set, bits 1-2 are the kind
+/// and bits 8-15 its argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedDom(u32);
+
+impl PackedDom {
+    fn pack(rule: DomRule) -> PackedDom {
+        let (kind, arg) = match rule {
+            DomRule::Days(bits) => return PackedDom(bits & !1),
+            DomRule::Last(n) => (0, n),
+            DomRule::LastWeekday(n) => (1, n),
+            DomRule::NearestWeekday(d) => (2, d),
+        };
+        PackedDom(1 | kind << 1 | u32::from(arg) << 8)
+    }
+
+    fn rule(self) -> DomRule {
+        if self.0 & 1 == 0 {
+            return DomRule::Days(self.0);
+        }
+        let arg = self.0.to_le_bytes()[1];
+        match (self.0 >> 1) & 3 {
+            0 => DomRule::Last(arg),
+            1 => DomRule::LastWeekday(arg),
+            _ => DomRule::NearestWeekday(arg),
+        }
+    }
+}
+
+/// Every day of a month, as a `Days` bitset.
+const ALL_DAYS: u32 = 0xffff_fffe;
+
+/// Every day of the week, as a `Days` bitset.
+const ALL_WEEKDAYS: u8 = 0x7f;
+
 /// The day-of-week rule; weekdays count from Sunday = 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DowRule {
@@ -36,21 +73,23 @@ pub(crate) enum DowRule {
     Nth(u8, u8),
 }
 
-/// A compiled crontab expression.
+/// A compiled crontab expression, with its zone: 32 bytes, as the planner holds one per job
+/// (and a 32-byte schedule keeps a validated job in a 400-byte malloc chunk instead of 416).
+/// The zone is not used here (the search is in local time); it rides in the calendar's padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Calendar {
     pub seconds: u64,
     pub minutes: u64,
-    pub hours: u64,
+    pub hours: u32,
     /// Bit `m` set: month `m` (1-12) matches.
-    pub months: u64,
-    pub dom: DomRule,
+    pub months: u16,
+    pub dom: PackedDom,
     pub dow: DowRule,
     /// The Vixie rule: when both day fields are restricted (neither starts with `*`), a day
     /// matches if either matches; otherwise both must.
     pub days_or: bool,
-    /// Both day fields are `*`: every day matches (the fast path).
-    pub every_day: bool,
+    /// The zone of the local times (see [`super::Schedule`]).
+    pub tz: Tz,
 }
 
 /// A local wall-clock time, field by field (month and day from 1).
@@ -93,10 +132,12 @@ const fn span(lo: u32, hi: u32) -> u64 {
 }
 
 impl Calendar {
-    /// Compiles saffron's parse of the five fields, with the seconds from a sixth one (parsed by
-    /// saffron as a minutes field) and the two "starts with `*`" flags of the Vixie rule.
+    /// Compiles saffron's parse of the five fields in zone `tz`, with the seconds from a sixth
+    /// one (parsed by saffron as a minutes field) and the two "starts with `*`" flags of the
+    /// Vixie rule.
     pub(crate) fn compile(
         expr: &CronExpr,
+        tz: Tz,
         seconds: Option<&CronExpr>,
         dom_star: bool,
         dow_star: bool,
@@ -113,7 +154,7 @@ impl Calendar {
             DayOfMonthExpr::Last(Last::Offset(n)) => DomRule::Last((*n).into()),
             DayOfMonthExpr::Last(Last::OffsetWeekday(n)) => DomRule::LastWeekday((*n).into()),
             DayOfMonthExpr::ClosestWeekday(d) => DomRule::NearestWeekday(u8::from(*d) + 1),
-            _ => DomRule::Days(u32::try_from(span(1, 31)).unwrap_or(0)),
+            _ => DomRule::Days(ALL_DAYS),
         };
         // saffron's DayOfWeek converts to 0-6 from Sunday.
         let dow = match &expr.dows {
@@ -122,21 +163,17 @@ impl Calendar {
             ),
             DayOfWeekExpr::Last(d) => DowRule::Last((*d).into()),
             DayOfWeekExpr::Nth(d, k) => DowRule::Nth((*d).into(), (*k).into()),
-            _ => DowRule::Days(0x7f),
+            _ => DowRule::Days(ALL_WEEKDAYS),
         };
-        let every_day = dom_star
-            && dow_star
-            && dom == DomRule::Days(u32::try_from(span(1, 31)).unwrap_or(0))
-            && dow == DowRule::Days(0x7f);
         Calendar {
             seconds,
             minutes: expr_bits(&expr.minutes, span(0, 59)),
-            hours: expr_bits(&expr.hours, span(0, 23)),
-            months: expr_bits(&expr.months, span(0, 11)) << 1,
-            dom,
+            hours: u32::try_from(expr_bits(&expr.hours, span(0, 23))).unwrap_or(0),
+            months: u16::try_from(expr_bits(&expr.months, span(0, 11)) << 1).unwrap_or(0),
+            dom: PackedDom::pack(dom),
             dow,
             days_or: !dom_star && !dow_star,
-            every_day,
+            tz,
         }
     }
 
@@ -144,7 +181,8 @@ impl Calendar {
     fn day_mask(&self, year: i32, month: u32) -> u64 {
         let dim = days_in_month(year, month);
         let all = span(1, dim);
-        if self.every_day {
+        // Every day matches (the fast path), however the fields were written.
+        if self.dom == PackedDom(ALL_DAYS) && self.dow == DowRule::Days(ALL_WEEKDAYS) {
             return all;
         }
         let first = weekday(year, month, 1);
@@ -163,7 +201,7 @@ impl Calendar {
             };
             1 << n
         };
-        let dom = match self.dom {
+        let dom = match self.dom.rule() {
             DomRule::Days(b) => u64::from(b) & all,
             DomRule::Last(n) => dim
                 .checked_sub(u32::from(n))
@@ -223,7 +261,7 @@ impl Calendar {
                 (year, month, day, hour, minute, second) = (year + 1, 1, 1, 0, 0, 0);
                 continue;
             }
-            match next_bit(self.months, month) {
+            match next_bit(u64::from(self.months), month) {
                 Some(m) if m == month => {}
                 Some(m) => (month, day, hour, minute, second) = (m, 1, 0, 0, 0),
                 None => {
@@ -239,7 +277,7 @@ impl Calendar {
                     continue;
                 }
             }
-            match next_bit(self.hours, hour) {
+            match next_bit(u64::from(self.hours), hour) {
                 Some(h) if h == hour => {}
                 Some(h) => (hour, minute, second) = (h, 0, 0),
                 None => {

@@ -20,8 +20,6 @@ mod calendar;
 mod duration;
 mod fields;
 
-use std::fmt;
-
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
@@ -37,25 +35,27 @@ pub const MIN_EVERY_SECS: u64 = 1;
 /// most a few hours, which is 10,800 one-second slots per hour.
 const MAX_FOLD_CANDIDATES: u32 = 200_000;
 
-/// A parsed schedule: an expression and its time zone. Its slots are a pure function of the two.
-#[derive(Debug, Clone)]
+/// A parsed schedule: the compiled form of an expression in its time zone. Its slots are a
+/// pure function of the two. It does not keep the expression as written (a job's is its spec's
+/// `frequency`): a validated job holds one, and a million jobs should not hold their expression
+/// twice. Small and `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
-    expression: String,
     slots: Slots,
 }
 
-/// The compiled schedule: small and `Copy`, so the planner keeps one beside each job and
-/// computes next slots without chasing pointers.
+/// The compiled schedule (32 bytes): the planner keeps one beside each job and computes next
+/// slots without chasing pointers. The zone sits inside each variant (in [`Calendar`] for
+/// cron) so that it takes the calendar's padding instead of a word of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Slots {
-    tz: Tz,
-    kind: Kind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Slots {
     Cron(Calendar),
-    Every(u64),
+    /// `@every`: whole multiples of the period since the epoch, whatever the zone (kept only
+    /// to report it).
+    Every {
+        period: u64,
+        tz: Tz,
+    },
 }
 
 /// Why an expression, a zone or a duration was refused: names the field, the token and what is
@@ -88,20 +88,6 @@ pub enum ScheduleError {
     },
 }
 
-impl PartialEq for Schedule {
-    /// Two schedules are equal when they have the same slots (same compiled form and zone),
-    /// however they are written.
-    fn eq(&self, other: &Schedule) -> bool {
-        self.slots == other.slots
-    }
-}
-
-impl fmt::Display for Schedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.expression)
-    }
-}
-
 fn macro_expansion(name: &str) -> Option<&'static str> {
     Some(match name {
         "@yearly" | "@annually" => "0 0 1 1 *",
@@ -132,8 +118,11 @@ impl Schedule {
             .get(..6)
             .filter(|p| p.eq_ignore_ascii_case("@every"))
             .map(|_| &text[6..]);
-        let kind = if let Some(rest) = every {
-            Kind::Every(parse_every(rest)?)
+        let slots = if let Some(rest) = every {
+            Slots::Every {
+                period: parse_every(rest)?,
+                tz,
+            }
         } else if text.starts_with('@') {
             let lower = text.to_ascii_lowercase();
             let Some(exp) = macro_expansion(&lower) else {
@@ -142,31 +131,22 @@ impl Schedule {
                      @midnight @hourly @every <duration>)"
                 )));
             };
-            Kind::Cron(compile(exp)?)
+            Slots::Cron(compile(exp, tz)?)
         } else {
-            Kind::Cron(compile(text)?)
+            Slots::Cron(compile(text, tz)?)
         };
-        let slots = Slots { tz, kind };
         // Day fields repeat every 400 years: no slot in the first 400 means none ever.
         if slots.next_after(0).is_none() {
             return Err(ScheduleError::Form(format!(
                 "{text:?} never fires: no date matches its day and month fields"
             )));
         }
-        Ok(Schedule {
-            expression: expression.to_string(),
-            slots,
-        })
-    }
-
-    /// The expression as written.
-    pub fn expression(&self) -> &str {
-        &self.expression
+        Ok(Schedule { slots })
     }
 
     /// The IANA name of the schedule's zone (`UTC` by default).
     pub fn timezone(&self) -> &'static str {
-        self.slots.tz.name()
+        self.slots.tz().name()
     }
 
     /// The slots strictly after `after`, in order (what `cronnode next` prints).
@@ -190,73 +170,83 @@ impl Schedule {
 }
 
 impl Slots {
+    fn tz(&self) -> Tz {
+        match self {
+            Slots::Cron(cal) => cal.tz,
+            Slots::Every { tz, .. } => *tz,
+        }
+    }
+
     /// The first slot strictly after `after_secs`, in Unix seconds.
     pub(crate) fn next_after(&self, after_secs: i64) -> Option<i64> {
-        match &self.kind {
-            Kind::Every(period) => {
+        match self {
+            Slots::Every { period, .. } => {
                 let p = i64::try_from(*period).ok()?;
                 after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)
             }
-            Kind::Cron(cal) => {
-                if self.tz == Tz::UTC {
+            Slots::Cron(cal) => {
+                if cal.tz == Tz::UTC {
                     let start = civil_of(after_secs.checked_add(1)?)?;
                     Some(timestamp_of_civil(cal.next_match(start)?))
                 } else {
-                    self.next_in_zone(cal, after_secs)
+                    next_in_zone(cal, after_secs)
                 }
             }
         }
     }
+}
 
-    fn next_in_zone(&self, cal: &Calendar, after_secs: i64) -> Option<i64> {
-        let first = DateTime::from_timestamp(after_secs.checked_add(1)?, 0)?;
-        let mut local = first.with_timezone(&self.tz).naive_local();
-        for _ in 0..MAX_FOLD_CANDIDATES {
-            let m = cal.next_match(civil_of_naive(local))?;
-            let naive = naive_of_civil(m)?;
-            let instant = match self.tz.from_local_datetime(&naive) {
-                LocalResult::Single(t) => t.timestamp(),
-                // Fires once, at the first occurrence.
-                LocalResult::Ambiguous(a, b) => a.timestamp().min(b.timestamp()),
-                // Inside a gap: the first instant after it.
-                LocalResult::None => self.gap_end(naive)?,
-            };
-            if instant > after_secs {
-                return Some(instant);
-            }
-            // A repeated local time whose first occurrence is already past: try the next one.
-            local = naive.checked_add_signed(chrono::Duration::seconds(1))?;
-        }
-        None
-    }
-
-    /// The first instant whose local time is at or after `naive`, a time inside a gap: the
-    /// instant the clocks jumped.
-    fn gap_end(&self, naive: NaiveDateTime) -> Option<i64> {
-        let as_utc = naive.and_utc().timestamp();
-        // Offsets are within ±26 h, so the transition lies within this interval.
-        let (mut lo, mut hi) = (as_utc - 30 * 3600, as_utc + 30 * 3600);
-        let local_at = |t: i64| -> Option<NaiveDateTime> {
-            Some(
-                DateTime::from_timestamp(t, 0)?
-                    .with_timezone(&self.tz)
-                    .naive_local(),
-            )
+/// The first slot strictly after `after_secs` of `cal` in its (non-UTC) zone, by the
+/// daylight-saving rules of the module docs.
+fn next_in_zone(cal: &Calendar, after_secs: i64) -> Option<i64> {
+    let tz = cal.tz;
+    let first = DateTime::from_timestamp(after_secs.checked_add(1)?, 0)?;
+    let mut local = first.with_timezone(&tz).naive_local();
+    for _ in 0..MAX_FOLD_CANDIDATES {
+        let m = cal.next_match(civil_of_naive(local))?;
+        let naive = naive_of_civil(m)?;
+        let instant = match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t.timestamp(),
+            // Fires once, at the first occurrence.
+            LocalResult::Ambiguous(a, b) => a.timestamp().min(b.timestamp()),
+            // Inside a gap: the first instant after it.
+            LocalResult::None => gap_end(tz, naive)?,
         };
-        if local_at(hi)? < naive {
-            return None;
+        if instant > after_secs {
+            return Some(instant);
         }
-        // Smallest t in (lo, hi] with local(t) >= naive.
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if local_at(mid)? >= naive {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        Some(hi)
+        // A repeated local time whose first occurrence is already past: try the next one.
+        local = naive.checked_add_signed(chrono::Duration::seconds(1))?;
     }
+    None
+}
+
+/// The first instant whose local time in `tz` is at or after `naive`, a time inside a gap: the
+/// instant the clocks jumped.
+fn gap_end(tz: Tz, naive: NaiveDateTime) -> Option<i64> {
+    let as_utc = naive.and_utc().timestamp();
+    // Offsets are within ±26 h, so the transition lies within this interval.
+    let (mut lo, mut hi) = (as_utc - 30 * 3600, as_utc + 30 * 3600);
+    let local_at = |t: i64| -> Option<NaiveDateTime> {
+        Some(
+            DateTime::from_timestamp(t, 0)?
+                .with_timezone(&tz)
+                .naive_local(),
+        )
+    };
+    if local_at(hi)? < naive {
+        return None;
+    }
+    // Smallest t in (lo, hi] with local(t) >= naive.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if local_at(mid)? >= naive {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
 }
 
 fn parse_every(rest: &str) -> Result<u64, ScheduleError> {
@@ -276,7 +266,7 @@ fn parse_every(rest: &str) -> Result<u64, ScheduleError> {
     Ok(d.as_secs())
 }
 
-fn compile(text: &str) -> Result<Calendar, ScheduleError> {
+fn compile(text: &str, tz: Tz) -> Result<Calendar, ScheduleError> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let (second, rest) = match parts.len() {
         5 => (None, &parts[..]),
@@ -316,6 +306,7 @@ fn compile(text: &str) -> Result<Calendar, ScheduleError> {
     };
     Ok(Calendar::compile(
         &expr,
+        tz,
         seconds.as_ref(),
         rest[2].starts_with('*'),
         rest[4].starts_with('*'),
