@@ -212,7 +212,7 @@ impl Cluster {
     /// Writes `specs` into Consul KV as the job store lays them out (`JobStore::key`, one
     /// folder per shard), `TXN_OPS` operations per transaction, `TXN_PARALLEL` at a time. The
     /// jobs are written shard by shard and each transaction also sets the stamp of the shards
-    /// it wrote (`JobStore::stamp_key`), as the store's own writes do: that is what wakes the
+    /// it wrote (`JobStore::stamp_key`, a value naming the write), as the store's own writes do: that is what wakes the
     /// nodes' watches, which then read only those shards.
     pub async fn put_jobs(&self, specs: Vec<Value>) -> Result<()> {
         let store = JobStore::new(
@@ -236,7 +236,10 @@ impl Cluster {
             ops.push(json!({"KV": {"Verb": "set", "Key": key, "Value": value}}));
             let last_of_shard = keyed.get(i + 1).is_none_or(|(s, _, _)| s != shard_stamp);
             if last_of_shard || ops.len() + 1 == TXN_OPS {
-                ops.push(json!({"KV": {"Verb": "set", "Key": shard_stamp, "Value": ""}}));
+                // Consul leaves a key's ModifyIndex alone when a set writes the value it
+                // already holds, so each stamp names the write (as the store's own do).
+                let stamp = b64.encode(format!("load {key}"));
+                ops.push(json!({"KV": {"Verb": "set", "Key": shard_stamp, "Value": stamp}}));
                 if ops.len() + 2 > TXN_OPS || i + 1 == keyed.len() {
                     txns.push(serde_json::to_vec(&std::mem::take(&mut ops))?);
                 }
