@@ -224,7 +224,9 @@ impl Cluster {
         for s in &specs {
             let id = s["id"].as_str().unwrap_or("");
             let key = store.key(id).with_context(|| format!("job id {id:?}"))?;
-            let stamp = store.stamp_key(id).with_context(|| format!("job id {id:?}"))?;
+            let stamp = store
+                .stamp_key(id)
+                .with_context(|| format!("job id {id:?}"))?;
             keyed.push((stamp, key, b64.encode(s.to_string())));
         }
         keyed.sort_unstable();

@@ -53,10 +53,12 @@ pub struct Outcome {
     pub created: Summary,
     /// Consumer receipt − slot (an upper bound of the enqueue instant), ms.
     pub recv: Summary,
+    /// First counted in the queue − slot (the tighter upper bound; see consumer.rs), ms.
+    pub seen: Summary,
     /// Time from writing the jobs to the leader having them all, s.
     pub load_s: f64,
-    /// Burst only: first to last `created_at`, ms.
-    pub burst_ms: f64,
+    /// Burst only: slot to the last task counted in the queue, ms.
+    pub last_seen_ms: f64,
     /// Burst only: slot to the last task popped, ms.
     pub last_recv_ms: f64,
     /// Leader CPU time during the measured window, s.
@@ -188,8 +190,12 @@ pub async fn run(
             .filter_map(|r| Some(r.recv_us as f64 / 1000.0 - r.slot_ms? as f64))
             .collect(),
     );
-    let first_created = recs.iter().filter_map(|r| r.created_ms).min().unwrap_or(0);
-    let last_created = recs.iter().filter_map(|r| r.created_ms).max().unwrap_or(0);
+    let seen = summary(
+        recs.iter()
+            .filter_map(|r| Some(r.seen_us as f64 / 1000.0 - r.slot_ms? as f64))
+            .collect(),
+    );
+    let last_seen = recs.iter().map(|r| r.seen_us).max().unwrap_or(0);
     let last_recv = recs.iter().map(|r| r.recv_us).max().unwrap_or(0);
     let task_bytes = recs.iter().map(|r| r.bytes).sum::<usize>() / recs.len().max(1);
 
@@ -203,8 +209,9 @@ pub async fn run(
         spread,
         created,
         recv,
+        seen,
         load_s,
-        burst_ms: (last_created - first_created) as f64,
+        last_seen_ms: last_seen as f64 / 1000.0 - lo as f64,
         last_recv_ms: last_recv as f64 / 1000.0 - lo as f64,
         cpu_s,
         task_bytes,

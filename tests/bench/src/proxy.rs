@@ -187,7 +187,10 @@ mod tests {
         count_lines(&mut stray, &counts);
         assert_eq!(counts.snapshot().len(), 2, "only Consul's API is counted");
         assert_eq!(normalise("/v1/kv/p/jobs/3a/"), "/v1/kv/p/jobs/<shard>/");
-        assert_eq!(normalise("/v1/kv/p/jobs/3a/report"), "/v1/kv/p/jobs/<shard>/<id>");
+        assert_eq!(
+            normalise("/v1/kv/p/jobs/3a/report"),
+            "/v1/kv/p/jobs/<shard>/<id>"
+        );
         assert_eq!(normalise("/v1/kv/p/jobs/report"), "/v1/kv/p/jobs/<id>");
         assert_eq!(normalise("/v1/kv/p/job-shards/"), "/v1/kv/p/job-shards/");
     }
