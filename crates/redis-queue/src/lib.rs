@@ -46,6 +46,7 @@ pub mod test_server;
 
 pub use error::QueueError;
 pub use queue::{
-    dedupe_ttl, BatchOutcome, FireOutcome, Queue, QueueConfig, QueueDepths, DEDUPE_MARGIN,
+    dedupe_ttl, BatchOutcome, FireOutcome, Queue, QueueConfig, QueueDepths, ReleaseOutcome,
+    ReleasedSlot, DEDUPE_MARGIN, RELEASE_TASKS_PER_CALL,
 };
 pub use task::{encode_task, HistoryEntry, Task, TaskError, TaskSettings};
