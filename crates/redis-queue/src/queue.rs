@@ -394,47 +394,52 @@ impl Queue {
             return Err(QueueError::Token(token));
         }
         let mut conn = self.conn.clone();
-        let lists = self.staged_lists(&mut conn, now.timestamp()).await?;
         let mut moved: BTreeMap<i64, u64> = BTreeMap::new();
         let script = script::release();
-        let mut i = 0;
-        while i < lists.len() {
-            let group = &lists[i..lists.len().min(i + RELEASE_LISTS_PER_CALL)];
-            let mut inv = script.prepare_invoke();
-            inv.key(&self.keys.fence)
-                .key(&self.keys.staging)
-                .key(&self.keys.queues[..]);
-            for (member, _, _) in group {
-                inv.key(self.keys.staging_list(member));
-            }
-            inv.arg(token.to_string()).arg(RELEASE_TASKS_PER_CALL);
-            for (member, _, priority) in group {
-                inv.arg(*priority).arg(member);
-            }
-            let answer: Value = inv
-                .invoke_async(&mut conn)
-                .await
-                .map_err(QueueError::from_call)?;
-            let lists_done = match script::decode_release(answer)? {
-                script::ReleaseAnswer::Fenced(fence) => {
-                    return Ok(ReleaseOutcome::Fenced { fence })
+        // Released lists leave the index, so a full read is followed by another.
+        let mut full = true;
+        while full {
+            let lists = self.staged_lists(&mut conn, now.timestamp()).await?;
+            full = lists.len() >= STAGED_READ_LIMIT;
+            let mut i = 0;
+            while i < lists.len() {
+                let group = &lists[i..lists.len().min(i + RELEASE_LISTS_PER_CALL)];
+                let mut inv = script.prepare_invoke();
+                inv.key(&self.keys.fence)
+                    .key(&self.keys.staging)
+                    .key(&self.keys.queues[..]);
+                for (member, _, _) in group {
+                    inv.key(self.keys.staging_list(member));
                 }
-                script::ReleaseAnswer::Done(answers) => {
-                    let mut progress = false;
-                    for ((_, slot, _), a) in group.iter().zip(&answers) {
-                        *moved.entry(*slot).or_default() += a.moved;
-                        progress |= a.moved > 0 || a.done;
-                    }
-                    if !progress {
-                        return Err(QueueError::Protocol(
-                            "the release script moved nothing and finished no list".into(),
-                        ));
-                    }
-                    answers.iter().take_while(|a| a.done).count()
+                inv.arg(token.to_string()).arg(RELEASE_TASKS_PER_CALL);
+                for (member, _, priority) in group {
+                    inv.arg(*priority).arg(member);
                 }
-            };
-            // A list the budget cut short is named again first in the next call.
-            i += lists_done;
+                let answer: Value = inv
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(QueueError::from_call)?;
+                let lists_done = match script::decode_release(answer)? {
+                    script::ReleaseAnswer::Fenced(fence) => {
+                        return Ok(ReleaseOutcome::Fenced { fence })
+                    }
+                    script::ReleaseAnswer::Done(answers) => {
+                        let mut progress = false;
+                        for ((_, slot, _), a) in group.iter().zip(&answers) {
+                            *moved.entry(*slot).or_default() += a.moved;
+                            progress |= a.moved > 0 || a.done;
+                        }
+                        if !progress {
+                            return Err(QueueError::Protocol(
+                                "the release script moved nothing and finished no list".into(),
+                            ));
+                        }
+                        answers.iter().take_while(|a| a.done).count()
+                    }
+                };
+                // A list the budget cut short is named again first in the next call.
+                i += lists_done;
+            }
         }
         Ok(ReleaseOutcome::Done(
             moved
@@ -462,7 +467,8 @@ impl Queue {
     }
 
     /// The staging index entries with a slot at or before `until`: (member, slot, priority),
-    /// by slot. Entries this crate did not write are skipped (and logged).
+    /// by slot, from a read of at most [`STAGED_READ_LIMIT`] entries. Entries this crate did
+    /// not write are skipped (and logged).
     async fn staged_lists(
         &self,
         conn: &mut ConnectionManager,
