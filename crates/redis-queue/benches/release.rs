@@ -2,10 +2,17 @@
 //! (the fenced, deduplicated work, done ahead of the slot) and to release them into the queue
 //! (the work left at the slot), per task. Run with `cargo bench -p redis-queue --bench release`.
 //!
-//! The release is measured into an empty queue (the staging list becomes the queue: RENAME)
-//! and into a queue that already holds tasks (moved in chunks: LRANGE, a variadic LPUSH,
-//! LTRIM), beside a variant that moves them one by one with RPOPLPUSH (the alternative that
-//! was not chosen), on the same server in the same run.
+//! The release is measured into an empty queue (the staging list becomes the queue: RENAME),
+//! into a queue with a small backlog (the backlog moves behind the staged tasks, then RENAME),
+//! and into one with a backlog larger than the burst (the staged tasks move in chunks: LRANGE,
+//! a variadic LPUSH, LTRIM), beside a variant that moves them one by one with RPOPLPUSH (the
+//! alternative that was not chosen), on the same server in the same run.
+//!
+//! Wall-clock figures move with the machine's load. For instructions instead, run the server
+//! under callgrind (a `redis-server` wrapper first in `PATH` that execs `valgrind
+//! --tool=callgrind --toggle-collect=evalShaCommand --toggle-collect=evalCommand
+//! redis-server "$@"`) with `BENCH_CALLGRIND=1 BENCH_ROUNDS=1`: the bench dumps the counters
+//! after each phase (`callgrind_control -d <phase>`), one file per phase.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -19,6 +26,37 @@ use redis_queue::{BatchOutcome, Queue, QueueConfig, ReleaseOutcome, TaskSettings
 
 const JOBS: usize = 10_000;
 const ROUNDS: i64 = 5;
+/// Tasks already in the queue at the slot: a consumer a little behind…
+const SMALL_BACKLOG: usize = 100;
+/// …and one far behind (more than the burst).
+const LARGE_BACKLOG: usize = 20_000;
+
+/// Replaces queue0 with `len` task-sized entries.
+async fn backlog(conn: &mut MultiplexedConnection, len: usize) {
+    let _: () = redis::cmd("DEL")
+        .arg("queue0")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let task = "x".repeat(480);
+    for chunk in (0..len).collect::<Vec<_>>().chunks(1000) {
+        let _: () = redis::cmd("LPUSH")
+            .arg("queue0")
+            .arg(vec![task.as_str(); chunk.len()])
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Dumps callgrind's counters (when the server runs under it) with `phase` as the reason.
+fn dump(phase: &str) {
+    if std::env::var_os("BENCH_CALLGRIND").is_some() {
+        let _ = std::process::Command::new("callgrind_control")
+            .args(["-d", phase])
+            .output();
+    }
+}
 
 /// The release script's layout, moving task by task with RPOPLPUSH (for comparison only).
 const ONE_BY_ONE_LUA: &str = r"
@@ -112,40 +150,67 @@ async fn main() {
         .collect();
     let t0 = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
     let n = JOBS as f64;
-    for round in 0..ROUNDS {
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROUNDS);
+    dump("setup");
+    for round in 0..rounds {
         let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
         usec(&mut conn, "evalsha").await;
-        let base = t0 + chrono::Duration::minutes(round * 3);
+        let base = t0 + chrono::Duration::minutes(round * 4);
 
         // 1. Into an empty queue.
         let took = stage(&q, &jobs, base, &settings).await;
         let stage_us = usec(&mut conn, "evalsha").await;
+        dump("stage");
         let (rel, moved) = release(&q, base).await;
         assert_eq!(moved, JOBS as u64);
         let rel_us = usec(&mut conn, "evalsha").await;
+        dump("release-empty");
         println!(
             "round {round}: stage {took:.2?} ({:.2} us/fire in Redis); release into an empty queue {rel:.2?} ({:.3} us/task in Redis)",
             stage_us / n,
             rel_us / n
         );
 
-        // 2. Into a queue that holds something: moved in chunks.
+        // 2. Into a queue with a small backlog: the backlog moves behind the staged tasks.
         let slot = base + chrono::Duration::minutes(1);
         stage(&q, &jobs, slot, &settings).await;
+        backlog(&mut conn, SMALL_BACKLOG).await;
         usec(&mut conn, "evalsha").await;
+        dump("stage");
         let (rel, moved) = release(&q, slot).await;
         assert_eq!(moved, JOBS as u64);
         let rel_us = usec(&mut conn, "evalsha").await;
+        dump("release-small-backlog");
         println!(
-            "round {round}: release into a busy queue (LRANGE+LPUSH+LTRIM) {rel:.2?} ({:.3} us/task in Redis)",
+            "round {round}: release into a queue holding {SMALL_BACKLOG} tasks {rel:.2?} ({:.3} us/task in Redis)",
             rel_us / n
         );
 
-        // 3. The same, one by one (RPOPLPUSH), through the same layout.
+        // 3. Into a queue with a large backlog: the staged tasks move, in chunks.
         let slot = base + chrono::Duration::minutes(2);
         stage(&q, &jobs, slot, &settings).await;
+        backlog(&mut conn, LARGE_BACKLOG).await;
+        usec(&mut conn, "evalsha").await;
+        dump("stage");
+        let (rel, moved) = release(&q, slot).await;
+        assert_eq!(moved, JOBS as u64);
+        let rel_us = usec(&mut conn, "evalsha").await;
+        dump("release-chunks");
+        println!(
+            "round {round}: release into a queue holding {LARGE_BACKLOG} tasks (LRANGE+LPUSH+LTRIM) {rel:.2?} ({:.3} us/task in Redis)",
+            rel_us / n
+        );
+
+        // 4. The same, one by one (RPOPLPUSH), through the same layout.
+        let slot = base + chrono::Duration::minutes(3);
+        stage(&q, &jobs, slot, &settings).await;
+        backlog(&mut conn, LARGE_BACKLOG).await;
         let member = format!("{}:0", slot.timestamp());
         usec(&mut conn, "eval").await;
+        dump("stage");
         let start = Instant::now();
         loop {
             let out: Vec<i64> = redis::cmd("EVAL")
@@ -170,8 +235,9 @@ async fn main() {
         }
         let took = start.elapsed();
         let one_us = usec(&mut conn, "eval").await;
+        dump("release-one-by-one");
         println!(
-            "round {round}: release into a busy queue one by one (RPOPLPUSH) {took:.2?} ({:.3} us/task in Redis)",
+            "round {round}: release into a queue holding {LARGE_BACKLOG} tasks one by one (RPOPLPUSH) {took:.2?} ({:.3} us/task in Redis)",
             one_us / n
         );
     }

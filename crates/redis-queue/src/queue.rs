@@ -380,8 +380,10 @@ impl Queue {
     /// leader's fencing `token`: the staging lists oldest slot first, each task exactly once
     /// (a list is moved and removed, with its index entry, by one atomic call), and in staging
     /// order behind what the queue already holds (RPOP consumers take the older tasks first).
-    /// A staging list whose queue is empty becomes the queue in O(1); otherwise tasks are
-    /// moved in calls of at most [`RELEASE_TASKS_PER_CALL`], so no call holds Redis long.
+    /// A staging list whose queue is empty becomes the queue in O(1); otherwise the shorter
+    /// side is moved (the queue's backlog behind the staged tasks, or the staged tasks onto
+    /// the queue), at most [`RELEASE_TASKS_PER_CALL`] tasks per call, so no call holds Redis
+    /// long.
     ///
     /// Safe to repeat: on [`QueueError::Unknown`] call it again (what was moved is gone from
     /// the staging lists). A token above the fence raises it.

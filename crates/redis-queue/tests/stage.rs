@@ -171,7 +171,7 @@ async fn release_keeps_fifo_behind_queued_tasks_and_orders_slots_and_priorities(
 }
 
 #[tokio::test]
-async fn a_large_release_into_a_busy_queue_takes_several_calls_and_keeps_order() {
+async fn a_large_release_into_a_busy_queue_keeps_order() {
     let server = RedisServer::start().unwrap();
     let q = queue(&server).await;
     let mut conn = raw(&server).await;
@@ -180,20 +180,47 @@ async fn a_large_release_into_a_busy_queue_takes_several_calls_and_keeps_order()
     let slot = t0() + secs(30);
     let batch = fires_at(&js, slot);
     done(q.stage(&batch, 7, &settings(), t0()).await.unwrap());
-    // A task already queued: the staged list cannot simply become the queue.
-    let other = vec![job("other", json!({}))];
-    let first = fires_at(&other, t0());
-    done(q.enqueue(&first, 7, &settings(), t0()).await.unwrap());
-
-    let r = released(q.release(7, slot).await.unwrap());
-    assert_eq!(
-        r,
+    // A backlog longer than the staged list: the staged tasks are moved, budget by budget.
+    let backlog: Vec<String> = (0..=n).map(|i| format!("pre-{i}")).collect();
+    for chunk in backlog.chunks(1000) {
+        let tasks: Vec<String> = chunk
+            .iter()
+            .map(|id| json!({"id": id}).to_string())
+            .collect();
+        let _: () = redis::cmd("LPUSH")
+            .arg("queue0")
+            .arg(tasks)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let all = |slot| {
         vec![ReleasedSlot {
             slot,
-            tasks: n as u64
+            tasks: n as u64,
         }]
-    );
-    let mut want = ids(&first);
+    };
+
+    assert_eq!(released(q.release(7, slot).await.unwrap()), all(slot));
+    let mut want = backlog;
+    want.extend(ids(&batch));
+    assert_eq!(queued_ids(&mut conn, "queue0").await, want);
+    assert!(keys(&mut conn, "*staging*").await.is_empty());
+
+    // A backlog shorter than the staged list moves behind it instead; the order is the same.
+    let slot = slot + secs(60);
+    let batch = fires_at(&js, slot);
+    done(q.stage(&batch, 7, &settings(), t0()).await.unwrap());
+    let _: () = redis::cmd("LTRIM")
+        .arg("queue0")
+        .arg(0)
+        .arg(2)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut want = queued_ids(&mut conn, "queue0").await;
+    assert_eq!(want.len(), 3);
+    assert_eq!(released(q.release(7, slot).await.unwrap()), all(slot));
     want.extend(ids(&batch));
     assert_eq!(queued_ids(&mut conn, "queue0").await, want);
     assert!(keys(&mut conn, "*staging*").await.is_empty());
