@@ -127,9 +127,12 @@ async fn release(q: &Queue, slot: DateTime<Utc>) -> (Duration, u64) {
 #[tokio::main]
 async fn main() {
     let server = RedisServer::start().unwrap();
+    // Generous: under callgrind a 5,000-task script call takes seconds.
+    let cfg =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(120)));
     let mut conn = redis::Client::open(server.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&cfg)
         .await
         .unwrap();
     let q = Queue::connect(QueueConfig::new(server.url()))
