@@ -9,12 +9,12 @@
 //! 1. raise the fence to our token; if the fence is *above* it (Consul was rebuilt from
 //!    scratch, its Raft indexes started again), enqueue nothing, say so (log, metric, API) and
 //!    wait for `cronnode fence reset --yes`;
-//! 2. load the jobs, read every job's cursor, enqueue each job's catch-up by its policy;
-//!    Before the catch-up, release what an earlier leader staged and is due (`staging.rs`);
+//! 2. learn the slots an earlier leader staged and release the due ones (`staging.rs`); load
+//!    the jobs, read every job's cursor, enqueue each job's catch-up by its policy;
 //! 3. sleep until the next staged slot to release, the planner's next slot minus
-//!    `staging::LOOKAHEAD`, a job change, a command or a leadership change; release due staged slots
-//!    first, then stage the fires due within the lookahead (enqueue directly those whose slot
-//!    has passed), in batches; on a Redis error keep the same fires and retry with backoff
+//!    `staging::LOOKAHEAD`, a job change, a command or a leadership change; release due staged
+//!    slots first, then stage the fires due within the lookahead (enqueue directly those whose
+//!    slot has passed), in batches; on a Redis error keep the same fires and retry with backoff
 //!    (their fire ids make a retry harmless) for as long as we still lead.
 //!
 //! On any sign of lost leadership (the watch leaves `Leader{token}`, or the script answers
