@@ -77,7 +77,7 @@ impl Metrics {
         let lateness = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         r.register(
             "fire_lateness_seconds",
-            "Enqueue instant minus scheduled slot, for scheduled fires",
+            "Instant a scheduled fire reached the queue (enqueued, or its staged task released) minus its slot",
             lateness.clone(),
         );
         let is_leader = Gauge::default();

@@ -1,24 +1,30 @@
--- cronnode: fenced, deduplicated batch enqueue (one atomic call per batch).
+-- cronnode: fenced, deduplicated batch enqueue (one atomic call per batch). The same script
+-- stages fires ahead of their slot (Queue::stage): then the immediate tasks go to staging lists
+-- (one per slot and priority, registered in the staging index) instead of the platform's queues,
+-- and release.lua moves them at the slot.
 --
 -- KEYS[1] fence            string, the highest fencing token seen (decimal u64)
 -- KEYS[2] cursors          hash, job id -> last enqueued slot (unix seconds); only advances
--- KEYS[3..5] queue0..2     the platform's lists
--- KEYS[6] delays           sorted set, score ready time (unix seconds), member delayed id
--- KEYS[7] delayed_jobs     hash, delayed id -> task JSON
--- KEYS[8] delays_counter   INCR counter issuing delayed ids
--- KEYS[8 + b]              dedupe bucket b (a hash per slot minute, field fire id), b = 1..B
--- KEYS[8 + B + j]          the history list (oldest first) of the j-th distinct job, in the
+-- KEYS[3] delays           sorted set, score ready time (unix seconds), member delayed id
+-- KEYS[4] delayed_jobs     hash, delayed id -> task JSON
+-- KEYS[5] delays_counter   INCR counter issuing delayed ids
+-- KEYS[6] staging index    sorted set, score slot (unix seconds), member '<slot>:<priority>'
+-- KEYS[6 + t]              target list t = 1..T: a platform queue, or a staging list
+-- KEYS[6 + T + b]          dedupe bucket b (a hash per slot minute, field fire id), b = 1..B
+-- KEYS[6 + T + B + j]      the history list (oldest first) of the j-th distinct job, in the
 --                          order the jobs first appear among the fires
 --
--- ARGV[1] token, ARGV[2] now (unix seconds), ARGV[3] history length, ARGV[4] history trim
--- threshold, ARGV[5] B, ARGV[5 + b] the TTL (ms) bucket b must have at least.
+-- ARGV[1] token, ARGV[2] history length, ARGV[3] history trim threshold, ARGV[4] T, ARGV[5] B,
+-- then per target t two fields: its index score and member ('' '' for a platform queue, which
+-- has no index entry), then per bucket b the TTL (ms) it must have at least.
 -- Then runs of fires that share everything but the job and the fire id, in input order:
--- 7 header fields (count, bucket b, priority, delay (s, 0 = immediate), cursor slot ('' = do
--- not move the cursor), history head, history tail), then per fire: fire id, job id, task JSON.
+-- 7 header fields (count, bucket b, target t (0 for delayed runs), ready (unix seconds when a
+-- delayed task becomes ready, 0 = immediate), cursor slot ('' = do not move the cursor),
+-- history head, history tail), then per fire: fire id, job id, task JSON.
 -- A fire's history entry is '{' .. head .. fire id .. tail.
 --
 -- Answer: {0, fence} when the token is below the fence (nothing written), else
--- {1, outcomes} with one character per fire: 'E' enqueued, 'D' duplicate.
+-- {1, outcomes} with one character per fire: 'E' enqueued (or staged), 'D' duplicate.
 --
 -- Cost (BENCHMARKS.md): Lua hashes every byte of every string it is given or makes, so what
 -- is common to a run is sent once and no string is made twice. Per new fire one RPUSH (its
@@ -70,12 +76,30 @@ local function hmget(key, fields)
   return out
 end
 
-local now = tonumber(ARGV[2])
-local hist_len = tonumber(ARGV[3])
-local hist_trim = tonumber(ARGV[4])
+local hist_len = tonumber(ARGV[2])
+local hist_trim = tonumber(ARGV[3])
+local nt = tonumber(ARGV[4])
 local nb = tonumber(ARGV[5])
-local first = 6 + nb
+local first = 6 + 2 * nt + nb
 local nargs = #ARGV
+local bkey0 = 6 + nt
+local ttl0 = 5 + 2 * nt
+
+-- 0. The staging lists enter the index before anything is pushed into them (the same atomic
+-- call, so no staged list is ever missing from the index). A member naming a list that ends
+-- up empty (every fire a duplicate) is harmless: the release drops it.
+local members, nm = {}, 0
+for t = 1, nt do
+  local score = ARGV[4 + 2 * t]
+  if score ~= '' then
+    members[nm + 1] = score
+    members[nm + 2] = ARGV[5 + 2 * t]
+    nm = nm + 2
+  end
+end
+if nm > 0 then
+  redis.call('ZADD', KEYS[6], unpack(members))
+end
 
 -- 1. Dedupe: which fires are new? One HMGET and one HSET per bucket, not a SET per fire.
 local bids, bat = {}, {}
@@ -84,7 +108,7 @@ for b = 1, nb do
   bat[b] = {}
 end
 -- The history key of each job, as the jobs first appear.
-local hkey, nj = {}, 8 + nb
+local hkey, nj = {}, bkey0 + nb
 local a, i = first, 0
 while a <= nargs do
   local count, b = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
@@ -108,7 +132,7 @@ local fresh = {}
 for b = 1, nb do
   local ids = bids[b]
   if #ids > 0 then
-    local key = KEYS[8 + b]
+    local key = KEYS[bkey0 + b]
     local got = hmget(key, ids)
     local at = bat[b]
     local seen, new, nn = {}, {}, 0
@@ -125,7 +149,7 @@ for b = 1, nb do
     if nn > 0 then
       bulk('HSET', key, new)
       -- The bucket lives as long as its longest-lived fire needs (TTLs only grow).
-      local ttl = tonumber(ARGV[5 + b])
+      local ttl = tonumber(ARGV[ttl0 + b])
       if redis.call('PTTL', key) < ttl then
         redis.call('PEXPIRE', key, ttl)
       end
@@ -136,7 +160,11 @@ end
 -- 2. The new fires: push, history, cursor candidates.
 -- 'D' at the duplicates; the rest are 'E' (filled in only when there is a duplicate).
 local out, dups = {}, false
-local queues, qn = {{}, {}, {}}, {0, 0, 0}
+local targets, tn = {}, {}
+for t = 1, nt do
+  targets[t] = {}
+  tn[t] = 0
+end
 local delayed, nd = {}, 0
 -- cursor candidates: job -> slot (number), and the slot as sent (the canonical decimal the
 -- Rust side wrote, so no number is formatted here)
@@ -144,9 +172,9 @@ local cur, curs, corder, nc = {}, {}, {}, 0
 a, i = first, 0
 while a <= nargs do
   local count = tonumber(ARGV[a])
-  local pr = tonumber(ARGV[a + 2]) + 1
-  local q, n = queues[pr], qn[pr]
-  local delay = tonumber(ARGV[a + 3])
+  local tg = tonumber(ARGV[a + 2])
+  local q, n = targets[tg], tn[tg]
+  local ready = tonumber(ARGV[a + 3])
   local slots = ARGV[a + 4]
   local slot = slots ~= '' and tonumber(slots)
   local head, tail = '{' .. ARGV[a + 5], ARGV[a + 6]
@@ -155,8 +183,8 @@ while a <= nargs do
     i = i + 1
     if fresh[i] then
       local job = ARGV[p + 1]
-      if delay > 0 then
-        delayed[nd + 1] = now + delay
+      if ready > 0 then
+        delayed[nd + 1] = ready
         delayed[nd + 2] = ARGV[p + 2]
         nd = nd + 2
       else
@@ -184,20 +212,21 @@ while a <= nargs do
     end
     p = p + PER_FIRE
   end
-  qn[pr] = n
+  if tg > 0 then tn[tg] = n end
   a = p
 end
 
 -- LPUSH of v1..vn leaves vn at the head; RPOP takes v1 first: input order is kept.
-for p = 1, 3 do
-  bulk('LPUSH', KEYS[2 + p], queues[p])
+-- Staging lists are built the same way, so a staging list is laid out as its queue would be.
+for t = 1, nt do
+  bulk('LPUSH', KEYS[6 + t], targets[t])
 end
 
 if #delayed > 0 then
   -- The task is in the hash before its id is in the set, so a mover never finds an id
   -- without its task (and the script is atomic anyway).
   local count = #delayed / 2
-  local last = redis.call('INCRBY', KEYS[8], count)
+  local last = redis.call('INCRBY', KEYS[5], count)
   local hash, zset = {}, {}
   for k = 1, count do
     local id = string.format('%d', last - count + k)
@@ -206,8 +235,8 @@ if #delayed > 0 then
     zset[#zset + 1] = delayed[2 * k - 1]
     zset[#zset + 1] = id
   end
-  bulk('HSET', KEYS[7], hash)
-  bulk('ZADD', KEYS[6], zset)
+  bulk('HSET', KEYS[4], hash)
+  bulk('ZADD', KEYS[3], zset)
 end
 
 -- 3. Cursors only advance: an older slot enqueued late does not move one back.

@@ -9,7 +9,7 @@
 //! backoff, which keeps one place deciding how long fires may wait. Reconnection itself is the
 //! ConnectionManager's (exponential backoff with a ceiling, see the constants).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, Value};
 
 use crate::error::QueueError;
-use crate::script::{self, EnqueueCall};
+use crate::script::{self, EnqueueCall, Mode};
 use crate::task::{HistoryEntry, TaskSettings};
 
 /// Where the platform's queue keys start (IronFunctions' `MQ_URL` path); default empty.
@@ -63,6 +63,16 @@ pub const MIN_REDIS: (u32, u32) = (5, 0);
 pub const MAX_DEDUPE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Job ids per HMGET call when reading cursors.
 const CURSOR_READ_CHUNK: usize = 1_000;
+/// Most staged tasks one release call moves task by task (a staging list whose queue is empty
+/// becomes the queue at once, whatever its length). A task costs Redis about a microsecond to
+/// move, so one call holds Redis for a few milliseconds at most; larger releases take several
+/// calls, each atomic.
+pub const RELEASE_TASKS_PER_CALL: usize = 5_000;
+/// Staging lists named in one release call.
+const RELEASE_LISTS_PER_CALL: usize = 64;
+/// Most staging index entries read at once. There are at most three per staged slot (one per
+/// priority), and a leader stages a few seconds ahead, so this is never reached in practice.
+const STAGED_READ_LIMIT: usize = 10_000;
 
 /// Where Redis is and how cronnode's keys are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +131,29 @@ pub enum FireOutcome {
     /// Its slot was already enqueued (by an earlier call, another leader, or earlier in this
     /// batch); nothing was pushed.
     Duplicate,
+}
+
+/// What a release moved, per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleasedSlot {
+    /// The slot whose staged tasks were moved.
+    pub slot: DateTime<Utc>,
+    /// How many tasks reached the queues (all priorities).
+    pub tasks: u64,
+}
+
+/// What became of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The token is below the fence: a newer leader exists (and releases). The calls before
+    /// the refused one were applied (each call is atomic).
+    Fenced {
+        /// The fence now in Redis.
+        fence: u64,
+    },
+    /// Every staging list due was moved into its queue; one entry per slot, oldest first (a
+    /// slot whose lists were all empty is answered with 0 tasks).
+    Done(Vec<ReleasedSlot>),
 }
 
 /// Lengths of the platform's queues.
@@ -221,6 +254,42 @@ impl Queue {
         settings: &TaskSettings,
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, QueueError> {
+        self.send(batch, token, settings, now, Mode::Direct).await
+    }
+
+    /// Stages a batch of fires ahead of their slots, under the leader's fencing `token`:
+    /// everything [`Queue::enqueue`] does (fence, dedupe, cursor := slot, history), atomically
+    /// per call, except that an immediate task goes to the staging list of its (slot,
+    /// priority) (`<key-prefix>staging:<slot>:<priority>`, registered in the index
+    /// `<key-prefix>staging` by the same call) instead of its queue. [`Queue::release`] moves
+    /// it there at the slot. A delayed task (`function.delay > 0`) goes straight into the
+    /// platform's delayed set, ready at slot + delay (the platform's mover releases it).
+    ///
+    /// The tasks' `created_at`, the history's `enqueued_at` and a delayed task's base are the
+    /// fire's slot, not `now`; `now` (the caller's clock) only sets how long the dedupe keys
+    /// live. From this call on, the cursor and the history say the fire was enqueued.
+    ///
+    /// On [`QueueError::Unknown`] retry the same fires (with `stage`, or `enqueue` once their
+    /// slot has passed): those already staged come back [`FireOutcome::Duplicate`], and stay
+    /// staged until a release.
+    pub async fn stage(
+        &self,
+        batch: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome, QueueError> {
+        self.send(batch, token, settings, now, Mode::Staged).await
+    }
+
+    async fn send(
+        &self,
+        batch: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &TaskSettings,
+        now: DateTime<Utc>,
+        mode: Mode,
+    ) -> Result<BatchOutcome, QueueError> {
         if token > MAX_TOKEN {
             return Err(QueueError::Token(token));
         }
@@ -240,7 +309,7 @@ impl Queue {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut pending: VecDeque<PipelineFuture> = VecDeque::new();
         for group in batch.chunks(group_len) {
-            let pipe = self.pipeline(group, token, settings, now)?;
+            let pipe = self.pipeline(group, token, settings, now, mode)?;
             let mut fut: PipelineFuture = Box::pin(run_pipeline(self.conn.clone(), pipe));
             let early = tokio::select! {
                 biased;
@@ -282,6 +351,7 @@ impl Queue {
         token: u64,
         settings: &TaskSettings,
         now: DateTime<Utc>,
+        mode: Mode,
     ) -> Result<redis::Pipeline, QueueError> {
         let mut pipe = redis::pipe();
         pipe.cmd("SCRIPT")
@@ -294,6 +364,7 @@ impl Queue {
                 settings,
                 token,
                 now,
+                mode,
                 self.history_len,
                 chunk.len(),
             );
@@ -303,6 +374,135 @@ impl Queue {
             pipe.add_command(call.command());
         }
         Ok(pipe)
+    }
+
+    /// Moves every staged task whose slot is at or before `now` into its queue, under the
+    /// leader's fencing `token`: the staging lists oldest slot first, each task exactly once
+    /// (a list is moved and removed, with its index entry, by one atomic call), and in staging
+    /// order behind what the queue already holds (RPOP consumers take the older tasks first).
+    /// A staging list whose queue is empty becomes the queue in O(1); otherwise the shorter
+    /// side is moved (the queue's backlog behind the staged tasks, or the staged tasks onto
+    /// the queue), at most [`RELEASE_TASKS_PER_CALL`] tasks per call, so no call holds Redis
+    /// long.
+    ///
+    /// Safe to repeat: on [`QueueError::Unknown`] call it again (what was moved is gone from
+    /// the staging lists). A token above the fence raises it.
+    pub async fn release(
+        &self,
+        token: u64,
+        now: DateTime<Utc>,
+    ) -> Result<ReleaseOutcome, QueueError> {
+        if token > MAX_TOKEN {
+            return Err(QueueError::Token(token));
+        }
+        let mut conn = self.conn.clone();
+        let mut moved: BTreeMap<i64, u64> = BTreeMap::new();
+        let script = script::release();
+        // Released lists leave the index, so a full read is followed by another.
+        let mut full = true;
+        while full {
+            let lists = self.staged_lists(&mut conn, now.timestamp()).await?;
+            full = lists.len() >= STAGED_READ_LIMIT;
+            let mut i = 0;
+            while i < lists.len() {
+                let group = &lists[i..lists.len().min(i + RELEASE_LISTS_PER_CALL)];
+                let mut inv = script.prepare_invoke();
+                inv.key(&self.keys.fence)
+                    .key(&self.keys.staging)
+                    .key(&self.keys.queues[..]);
+                for (member, _, _) in group {
+                    inv.key(self.keys.staging_list(member));
+                }
+                inv.arg(token.to_string()).arg(RELEASE_TASKS_PER_CALL);
+                for (member, _, priority) in group {
+                    inv.arg(*priority).arg(member);
+                }
+                let answer: Value = inv
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(QueueError::from_call)?;
+                let lists_done = match script::decode_release(answer)? {
+                    script::ReleaseAnswer::Fenced(fence) => {
+                        return Ok(ReleaseOutcome::Fenced { fence })
+                    }
+                    script::ReleaseAnswer::Done(answers) => {
+                        let mut progress = false;
+                        for ((_, slot, _), a) in group.iter().zip(&answers) {
+                            *moved.entry(*slot).or_default() += a.moved;
+                            progress |= a.moved > 0 || a.done;
+                        }
+                        if !progress {
+                            return Err(QueueError::Protocol(
+                                "the release script moved nothing and finished no list".into(),
+                            ));
+                        }
+                        answers.iter().take_while(|a| a.done).count()
+                    }
+                };
+                // A list the budget cut short is named again first in the next call.
+                i += lists_done;
+            }
+        }
+        Ok(ReleaseOutcome::Done(
+            moved
+                .into_iter()
+                .filter_map(|(slot, tasks)| {
+                    let slot = Utc.timestamp_opt(slot, 0).single()?;
+                    Some(ReleasedSlot { slot, tasks })
+                })
+                .collect(),
+        ))
+    }
+
+    /// The slots with staged tasks not yet released (the staging index), oldest first. A new
+    /// leader reads them after raising the fence (nothing older can be staged after that) and
+    /// releases each at its slot.
+    pub async fn staged_slots(&self) -> Result<Vec<DateTime<Utc>>, QueueError> {
+        let mut conn = self.conn.clone();
+        let lists = self.staged_lists(&mut conn, i64::MAX).await?;
+        let mut slots: Vec<DateTime<Utc>> = lists
+            .iter()
+            .filter_map(|(_, s, _)| Utc.timestamp_opt(*s, 0).single())
+            .collect();
+        slots.dedup();
+        Ok(slots)
+    }
+
+    /// The staging index entries with a slot at or before `until`: (member, slot, priority),
+    /// by slot, from a read of at most [`STAGED_READ_LIMIT`] entries. Entries this crate did
+    /// not write are skipped (and logged).
+    async fn staged_lists(
+        &self,
+        conn: &mut ConnectionManager,
+        until: i64,
+    ) -> Result<Vec<(String, i64, u8)>, QueueError> {
+        let max = if until == i64::MAX {
+            "+inf".to_string()
+        } else {
+            until.to_string()
+        };
+        let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(&self.keys.staging)
+            .arg("-inf")
+            .arg(max)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(STAGED_READ_LIMIT)
+            .query_async(conn)
+            .await
+            .map_err(QueueError::from_call)?;
+        let mut lists: Vec<(String, i64, u8)> = members
+            .into_iter()
+            .filter_map(|m| match script::parse_staging_member(&m) {
+                Some((slot, p)) => Some((m, slot, p)),
+                None => {
+                    tracing::warn!(member = %m, key = %self.keys.staging, "ignoring a staging index entry cronnode did not write");
+                    None
+                }
+            })
+            .collect();
+        lists.sort_by_key(|(_, slot, p)| (*slot, *p));
+        Ok(lists)
     }
 
     /// Raises the fence to `token` if it is higher; answers the fence now in Redis.

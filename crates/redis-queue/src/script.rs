@@ -30,8 +30,11 @@ static ENQUEUE_SHA: LazyLock<String> =
     LazyLock::new(|| Script::new(ENQUEUE_LUA).get_hash().to_string());
 /// Width of a dedupe bucket: fires whose slots fall in the same minute share one hash.
 pub const DEDUPE_BUCKET_SECS: i64 = 60;
-/// Fixed keys ahead of the dedupe buckets and the history lists in `KEYS`.
-const FIXED_KEYS: usize = 8;
+/// Fixed keys ahead of the targets, the dedupe buckets and the history lists in `KEYS`.
+const FIXED_KEYS: usize = 6;
+/// The release script (staged tasks into the platform's queues).
+pub const RELEASE_LUA: &str = include_str!("release.lua");
+
 /// Bytes of arguments a typical fire takes (a task of about 500 bytes, its ids).
 const TYPICAL_FIRE_BYTES: usize = 600;
 
@@ -45,6 +48,11 @@ if (not f) or #f < #t or (#f == #t and f < t) then
 end
 return f
 ";
+
+/// The release script (see release.lua).
+pub fn release() -> Script {
+    Script::new(RELEASE_LUA)
+}
 
 /// The fence-raising script.
 pub fn raise_fence() -> Script {
@@ -70,6 +78,10 @@ pub struct Keys {
     pub delayed_jobs: String,
     /// `<queue-prefix>delays_counter`.
     pub delays_counter: String,
+    /// `<key-prefix>staging`: sorted set, score slot, member `<slot>:<priority>`.
+    pub staging: String,
+    /// `<key-prefix>staging:`, followed by `<slot>:<priority>` (a list laid out as a queue).
+    pub staging_prefix: String,
 }
 
 impl Keys {
@@ -84,6 +96,8 @@ impl Keys {
             delays: format!("{queue_prefix}delays"),
             delayed_jobs: format!("{queue_prefix}delayed_jobs"),
             delays_counter: format!("{queue_prefix}delays_counter"),
+            staging: format!("{key_prefix}staging"),
+            staging_prefix: format!("{key_prefix}staging:"),
         }
     }
 
@@ -91,6 +105,36 @@ impl Keys {
     pub fn history(&self, job_id: &str) -> String {
         format!("{}{job_id}", self.history_prefix)
     }
+
+    /// The staging list of one slot and priority, from its index member `<slot>:<priority>`.
+    pub fn staging_list(&self, member: &str) -> String {
+        format!("{}{member}", self.staging_prefix)
+    }
+}
+
+/// The staging index member of a slot (unix seconds) and priority.
+pub fn staging_member(slot: i64, priority: u8) -> String {
+    format!("{slot}:{priority}")
+}
+
+/// The slot and priority of a staging index member; `None` for anything this crate did not
+/// write.
+pub fn parse_staging_member(member: &str) -> Option<(i64, u8)> {
+    let (slot, priority) = member.split_once(':')?;
+    let priority: u8 = priority.parse().ok()?;
+    (priority <= 2).then_some(())?;
+    Some((slot.parse().ok()?, priority))
+}
+
+/// Where a call puts the immediate tasks, and which instant its tasks and history carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Into `queue<priority>` now: `created_at`, `enqueued_at` and a delayed task's base are
+    /// the call's `now`.
+    Direct,
+    /// Into the staging list of (slot, priority), registered in the staging index: the
+    /// labels and a delayed task's base are the fire's slot.
+    Staged,
 }
 
 /// Consecutive fires that share everything the script takes once per run.
@@ -98,10 +142,14 @@ impl Keys {
 struct RunKey {
     /// Index into the call's buckets.
     bucket: usize,
-    priority: u8,
-    delay: u32,
+    /// 1-based index into the call's targets; 0 for delayed tasks (they go to the delayed set).
+    target: usize,
+    /// When a delayed task becomes ready (unix seconds); 0 for an immediate one.
+    ready: i64,
     slot: i64,
     kind: FireKind,
+    /// The instant the run's history entries carry (unix ms).
+    enqueued_ms: i64,
 }
 
 /// One EVALSHA of the enqueue script, being filled with fires.
@@ -112,8 +160,12 @@ pub struct EnqueueCall<'k> {
     node: Vec<u8>,
     token: u64,
     now: DateTime<Utc>,
+    mode: Mode,
     /// `now` as the tasks write it, formatted once per call.
     created_at: String,
+    /// The lists the immediate tasks go to: `(slot, priority)`; the slot is `None` for a
+    /// platform queue.
+    targets: Vec<(Option<i64>, u8)>,
     history_len: usize,
     /// The dedupe buckets (slot minute) and the TTL (ms) each must have at least.
     buckets: Vec<(i64, u64)>,
@@ -129,12 +181,14 @@ pub struct EnqueueCall<'k> {
 }
 
 impl<'k> EnqueueCall<'k> {
-    /// An empty call under `token`, for about `fires` fires.
+    /// An empty call under `token`, for about `fires` fires. `now` is the instant of the call
+    /// (the base of the dedupe TTLs; in [`Mode::Direct`] also the tasks' `created_at`).
     pub fn new(
         keys: &'k Keys,
         settings: &'k TaskSettings,
         token: u64,
         now: DateTime<Utc>,
+        mode: Mode,
         history_len: usize,
         fires: usize,
     ) -> EnqueueCall<'k> {
@@ -146,7 +200,9 @@ impl<'k> EnqueueCall<'k> {
             node,
             token,
             now,
+            mode,
             created_at: rfc3339(now),
+            targets: Vec::new(),
             history_len,
             buckets: Vec::new(),
             runs: Vec::new(),
@@ -177,13 +233,17 @@ impl<'k> EnqueueCall<'k> {
             self.seen_jobs.insert(job_id.clone());
             self.jobs.push(job_id.clone());
         }
+        let created_at = match self.mode {
+            Mode::Direct => &self.created_at,
+            Mode::Staged => slot,
+        };
         write_task(
             &mut self.data,
             job,
             fire,
             self.token,
             self.settings,
-            &self.created_at,
+            created_at,
             slot,
         )?;
         self.ends.push(self.data.len());
@@ -204,12 +264,34 @@ impl<'k> EnqueueCall<'k> {
         *ttl = (*ttl).max(ttl_ms);
 
         let f = &job.spec.function;
+        let base = match self.mode {
+            Mode::Direct => self.now,
+            Mode::Staged => fire.slot,
+        };
+        let delay = f.delay.unwrap_or(0);
+        let (target, ready) = if delay > 0 {
+            (0, base.timestamp() + i64::from(delay))
+        } else {
+            let list = match self.mode {
+                Mode::Direct => (None, f.priority),
+                Mode::Staged => (Some(secs), f.priority),
+            };
+            let t = match self.targets.iter().rposition(|t| *t == list) {
+                Some(t) => t,
+                None => {
+                    self.targets.push(list);
+                    self.targets.len() - 1
+                }
+            };
+            (t + 1, 0)
+        };
         let key = RunKey {
             bucket,
-            priority: f.priority,
-            delay: f.delay.unwrap_or(0),
+            target,
+            ready,
             slot: secs,
             kind: fire.kind,
+            enqueued_ms: base.timestamp_millis(),
         };
         match self.runs.last_mut() {
             Some((k, n)) if *k == key => *n += 1,
@@ -222,14 +304,25 @@ impl<'k> EnqueueCall<'k> {
     pub fn command(&self) -> Cmd {
         let k = self.keys;
         let mut cmd = redis::cmd("EVALSHA");
+        let members: Vec<Option<String>> = self
+            .targets
+            .iter()
+            .map(|(slot, p)| slot.map(|s| staging_member(s, *p)))
+            .collect();
         cmd.arg(ENQUEUE_SHA.as_str())
-            .arg(FIXED_KEYS + self.buckets.len() + self.jobs.len())
+            .arg(FIXED_KEYS + self.targets.len() + self.buckets.len() + self.jobs.len())
             .arg(&k.fence)
             .arg(&k.cursors)
-            .arg(&k.queues[..])
             .arg(&k.delays)
             .arg(&k.delayed_jobs)
-            .arg(&k.delays_counter);
+            .arg(&k.delays_counter)
+            .arg(&k.staging);
+        for ((_, p), member) in self.targets.iter().zip(&members) {
+            match member {
+                Some(m) => cmd.arg(k.staging_list(m)),
+                None => cmd.arg(&k.queues[usize::from(*p)]),
+            };
+        }
         for (minute, _) in &self.buckets {
             cmd.arg(format!("{}{minute}", k.dedupe_prefix));
         }
@@ -239,10 +332,16 @@ impl<'k> EnqueueCall<'k> {
         // Trim only when the list has grown to twice its length: one LTRIM per `history_len`
         // pushes instead of one per push; readers only ever look at the last `history_len`.
         cmd.arg(self.token)
-            .arg(self.now.timestamp())
             .arg(self.history_len)
             .arg(self.history_len * 2)
+            .arg(self.targets.len())
             .arg(self.buckets.len());
+        for ((slot, _), member) in self.targets.iter().zip(&members) {
+            match (slot, member) {
+                (Some(s), Some(m)) => cmd.arg(*s).arg(m),
+                _ => cmd.arg("").arg(""),
+            };
+        }
         for (_, ttl) in &self.buckets {
             cmd.arg(*ttl);
         }
@@ -255,11 +354,11 @@ impl<'k> EnqueueCall<'k> {
                 FireKind::Manual => String::new(),
                 FireKind::Scheduled | FireKind::CatchUp => key.slot.to_string(),
             };
-            let (head, tail) = history_parts(key, self.now, self.token, &self.node);
+            let (head, tail) = history_parts(key, self.token, &self.node);
             cmd.arg(*count)
                 .arg(key.bucket + 1)
-                .arg(key.priority)
-                .arg(key.delay)
+                .arg(key.target)
+                .arg(key.ready)
                 .arg(cursor)
                 .arg(head)
                 .arg(tail);
@@ -277,11 +376,10 @@ impl<'k> EnqueueCall<'k> {
 /// A fire's history entry is `{` + head + fire id + tail: the JSON of
 /// [`HistoryEntry`](crate::HistoryEntry), of
 /// which only the fire id differs within a run.
-fn history_parts(key: &RunKey, now: DateTime<Utc>, token: u64, node: &[u8]) -> (Vec<u8>, Vec<u8>) {
+fn history_parts(key: &RunKey, token: u64, node: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let head = format!(
         "\"slot\":{},\"enqueued_at\":{},\"fire_id\":\"",
-        key.slot,
-        now.timestamp_millis()
+        key.slot, key.enqueued_ms
     )
     .into_bytes();
     let mut tail = format!("\",\"token\":{token},\"node\":").into_bytes();
@@ -331,11 +429,77 @@ pub fn decode(v: Value) -> Result<Answer, QueueError> {
     }
 }
 
+/// What one release call did with one staging list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListReleased {
+    /// Tasks moved into the queue.
+    pub moved: u64,
+    /// The list is empty and out of the index.
+    pub done: bool,
+}
+
+/// The release script's answer for one call.
+pub enum ReleaseAnswer {
+    /// Token below the fence.
+    Fenced(u64),
+    /// One entry per list the call got to, in the order sent.
+    Done(Vec<ListReleased>),
+}
+
+/// Decodes `{0, fence}` or `{1, moved_1, done_1, ...}`.
+pub fn decode_release(v: Value) -> Result<ReleaseAnswer, QueueError> {
+    let bad = |what: &str| QueueError::Protocol(format!("release script answered {what}"));
+    let Value::Array(items) = v else {
+        return Err(bad("a non-array"));
+    };
+    match items.first() {
+        Some(Value::Int(0)) => {
+            let fence = match items.get(1) {
+                Some(Value::BulkString(b)) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("a fence that is not a number"))?,
+                _ => return Err(bad("no fence")),
+            };
+            Ok(ReleaseAnswer::Fenced(fence))
+        }
+        Some(Value::Int(1)) => {
+            let rest = &items[1..];
+            if rest.len() % 2 != 0 {
+                return Err(bad("an odd number of fields"));
+            }
+            rest.chunks(2)
+                .map(|pair| match pair {
+                    [Value::Int(moved), Value::Int(done)] => Ok(ListReleased {
+                        moved: u64::try_from(*moved).map_err(|_| bad("a negative count"))?,
+                        done: *done == 1,
+                    }),
+                    _ => Err(bad("a non-integer field")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(ReleaseAnswer::Done)
+        }
+        _ => Err(bad("an unknown status")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::HistoryEntry;
     use chrono::TimeZone;
+
+    #[test]
+    fn staging_members_round_trip() {
+        assert_eq!(staging_member(1_700_000_000, 2), "1700000000:2");
+        assert_eq!(
+            parse_staging_member("1700000000:2"),
+            Some((1_700_000_000, 2))
+        );
+        assert_eq!(parse_staging_member("1700000000:3"), None);
+        assert_eq!(parse_staging_member("junk"), None);
+        assert_eq!(parse_staging_member("x:1"), None);
+    }
 
     #[test]
     fn history_parts_make_the_entry_json() {
@@ -347,14 +511,15 @@ mod tests {
         ] {
             let key = RunKey {
                 bucket: 0,
-                priority: 0,
-                delay: 0,
+                target: 1,
+                ready: 0,
                 slot: fire.slot.timestamp(),
                 kind: fire.kind,
+                enqueued_ms: now.timestamp_millis(),
             };
             let mut node = Vec::new();
             json_str(&mut node, "node \"a\"");
-            let (head, tail) = history_parts(&key, now, 12, &node);
+            let (head, tail) = history_parts(&key, 12, &node);
             let entry = format!(
                 "{{{}{}{}",
                 String::from_utf8(head).unwrap(),

@@ -497,13 +497,15 @@ async fn sample_fence(url: String, out: Arc<Mutex<Vec<FenceSample>>>) {
                 continue;
             }
         };
+        // After the answer: the fence was at least this high by then.
+        let at = Utc::now();
         let lens = PRIORITIES
             .iter()
             .zip(depths.queues)
             .map(|(&p, len)| (list_name(QUEUE_PREFIX, p), len as usize))
             .collect::<BTreeMap<_, _>>();
         if let Ok(mut v) = out.lock() {
-            v.push(FenceSample { fence, lens });
+            v.push(FenceSample { fence, at, lens });
         }
     }
 }

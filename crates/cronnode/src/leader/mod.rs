@@ -9,9 +9,12 @@
 //! 1. raise the fence to our token; if the fence is *above* it (Consul was rebuilt from
 //!    scratch, its Raft indexes started again), enqueue nothing, say so (log, metric, API) and
 //!    wait for `cronnode fence reset --yes`;
-//! 2. load the jobs, read every job's cursor, enqueue each job's catch-up by its policy;
-//! 3. sleep until the planner's next slot, a job change, a command or a leadership change;
-//!    enqueue due fires in batches; on a Redis error keep the same fires and retry with backoff
+//! 2. learn the slots an earlier leader staged and release the due ones (`staging.rs`); load
+//!    the jobs, read every job's cursor, enqueue each job's catch-up by its policy;
+//! 3. sleep until the next staged slot to release, the planner's next slot minus
+//!    `staging::LOOKAHEAD`, a job change, a command or a leadership change; release due staged
+//!    slots first, then stage the fires due within the lookahead (enqueue directly those whose
+//!    slot has passed), in batches; on a Redis error keep the same fires and retry with backoff
 //!    (their fire ids make a retry harmless) for as long as we still lead.
 //!
 //! On any sign of lost leadership (the watch leaves `Leader{token}`, or the script answers
@@ -22,6 +25,7 @@
 //! `handle.rs` is the API's side (status, commands). This module must not speak HTTP or parse
 //! job JSON.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::metrics::{FireOutcomeLabel, Metrics};
 
 mod handle;
+mod staging;
 
 use handle::reply_not_leader;
 pub use handle::{
@@ -86,6 +91,8 @@ struct Term {
     /// The last job set applied to the planner: the next one is applied as its changes since
     /// this one (shards that did not change are skipped by pointer).
     applied: JobSet,
+    /// Slots with staged tasks not yet released (ours, and those an earlier leader left).
+    staged: BTreeSet<DateTime<Utc>>,
 }
 
 impl LeaderLoop {
@@ -202,7 +209,11 @@ impl LeaderLoop {
             token,
             planner: Planner::new(),
             applied: JobSet::default(),
+            staged: BTreeSet::new(),
         };
+        if let Err(end) = self.take_over_staged(&mut term).await {
+            return end;
+        }
         let jobs = self.jobs.borrow_and_update().clone();
         let now = Utc::now();
         let to_catch_up = self.apply_job_set(&mut term, &jobs, now);
@@ -215,7 +226,7 @@ impl LeaderLoop {
 
         // 3. Steady state.
         loop {
-            let sleep = sleep_until_utc(term.planner.next_wakeup());
+            let sleep = sleep_until_utc(staging::next_wake(&term));
             tokio::select! {
                 // Leadership first: a lost lock must win over a due slot.
                 biased;
@@ -243,8 +254,7 @@ impl LeaderLoop {
                     }
                 }
                 _ = sleep => {
-                    let due = term.planner.due(Utc::now());
-                    if let Err(end) = self.enqueue_all(&term, due).await {
+                    if let Err(end) = self.tick(&mut term).await {
                         return end;
                     }
                 }
@@ -340,71 +350,97 @@ impl LeaderLoop {
         Ok(())
     }
 
-    /// Enqueues `fires` in batches with this term's token. A Redis error keeps the batch and
-    /// retries it with backoff while we still lead; `Fenced` ends the term.
-    async fn enqueue_all(&mut self, term: &Term, fires: Vec<Fire>) -> Result<(), End> {
+    /// Sends `fires` to Redis in batches with this term's token: those whose slot has passed
+    /// are enqueued, the others staged (and their slots remembered for release). Before each
+    /// batch, due staged slots are released first. A Redis error keeps the batch and retries it
+    /// with backoff while we still lead (by then a staged batch's slot may have passed: it is
+    /// then enqueued, and what the lost call staged comes back `Duplicate` and is released);
+    /// `Fenced` ends the term.
+    async fn enqueue_all(&mut self, term: &mut Term, fires: Vec<Fire>) -> Result<(), End> {
         let batch: Vec<(Arc<Job>, Fire)> = fires
             .into_iter()
             .filter_map(|f| term.planner.job(&f.job_id).map(|j| (j.clone(), f)))
             .collect();
-        for chunk in batch.chunks(MAX_BATCH) {
-            let mut backoff = RETRY_BACKOFF_START;
-            loop {
-                // Never enqueue on a term the election already ended.
-                if !self.still_leader(term.token) {
-                    return Err(End::Lost);
-                }
-                let started = Instant::now();
-                let now = Utc::now();
-                let result = self
-                    .queue
+        let mut rest = &batch[..];
+        let mut backoff = RETRY_BACKOFF_START;
+        while let Some((_, head)) = rest.first() {
+            // Never enqueue on a term the election already ended.
+            if !self.still_leader(term.token) {
+                return Err(End::Lost);
+            }
+            self.release_due(term).await?;
+            let now = Utc::now();
+            let direct = head.slot <= now;
+            let n = rest
+                .iter()
+                .take(MAX_BATCH)
+                .take_while(|(_, f)| (f.slot <= now) == direct)
+                .count();
+            let chunk = &rest[..n];
+            if !direct {
+                // Remembered before the call: a staged batch whose answer is lost is still
+                // released.
+                term.staged.extend(chunk.iter().map(|(_, f)| f.slot));
+            }
+            let started = Instant::now();
+            let result = if direct {
+                self.queue
                     .enqueue(chunk, term.token, &self.tasks, now)
-                    .await;
-                self.metrics
-                    .batch(chunk.len(), started.elapsed().as_secs_f64());
-                match result {
-                    Ok(BatchOutcome::Done(outcomes)) => {
-                        self.record(chunk, &outcomes, now);
-                        break;
+                    .await
+            } else {
+                self.queue.stage(chunk, term.token, &self.tasks, now).await
+            };
+            self.metrics.batch(n, started.elapsed().as_secs_f64());
+            match result {
+                Ok(BatchOutcome::Done(outcomes)) => {
+                    self.record(chunk, &outcomes, now, !direct);
+                    rest = &rest[n..];
+                    backoff = RETRY_BACKOFF_START;
+                }
+                Ok(BatchOutcome::Fenced { fence }) => {
+                    self.metrics.fires(FireOutcomeLabel::Fenced, n as u64);
+                    return Err(End::Deposed(fence));
+                }
+                Err(e) => {
+                    self.metrics.fires(FireOutcomeLabel::Error, n as u64);
+                    self.metrics
+                        .redis_error(if direct { "enqueue" } else { "stage" });
+                    tracing::warn!(
+                        token = term.token,
+                        fires = n,
+                        staged = !direct,
+                        error = %e,
+                        "enqueue failed; retrying the same fires in {backoff:?}"
+                    );
+                    if let Some(end) = self.pause(backoff, term.token).await {
+                        return Err(end);
                     }
-                    Ok(BatchOutcome::Fenced { fence }) => {
-                        self.metrics
-                            .fires(FireOutcomeLabel::Fenced, chunk.len() as u64);
-                        return Err(End::Deposed(fence));
-                    }
-                    Err(e) => {
-                        self.metrics
-                            .fires(FireOutcomeLabel::Error, chunk.len() as u64);
-                        self.metrics.redis_error("enqueue");
-                        tracing::warn!(
-                            token = term.token,
-                            fires = chunk.len(),
-                            error = %e,
-                            "enqueue failed; retrying the same fires in {backoff:?}"
-                        );
-                        if let Some(end) = self.pause(backoff, term.token).await {
-                            return Err(end);
-                        }
-                        backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                    }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         }
         Ok(())
     }
 
-    fn record(&self, chunk: &[(Arc<Job>, Fire)], outcomes: &[FireOutcome], now: DateTime<Utc>) {
+    /// Counts the outcomes; the lateness of a staged fire is measured at its release instead.
+    fn record(
+        &self,
+        chunk: &[(Arc<Job>, Fire)],
+        outcomes: &[FireOutcome],
+        now: DateTime<Utc>,
+        staged: bool,
+    ) {
         let mut dup = 0;
         let mut enq = 0;
         for ((_, fire), outcome) in chunk.iter().zip(outcomes) {
             match outcome {
                 FireOutcome::Enqueued => {
                     enq += 1;
-                    if fire.kind == FireKind::Scheduled {
+                    if fire.kind == FireKind::Scheduled && !staged {
                         let late = (now - fire.slot).num_microseconds().unwrap_or(i64::MAX);
                         self.metrics.lateness(late as f64 / 1e6);
                     }
-                    tracing::debug!(job = %fire.job_id, slot = %fire.slot, fire_id = %fire.fire_id, "enqueued");
+                    tracing::debug!(job = %fire.job_id, slot = %fire.slot, fire_id = %fire.fire_id, staged, "enqueued");
                 }
                 FireOutcome::Duplicate => {
                     dup += 1;
@@ -429,7 +465,7 @@ impl LeaderLoop {
                 let (answer, end) = match result {
                     Ok(BatchOutcome::Done(o)) => {
                         let enqueued = matches!(o.first(), Some(FireOutcome::Enqueued));
-                        self.record(&batch, &o, Utc::now());
+                        self.record(&batch, &o, Utc::now(), false);
                         tracing::info!(job = %fire.job_id, fire_id = %fire.fire_id, "manual run enqueued");
                         (
                             Ok(ManualRun {
