@@ -52,6 +52,14 @@ pub struct Rec {
     pub bytes: usize,
 }
 
+impl Rec {
+    /// When it was known to be in the queue, ms since the epoch: the instant lateness is judged
+    /// on (a staged task's `created_at` is its slot, whenever it was released).
+    pub fn queued_ms(&self) -> i64 {
+        self.seen_us / 1000
+    }
+}
+
 /// µs since the epoch now.
 pub fn now_us() -> i64 {
     SystemTime::now()

@@ -19,7 +19,10 @@ use crate::profile::Profiler;
 use crate::stats::{summary, Summary};
 
 /// Quiet time between "all jobs loaded" and the measured window.
-const SETTLE: i64 = 3;
+/// Seconds before the window's first slot at which measuring starts: cronnode's leader stages
+/// fires 2 s ahead of their slot (`LOOKAHEAD`), plus a second of margin.
+const STAGE_MARGIN_S: i64 = 3;
+const SETTLE: i64 = 5;
 /// How long after its window a slot may still arrive before it counts as missing.
 const DRAIN: Duration = Duration::from_secs(60);
 
@@ -57,8 +60,6 @@ pub struct Outcome {
     pub seen: Summary,
     /// Time from writing the jobs to the leader having them all, s.
     pub load_s: f64,
-    /// Burst only: slot to the last task counted in the queue, ms.
-    pub last_seen_ms: f64,
     /// Burst only: slot to the last task popped, ms.
     pub last_recv_ms: f64,
     /// Leader CPU time during the measured window, s.
@@ -140,11 +141,13 @@ pub async fn run(
         move |r: &Rec| r.kind == "scheduled" && r.slot_ms.is_some_and(|s| s >= lo && s < hi);
 
     let pid = cluster.nodes[leader].running()?.pid();
-    wait_until_s(start - 1).await;
+    // From before the leader stages the window's fires (LOOKAHEAD, 2 s, ahead of the slot),
+    // so its CPU, its enqueue/stage calls and the profiles include that work.
+    wait_until_s(start - STAGE_MARGIN_S).await;
     let cpu0 = crate::procs::cpu_time(pid)?;
     let b0 = batch_counters(&cluster, leader).await;
     let prof = if profile {
-        let d = Duration::from_secs(len as u64 + 3);
+        let d = Duration::from_secs(len as u64 + STAGE_MARGIN_S as u64 + 2);
         Some((
             Profiler::start(pid, &format!("cronnode-{n}-{spread:?}"), d)?,
             Profiler::start(
@@ -195,7 +198,6 @@ pub async fn run(
             .filter_map(|r| Some(r.seen_us as f64 / 1000.0 - r.slot_ms? as f64))
             .collect(),
     );
-    let last_seen = recs.iter().map(|r| r.seen_us).max().unwrap_or(0);
     let last_recv = recs.iter().map(|r| r.recv_us).max().unwrap_or(0);
     let task_bytes = recs.iter().map(|r| r.bytes).sum::<usize>() / recs.len().max(1);
 
@@ -211,7 +213,6 @@ pub async fn run(
         recv,
         seen,
         load_s,
-        last_seen_ms: last_seen as f64 / 1000.0 - lo as f64,
         last_recv_ms: last_recv as f64 / 1000.0 - lo as f64,
         cpu_s,
         task_bytes,
