@@ -223,7 +223,7 @@ pub async fn run(
     })
 }
 
-/// Fails unless every job of the window arrived exactly once.
+/// Fails unless every job of the window arrived exactly once, none before its slot.
 pub fn check_once(recs: &[Rec], n: usize, all_arrived: bool) -> Result<()> {
     let mut seen = HashSet::new();
     let mut dup = 0;
@@ -231,6 +231,14 @@ pub fn check_once(recs: &[Rec], n: usize, all_arrived: bool) -> Result<()> {
         if !seen.insert((r.job.as_str(), r.slot_ms)) {
             dup += 1;
         }
+    }
+    // Staged fires must not reach the queue before their slot.
+    let early = recs
+        .iter()
+        .filter(|r| r.slot_ms.is_some_and(|s| r.seen_us < s * 1000))
+        .count();
+    if early > 0 {
+        bail!("{early} tasks were in the queue before their slot");
     }
     if dup > 0 {
         bail!(
