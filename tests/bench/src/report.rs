@@ -276,7 +276,7 @@ pub fn churn(c: &churn::Outcome) -> String {
 /// Scenario 7.
 pub fn peer(rows: &[peer::Row]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "| schedules | system | lateness (popped − minute) p50 / p99 / max (ms) | not arrived by +58 s | scheduler CPU over the minute (s) | scheduler RSS (KiB) | schedules loaded in (s) |");
+    let _ = writeln!(s, "| schedules | system | lateness (popped − minute) p50 / p99 / max (ms) | not arrived by +58 s | scheduler CPU from 4 s before the minute to 58 s after (s) | scheduler RSS (KiB) | schedules loaded in (s) |");
     let _ = writeln!(s, "|---:|---|---|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
@@ -288,7 +288,7 @@ pub fn peer(rows: &[peer::Row]) -> String {
             fmt(r.lateness.p99),
             fmt(r.lateness.max),
             r.missing,
-            fmt(r.cpu_s),
+            format!("{:.2}", r.cpu_s),
             r.rss,
             fmt(r.load_s)
         );
