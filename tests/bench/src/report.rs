@@ -281,14 +281,14 @@ pub fn peer(rows: &[peer::Row]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} / {} / {} | {} | {} | {} | {} |",
+            "| {} | {} | {} / {} / {} | {} | {:.2} | {} | {} |",
             r.n,
             r.system,
             fmt(r.lateness.p50),
             fmt(r.lateness.p99),
             fmt(r.lateness.max),
             r.missing,
-            format!("{:.2}", r.cpu_s),
+            r.cpu_s,
             r.rss,
             fmt(r.load_s)
         );
