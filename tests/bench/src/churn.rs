@@ -194,10 +194,10 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
         consumer
             .select(|r| r.kind == "scheduled" && r.slot_ms.is_some_and(|s| s >= lo && s < hi))
             .iter()
-            .filter_map(|r| Some((r.created_ms? - r.slot_ms?) as f64))
+            .filter_map(|r| Some((r.queued_ms() - r.slot_ms?) as f64))
             .collect(),
     );
-    // Per probe: (created_at, version) of its tasks.
+    // Per probe: (in the queue at, version) of its tasks.
     let mut seen: HashMap<usize, Vec<(i64, u64)>> = HashMap::new();
     for r in consumer.select(|r| r.job.starts_with("probe")) {
         let p = r.job["probe".len()..]
@@ -208,9 +208,7 @@ pub async fn run(bins: &Bins, jobs: usize, rate: usize, secs: u64) -> Result<Out
             .strip_prefix('v')
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        if let Some(c) = r.created_ms {
-            seen.entry(p).or_default().push((c, v));
-        }
+        seen.entry(p).or_default().push((r.queued_ms(), v));
     }
     let mut effect = Vec::new();
     let mut never = 0;

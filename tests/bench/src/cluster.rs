@@ -3,8 +3,9 @@
 //!
 //! Jobs are written straight into Consul KV with `/v1/txn` (128 sets per call) because the API
 //! creates one job per request, which would make loading 1,000,000 jobs take longer than the
-//! benchmark itself; the stored form is the job store's (a JobSpec as JSON under
-//! `cronnode/jobs/<id>`), so the leader sees exactly what the API would have written.
+//! benchmark itself; the stored form and the keys are the job store's own (a JobSpec as JSON
+//! under `cronnode/jobs/<shard>/<id>`, plus the shard stamps), so the leader sees exactly what
+//! the API would have written.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,11 +16,13 @@ use hyper::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use consul_lock::{Consul, ConsulConfig, JobStore};
+
 use crate::http::Http;
 use crate::procs::{Bins, ConsulDev, Node, Redis};
 use crate::proxy::Proxy;
 
-/// Sets per `/v1/txn` call (consul-dev's and Consul's limit is higher; this keeps bodies small).
+/// Operations per `/v1/txn` call (Consul's limit since 1.14).
 const TXN_OPS: usize = 128;
 /// Transactions in flight while loading.
 const TXN_PARALLEL: usize = 4;
@@ -43,8 +46,8 @@ fn strip_ansi(l: &str) -> String {
 
 /// CPU share (of one core, over one second) under which a node counts as idle.
 const IDLE_SHARE: f64 = 0.2;
-/// The KV directory of the jobs (cronnode's default prefix).
-pub const JOBS_DIR: &str = "cronnode/jobs/";
+/// cronnode's default KV prefix.
+pub const PREFIX: &str = "cronnode";
 
 /// What a benchmark job looks like.
 pub fn job_spec(id: &str, frequency: &str, body: &str) -> Value {
@@ -206,31 +209,53 @@ impl Cluster {
         bail!("node {node} still busy after {timeout:?}")
     }
 
-    /// Writes `specs` into Consul KV, `TXN_OPS` per transaction, `TXN_PARALLEL` at a time.
+    /// Writes `specs` into Consul KV as the job store lays them out (`JobStore::key`, one
+    /// folder per shard), `TXN_OPS` operations per transaction, `TXN_PARALLEL` at a time. The
+    /// jobs are written shard by shard and each transaction also sets the stamp of the shards
+    /// it wrote (`JobStore::stamp_key`, a value naming the write), as the store's own writes do: that is what wakes the
+    /// nodes' watches, which then read only those shards.
     pub async fn put_jobs(&self, specs: Vec<Value>) -> Result<()> {
-        let url = format!("{}/v1/txn", self.consul.url());
-        let mut chunks = specs
-            .chunks(TXN_OPS)
-            .map(<[Value]>::to_vec)
-            .collect::<Vec<_>>()
-            .into_iter();
+        let store = JobStore::new(
+            Consul::new(ConsulConfig::new(self.consul.url())).context("consul client")?,
+            PREFIX,
+        );
         let b64 = base64::engine::general_purpose::STANDARD;
+        let mut keyed = Vec::with_capacity(specs.len());
+        for s in &specs {
+            let id = s["id"].as_str().unwrap_or("");
+            let key = store.key(id).with_context(|| format!("job id {id:?}"))?;
+            let stamp = store
+                .stamp_key(id)
+                .with_context(|| format!("job id {id:?}"))?;
+            keyed.push((stamp, key, b64.encode(s.to_string())));
+        }
+        keyed.sort_unstable();
+        // Sorted by shard, so a transaction spans few shards: each one's jobs plus the stamps
+        // of the shards they are in, at most `TXN_OPS` operations.
+        let mut txns = Vec::new();
+        let mut ops: Vec<Value> = Vec::new();
+        for (i, (shard_stamp, key, value)) in keyed.iter().enumerate() {
+            ops.push(json!({"KV": {"Verb": "set", "Key": key, "Value": value}}));
+            let last_of_shard = keyed.get(i + 1).is_none_or(|(s, _, _)| s != shard_stamp);
+            if last_of_shard || ops.len() + 1 == TXN_OPS {
+                // Consul leaves a key's ModifyIndex alone when a set writes the value it
+                // already holds, so each stamp names the write (as the store's own do).
+                let stamp = b64.encode(format!("load {key}"));
+                ops.push(json!({"KV": {"Verb": "set", "Key": shard_stamp, "Value": stamp}}));
+                if ops.len() + 2 > TXN_OPS || i + 1 == keyed.len() {
+                    txns.push(serde_json::to_vec(&std::mem::take(&mut ops))?);
+                }
+            }
+        }
+        let url = format!("{}/v1/txn", self.consul.url());
+        let mut txns = txns.into_iter();
         loop {
             let mut set = tokio::task::JoinSet::new();
-            for chunk in chunks.by_ref().take(TXN_PARALLEL) {
-                let ops: Vec<Value> = chunk
-                    .iter()
-                    .map(|s| {
-                        let key = format!("{JOBS_DIR}{}", s["id"].as_str().unwrap_or(""));
-                        json!({"KV": {"Verb": "set", "Key": key, "Value": b64.encode(s.to_string())}})
-                    })
-                    .collect();
+            for body in txns.by_ref().take(TXN_PARALLEL) {
                 let http = self.http.clone();
                 let url = url.clone();
                 set.spawn(async move {
-                    let (st, body) = http
-                        .call(Method::PUT, &url, Some(serde_json::to_vec(&ops)?))
-                        .await?;
+                    let (st, body) = http.call(Method::PUT, &url, Some(body)).await?;
                     if !st.is_success() {
                         bail!("txn: {st}: {}", String::from_utf8_lossy(&body));
                     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::cluster::{job_spec, Cluster};
-use crate::consumer::{now_us, Consumer};
+use crate::consumer::{now_us, Consumer, Rec};
 use crate::procs::Bins;
 
 /// The probe job's id.
@@ -98,8 +98,7 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
         let since = now_us() / 1000 - 500;
         if !consumer
             .wait_until(Duration::from_secs(10), |v| {
-                v.iter()
-                    .any(|r| r.job == PROBE && r.created_ms.unwrap_or(0) >= since)
+                v.iter().any(|r| r.job == PROBE && r.queued_ms() >= since)
             })
             .await
         {
@@ -141,7 +140,7 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
             first_new = consumer
                 .select(|r| r.token > token)
                 .iter()
-                .filter_map(|r| r.created_ms)
+                .map(Rec::queued_ms)
                 .min();
             if first_new.is_some() && !lock_ms.is_nan() {
                 break;
@@ -160,7 +159,7 @@ pub async fn run(bins: &Bins, graceful: usize, crash: usize, background: usize) 
                     && r.slot_ms.is_some_and(|s| s <= first_new + 1000)
             })
             .iter()
-            .filter_map(|r| Some((r.created_ms? - r.slot_ms?) as f64))
+            .filter_map(|r| Some((r.queued_ms() - r.slot_ms?) as f64))
             .fold(0.0, f64::max);
         let round = Round {
             kind,

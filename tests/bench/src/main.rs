@@ -74,7 +74,7 @@ struct FullArgs {
     #[arg(long, value_delimiter = ',', default_values_t = ["same".to_string(), "minute".to_string()])]
     lateness_spreads: Vec<String>,
     /// Job counts of the memory steps.
-    #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000, 200_000, 1_000_000])]
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000, 1_000_000])]
     memory_sizes: Vec<usize>,
     /// Job counts of the Consul load runs.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 10_000])]

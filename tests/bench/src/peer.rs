@@ -50,7 +50,7 @@ fn next_minute() -> i64 {
 }
 
 /// Measures one minute of `pid`'s scheduling: lateness of the slot `m` for `n` fires selected
-/// by `pick`, CPU over [m − 2, m + 58].
+/// by `pick`, CPU over [m − 4, m + 58] (cronnode stages its fires 2 s before their slot).
 async fn minute(
     consumer: &Consumer,
     pid: u32,
@@ -58,7 +58,7 @@ async fn minute(
     m: i64,
     pick: impl Fn(&Rec) -> bool,
 ) -> Result<(Summary, usize, f64, u64)> {
-    wait_until_s(m - 2).await;
+    wait_until_s(m - 4).await;
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         bail!("the scheduler process {pid} died before its minute (see its log)");
     }
