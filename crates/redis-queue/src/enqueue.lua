@@ -36,20 +36,7 @@ local HEAD = 7
 local PER_FIRE = 3
 local UNPACK_MAX = 1000
 
-local function less(a, b)
-  -- exact comparison of canonical decimal u64 (Lua numbers are doubles)
-  if #a ~= #b then return #a < #b end
-  return a < b
-end
-
-local token = ARGV[1]
-local fence = redis.call('GET', KEYS[1])
-if fence and less(token, fence) then
-  return {0, fence}
-end
-if (not fence) or less(fence, token) then
-  redis.call('SET', KEYS[1], token)
-end
+-- (fence.lua, in front of this, has checked ARGV[1] against KEYS[1] and defined `token`.)
 
 local function bulk(cmd, key, items)
   local i, n = 1, #items

@@ -20,7 +20,7 @@
 //!
 //! - [`task`]: the IronFunctions task JSON and the history entry (pure, no I/O);
 //! - `encode` (private): the task JSON written straight into a buffer (the hot path);
-//! - `script` (private): the Lua scripts (src/enqueue.lua, src/release.lua), key names,
+//! - `script` (private): the Lua scripts (src/fence.lua in front of src/enqueue.lua and src/release.lua), key names,
 //!   argument layout;
 //! - [`queue`]: [`Queue`], the connection, the enqueue, the fence and the read-back;
 //! - [`error`]: the error type, [`QueueError`];

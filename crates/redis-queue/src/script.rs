@@ -24,7 +24,7 @@ use crate::queue::{dedupe_ttl, FireOutcome};
 use crate::task::{kind_name, TaskSettings};
 
 /// The enqueue script.
-pub const ENQUEUE_LUA: &str = include_str!("enqueue.lua");
+pub const ENQUEUE_LUA: &str = concat!(include_str!("fence.lua"), include_str!("enqueue.lua"));
 /// The SHA1 of [`ENQUEUE_LUA`], for EVALSHA.
 static ENQUEUE_SHA: LazyLock<String> =
     LazyLock::new(|| Script::new(ENQUEUE_LUA).get_hash().to_string());
@@ -33,7 +33,7 @@ pub const DEDUPE_BUCKET_SECS: i64 = 60;
 /// Fixed keys ahead of the targets, the dedupe buckets and the history lists in `KEYS`.
 const FIXED_KEYS: usize = 6;
 /// The release script (staged tasks into the platform's queues).
-pub const RELEASE_LUA: &str = include_str!("release.lua");
+pub const RELEASE_LUA: &str = concat!(include_str!("fence.lua"), include_str!("release.lua"));
 
 /// Bytes of arguments a typical fire takes (a task of about 500 bytes, its ids).
 const TYPICAL_FIRE_BYTES: usize = 600;
