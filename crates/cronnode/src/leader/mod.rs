@@ -26,13 +26,14 @@
 //! job JSON.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use consul_lock::{JobChange, JobSet, Leadership};
 use cron_core::{Fire, FireKind, Job, Planner};
-use redis_queue::{BatchOutcome, FireOutcome, Queue, TaskSettings};
+use redis_queue::{BatchOutcome, FireOutcome, Queue, QueueError, TaskSettings};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::metrics::{FireOutcomeLabel, Metrics};
@@ -163,19 +164,14 @@ impl LeaderLoop {
     async fn lead(&mut self, token: u64, since: DateTime<Utc>) -> End {
         // 1. The fence. Our token is a Raft index, so it is above every earlier term's: raising
         //    the fence to it cuts off any older leader that is still running.
-        let mut backoff = RETRY_BACKOFF_START;
-        let fence = loop {
-            match self.queue.raise_fence(token).await {
-                Ok(f) => break f,
-                Err(e) => {
-                    self.metrics.redis_error("raise_fence");
-                    tracing::warn!(token, error = %e, "cannot raise the fence; retrying in {backoff:?}");
-                    if let Some(end) = self.pause(backoff, token).await {
-                        return end;
-                    }
-                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                }
-            }
+        let fence = match self
+            .until_redis_answers(token, "raise_fence", |q| async move {
+                q.raise_fence(token).await
+            })
+            .await
+        {
+            Ok(f) => f,
+            Err(end) => return end,
         };
         if fence > token {
             // Consul was rebuilt (new cluster, or a dev agent without a data dir): its indexes
@@ -307,21 +303,13 @@ impl LeaderLoop {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut backoff = RETRY_BACKOFF_START;
-        let cursors = loop {
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            match self.queue.cursors(&refs).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    self.metrics.redis_error("cursors");
-                    tracing::warn!(error = %e, "cannot read the job cursors; retrying in {backoff:?}");
-                    if let Some(end) = self.pause(backoff, term.token).await {
-                        return Err(end);
-                    }
-                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                }
-            }
-        };
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let cursors = self
+            .until_redis_answers(term.token, "cursors", |q| {
+                let refs = &refs;
+                async move { q.cursors(refs).await }
+            })
+            .await?;
         let (mut fires, mut skipped, mut jobs_behind) = (Vec::new(), 0u64, 0usize);
         for id in &ids {
             // No cursor: never enqueued; the planner catches it up from its creation.
@@ -573,6 +561,34 @@ impl LeaderLoop {
             }
         }
         true
+    }
+
+    /// Runs `op` on the queue until Redis answers, with backoff, while the term lasts: the
+    /// reads a term cannot go on without (the fence, the cursors, the staged slots). `what`
+    /// names the call in the error metric and the log.
+    async fn until_redis_answers<T, Fut>(
+        &mut self,
+        token: u64,
+        what: &'static str,
+        op: impl Fn(Queue) -> Fut,
+    ) -> Result<T, End>
+    where
+        Fut: Future<Output = Result<T, QueueError>>,
+    {
+        let mut backoff = RETRY_BACKOFF_START;
+        loop {
+            match op(self.queue.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    self.metrics.redis_error(what);
+                    tracing::warn!(token, error = %e, "Redis call {what} failed; retrying in {backoff:?}");
+                    if let Some(end) = self.pause(backoff, token).await {
+                        return Err(end);
+                    }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                }
+            }
+        }
     }
 
     /// Sleeps `d` unless the term ends first.

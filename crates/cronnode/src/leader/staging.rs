@@ -57,20 +57,11 @@ impl LeaderLoop {
     /// Term start, after the fence is ours: the slots the previous leader staged and nobody
     /// released become ours to release; the due ones are released at once.
     pub(super) async fn take_over_staged(&mut self, term: &mut Term) -> Result<(), End> {
-        let mut backoff = RETRY_BACKOFF_START;
-        let slots = loop {
-            match self.queue.staged_slots().await {
-                Ok(s) => break s,
-                Err(e) => {
-                    self.metrics.redis_error("staged_slots");
-                    tracing::warn!(error = %e, "cannot read the staged slots; retrying in {backoff:?}");
-                    if let Some(end) = self.pause(backoff, term.token).await {
-                        return Err(end);
-                    }
-                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-                }
-            }
-        };
+        let slots = self
+            .until_redis_answers(term.token, "staged_slots", |q| async move {
+                q.staged_slots().await
+            })
+            .await?;
         if let (Some(first), Some(last)) = (slots.first(), slots.last()) {
             tracing::info!(
                 token = term.token,
