@@ -13,7 +13,6 @@
 //!
 //! It prints where everything is. Ctrl-C stops it all. Not for production: one node, no ACLs.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,8 +26,6 @@ use crate::config::RawConfig;
 
 /// The example job's id.
 pub const EXAMPLE_JOB_ID: &str = "example";
-/// How long dev mode waits for its own redis-server to answer.
-const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long dev mode waits for the node's API to answer.
 const API_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,13 +43,6 @@ pub fn example_job() -> serde_json::Value {
         "frequency": "@every 5s",
         "description": "cronnode dev mode example: remove it with `cronnode jobs rm example`"
     })
-}
-
-/// A redis-server child, killed when dropped.
-struct RedisChild {
-    _child: tokio::process::Child,
-    url: String,
-    port: u16,
 }
 
 /// Runs dev mode; returns the exit status.
@@ -107,7 +97,7 @@ pub async fn run(args: DevArgs) -> i32 {
     } else {
         match start_redis().await {
             Ok(child) => {
-                let url = child.url.clone();
+                let url = child.url();
                 redis_child = Some(child);
                 url
             }
@@ -186,7 +176,7 @@ pub async fn run(args: DevArgs) -> i32 {
 
     let redis_port = redis_child
         .as_ref()
-        .map(|c| c.port.to_string())
+        .map(|c| c.port().to_string())
         .unwrap_or_else(|| port_of(&redis_url));
     println!();
     println!("cronnode dev mode is running (Ctrl-C stops it)");
@@ -264,62 +254,29 @@ async fn redis_answers(url: &str) -> bool {
     )
 }
 
-async fn start_redis() -> Result<RedisChild, String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))?;
-    let child = tokio::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "redis-server is not installed. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
+/// A redis-server child of this process (dev-harness's), killed when dropped.
+async fn start_redis() -> Result<dev_harness::RedisServer, String> {
+    let started = tokio::task::spawn_blocking(dev_harness::RedisServer::start).await;
+    match started {
+        Ok(Ok(server)) => Ok(server),
+        Ok(Err(dev_harness::RedisServerError::Spawn(e)))
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err("redis-server is not installed. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
                  Fedora: `sudo dnf install redis`; macOS: `brew install redis`), or run `scripts/dev`, \
                  which installs it, or set REDIS_URL to a Redis you run"
-                    .to_string()
-            } else {
-                format!("redis-server could not be started: {e}")
-            }
-        })?;
-    let url = format!("redis://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if redis_answers(&url).await {
-            return Ok(RedisChild {
-                _child: child,
-                url,
-                port,
-            });
+                .to_string())
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(Err(e)) => Err(format!("redis-server could not be started: {e}")),
+        Err(e) => Err(format!("redis-server could not be started: {e}")),
     }
-    Err(format!(
-        "the redis-server started on port {port} did not answer within {REDIS_START_TIMEOUT:?}"
-    ))
 }
 
 async fn wait_for_api(client: &ApiClient) -> bool {
-    let deadline = tokio::time::Instant::now() + API_START_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(r) = client.send(Method::GET, "/ready", None, &[]).await {
-            if r.status.is_success() {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    dev_harness::poll_async("the node's API", API_START_TIMEOUT, || async {
+        let answer = client.send(Method::GET, "/ready", None, &[]).await;
+        answer.ok().filter(|r| r.status.is_success())
+    })
+    .await
+    .is_ok()
 }

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::{http, job, Consul, Node};
-use redis_queue::test_server::RedisServer;
+use dev_harness::RedisServer;
 use serde_json::Value;
 
 const TOKEN: &str = "e2e-secret";
