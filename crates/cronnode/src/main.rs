@@ -44,7 +44,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 async fn dispatch(command: Command) -> i32 {
     match command {
         Command::Run(args) => {
-            let config = match args.settings.to_raw().and_then(config::RawConfig::validate) {
+            let config = match args.settings.raw().and_then(config::RawConfig::validate) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -306,8 +306,15 @@ where
             "the lock names this node but its term has ended; retry",
         ));
     }
-    let client = ApiClient::new(&info.api_addr, state.config.api_token.clone())
-        .map_err(|e| ApiError::internal(format!("leader API address {:?}: {e}", info.api_addr)))?;
+    let client = ApiClient::new(
+        &info.api_addr,
+        state
+            .config
+            .api_token
+            .as_ref()
+            .map(|t| t.expose().to_string()),
+    )
+    .map_err(|e| ApiError::internal(format!("leader API address {:?}: {e}", info.api_addr)))?;
     let raw = client
         .send(
             method,

@@ -85,7 +85,7 @@ pub fn parse_job(
         .validate()
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
     state
-        .tasks
+        .task_settings
         .check_job(&job)
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
     Ok((spec, Arc::new(job), version))

@@ -78,7 +78,7 @@ pub struct AppState {
     /// for Redis, and `/ready` says what is missing).
     pub queue: Arc<std::sync::OnceLock<redis_queue::Queue>>,
     /// How fires become tasks (default image, functions URL, node).
-    pub tasks: Arc<redis_queue::TaskSettings>,
+    pub task_settings: Arc<redis_queue::TaskSettings>,
     /// Metrics registry.
     pub metrics: Metrics,
     /// This node's leader loop: its state, and where to send manual runs and fence resets.
@@ -164,7 +164,10 @@ pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Full<B
     let path = parts.uri.path().to_string();
     // /health is open so that load balancers and `systemctl` probes need no secret.
     if path != "/health" {
-        if let Err(e) = check_token(state.config.api_token.as_deref(), &parts.headers) {
+        if let Err(e) = check_token(
+            state.config.api_token.as_ref().map(|t| t.expose()),
+            &parts.headers,
+        ) {
             return e.into_response();
         }
     }
