@@ -6,7 +6,9 @@
 //!
 //! Modules: `config` (settings raw → validated), `cli` (subcommands), `daemon` (wiring of a
 //! node and its shutdown path), `leader` (the leader loop), `api` (HTTP), `client` (the API
-//! client of the CLI), `metrics`, `dev` (the embedded dev mode).
+//! client of the CLI and of forwarding), `metrics`, `dev` (the embedded dev mode); two leaves
+//! that the API and the CLI share, so neither imports the other: `preview` (a schedule's next
+//! slots) and `percent` (URL encoding).
 
 mod api;
 mod cli;
@@ -16,6 +18,8 @@ mod daemon;
 mod dev;
 mod leader;
 mod metrics;
+mod percent;
+mod preview;
 
 use clap::Parser;
 
