@@ -12,7 +12,10 @@
 //!   one thin hyper call for what rs-consul cannot say (its header says what and why).
 //! - `kv.rs`, `session.rs`, `agent.rs`: the Consul endpoints (consul-api.md §1-5).
 //! - `election.rs`: the leader election (consul-api.md §7) and the fencing token. **Start
-//!   here** to understand leadership; [`node`] wires it with the service registration.
+//!   here** to understand leadership; [`node`] wires it with the service registration;
+//!   `lease.rs` is the rule of when a leader steps down (pure, over instants).
+//! - `version.rs`: the agent's version, [`MIN_CONSUL_VERSION`], and what differs between the
+//!   supported versions.
 //! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`].
 //! - `store.rs`: the [`JobStore`]: the sharded layout (jobs at `<prefix>/jobs/<xx>/<id>`,
 //!   `xx` = [`shard_of`]`(id)` in hex; a stamp per shard at `<prefix>/job-shards/<xx>` moved
@@ -42,6 +45,7 @@ mod http;
 mod job_set;
 mod kv;
 mod leader;
+mod lease;
 pub mod node;
 mod retry;
 mod session;
@@ -49,17 +53,21 @@ mod settings;
 mod store;
 mod store_page;
 mod store_watch;
+mod version;
 
 pub use agent::{check_id, nodes, service_id, NodeStatus, LEADER_TAG, SERVICE_NAME};
 pub use config::{
     ConsulConfig, DEFAULT_ADDR, ENV_ADDR, ENV_CACERT, ENV_CLIENT_CERT, ENV_SSL, ENV_TOKEN,
 };
-pub use election::{FOLLOW_WAIT, LOCK_DELAY_RETRY, REJOIN_PAUSE, RENEW_RETRY};
+pub use election::{
+    AGENT_PROBE_EVERY, LOCK_DELAY_RETRY, MAX_LOCK_READ_WAIT, REJOIN_PAUSE, RENEW_RETRY,
+};
 pub use error::ConsulError;
 pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use job_set::{shard_of, JobChange, JobSet, SHARDS};
-pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG, MAX_WAIT};
+pub use kv::{KvEntry, Query, Refusal, TxnOutcome, LOCK_FLAG, MAX_WAIT};
 pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
+pub use lease::{AGENT_LOST_AFTER, STEP_DOWN_EARLY_DIVISOR};
 pub use node::{Node, NodeHandle};
 pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
 pub use session::SessionInfo;
@@ -70,3 +78,4 @@ pub use settings::{
 pub use store::{check_id as check_job_id, InvalidEntry, JobStore, StoreError, StoredJob};
 pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
 pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};
+pub use version::{ConsulVersion, UnsupportedVersion, MIN_CONSUL_VERSION, SPLIT_CHECKS_SINCE};
