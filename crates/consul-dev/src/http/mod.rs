@@ -267,7 +267,8 @@ async fn handle(
 /// ones; the agent's own endpoints and the status endpoints are answered where they arrive.
 fn needs_leader(ctx: &Ctx) -> bool {
     let local = ctx.path.starts_with("/v1/agent/") || ctx.path.starts_with("/v1/status/");
-    !local && !(ctx.method == hyper::Method::GET && ctx.has("stale"))
+    let stale = ctx.method == hyper::Method::GET && ctx.has("stale");
+    !(local || stale)
 }
 
 async fn route(shared: &Shared, mut ctx: Ctx) -> Reply {
