@@ -183,7 +183,10 @@ pub async fn run(cfg: &RunConfig) -> Result<Outcome> {
         .context("the cluster did not start")?;
     let mut faults: Vec<Fault> = ALL.to_vec();
     if let ConsulSide::Servers(s) = &cluster.consul {
-        progress(&format!("three Consul servers: {}", s.version));
+        progress(&format!(
+            "three Consul servers: {}, raft_multiplier {}",
+            s.version, s.raft_multiplier
+        ));
         faults.extend(SERVER_FAULTS);
     }
     let started = tokio::time::Instant::now();

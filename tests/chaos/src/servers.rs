@@ -16,6 +16,11 @@ use serde_json::{json, Value};
 use crate::http::Http;
 use crate::procs::{free_port, Proc};
 
+/// Environment variable: the servers' `performance.raft_multiplier` (default 1, Consul's
+/// recommendation for production; Consul's own default, 5, is for small development machines
+/// and makes every Raft election five times slower).
+pub const RAFT_MULTIPLIER_ENV: &str = "CHAOS_CONSUL_RAFT_MULTIPLIER";
+
 /// How long the cluster may take to elect its first leader.
 const ELECTION_LIMIT: Duration = Duration::from_secs(60);
 /// Poll interval while waiting on the cluster.
@@ -41,6 +46,8 @@ pub struct Servers {
     pub servers: Vec<Server>,
     /// What `consul version` says.
     pub version: String,
+    /// The servers' `performance.raft_multiplier`.
+    pub raft_multiplier: u32,
 }
 
 impl Servers {
@@ -59,6 +66,15 @@ impl Servers {
         let ports: Vec<[u16; 4]> = (0..3)
             .map(|_| Ok([free_port()?, free_port()?, free_port()?, free_port()?]))
             .collect::<Result<_>>()?;
+        let raft_multiplier = match std::env::var(RAFT_MULTIPLIER_ENV) {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (1..=10).contains(m))
+                .ok_or_else(|| anyhow!("{RAFT_MULTIPLIER_ENV}={v}: expected 1 to 10"))?,
+            _ => 1,
+        };
         let joins: Vec<String> = ports
             .iter()
             .map(|p| format!("127.0.0.1:{}", p[2]))
@@ -80,6 +96,7 @@ impl Servers {
                 "ports": {"http": http_port, "dns": -1, "server": rpc, "serf_lan": lan,
                           "serf_wan": wan},
                 "leave_on_terminate": false,
+                "performance": {"raft_multiplier": raft_multiplier},
                 "disable_update_check": true,
                 "log_level": "INFO",
             });
@@ -100,7 +117,11 @@ impl Servers {
                 down: false,
             });
         }
-        let cluster = Servers { servers, version };
+        let cluster = Servers {
+            servers,
+            version,
+            raft_multiplier,
+        };
         cluster.wait_raft_leader(http, ELECTION_LIMIT).await?;
         Ok(cluster)
     }
