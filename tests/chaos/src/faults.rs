@@ -416,7 +416,11 @@ async fn lock_to_raft_leaders_node(c: &mut Cluster, t: &Timings) -> Result<()> {
         c.nodes[o].proc.signal("CONT")?;
     }
     c.start_node(li).await?;
-    handed.map(|_| ())
+    handed?;
+    // The new term pushes before the fault starts, so that the fault's failover is measured
+    // from the freeze, not from this hand-over.
+    tokio::time::sleep(t.recovery).await;
+    Ok(())
 }
 
 /// Stops an external Consul agent for the outage fault (run with `sh -c`).
