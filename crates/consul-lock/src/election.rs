@@ -359,7 +359,10 @@ impl Election {
                 // on the new holder.
                 Refusal::Held => {}
                 // Lock-delay, or (KV) not said which: read again after a pause.
-                Refusal::LockDelay | Refusal::HeldOrDelayed | Refusal::Stale | Refusal::Other(_) => {
+                Refusal::LockDelay
+                | Refusal::HeldOrDelayed
+                | Refusal::Stale
+                | Refusal::Other(_) => {
                     index = 0;
                     if !sleep_or_shutdown(LOCK_DELAY_RETRY, &mut shutdown).await {
                         return Contended::Shutdown;
@@ -584,7 +587,12 @@ async fn monitor_loop(
             }
             Err(e) => {
                 log_error("watching the lock key", &e);
-                if e.answered() && events.send(MonitorEvent::AgentAnswered(sent)).await.is_err() {
+                if e.answered()
+                    && events
+                        .send(MonitorEvent::AgentAnswered(sent))
+                        .await
+                        .is_err()
+                {
                     return;
                 }
                 tokio::time::sleep(RENEW_RETRY).await;
@@ -610,7 +618,12 @@ async fn probe_loop(consul: Consul, events: mpsc::Sender<MonitorEvent>) {
             Ok(_) => true,
             Err(e) => e.answered(),
         };
-        if answered && events.send(MonitorEvent::AgentAnswered(sent)).await.is_err() {
+        if answered
+            && events
+                .send(MonitorEvent::AgentAnswered(sent))
+                .await
+                .is_err()
+        {
             return;
         }
     }
@@ -673,6 +686,9 @@ mod tests {
         assert_eq!(lock_read_wait(ttl), Duration::from_secs(5));
         assert_eq!(renew_timeout(ttl), Duration::from_secs(2));
         assert_eq!(write_timeout(ttl), Duration::from_millis(2500));
-        assert_eq!(lock_read_wait(Duration::from_secs(3600)), MAX_LOCK_READ_WAIT);
+        assert_eq!(
+            lock_read_wait(Duration::from_secs(3600)),
+            MAX_LOCK_READ_WAIT
+        );
     }
 }

@@ -599,8 +599,14 @@ mod tests {
     #[test]
     fn refusals_are_read_once_into_an_enum() {
         let r = Refusal::from_message;
-        assert_eq!(r("failed to lock key \"k\", lock is already held"), Refusal::Held);
-        assert_eq!(r("failed to lock key \"k\" due to lock delay"), Refusal::LockDelay);
+        assert_eq!(
+            r("failed to lock key \"k\", lock is already held"),
+            Refusal::Held
+        );
+        assert_eq!(
+            r("failed to lock key \"k\" due to lock delay"),
+            Refusal::LockDelay
+        );
         assert_eq!(r("invalid session \"9f1c\""), Refusal::InvalidSession);
         assert_eq!(r("failed to set key \"k\", index is stale"), Refusal::Stale);
         assert_eq!(

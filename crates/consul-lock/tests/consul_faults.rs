@@ -171,7 +171,10 @@ async fn agent_lost(how: u8) {
         .unwrap_or_else(|_| panic!("a kept leading {how}: its agent lost for 30 s"))
         .unwrap();
     let down = lost.elapsed();
-    assert!(down >= AGENT_LOST_AFTER - Duration::from_secs(1), "{down:?}");
+    assert!(
+        down >= AGENT_LOST_AFTER - Duration::from_secs(1),
+        "{down:?}"
+    );
     // Consul declares a's node failed: b takes over.
     let (status, body) = put(&agent, &format!("/_dev/session/expire/{session}")).await;
     assert_eq!(status, 200, "{body}");

@@ -297,7 +297,11 @@ impl Fault {
         match self {
             Fault::FreezeRaftLeader | Fault::FreezeLeadersRaftServer => {
                 if self == Fault::FreezeLeadersRaftServer && raft != leader {
-                    bail!("the cronnode leader is on s{}, the Raft leader is s{}", leader + 1, raft + 1);
+                    bail!(
+                        "the cronnode leader is on s{}, the Raft leader is s{}",
+                        leader + 1,
+                        raft + 1
+                    );
                 }
                 servers_of(c)?.freeze(raft)?;
                 let frozen_at = tokio::time::Instant::now();
@@ -318,10 +322,17 @@ impl Fault {
                     None => "the cronnode leader was on another server".to_string(),
                 };
                 let secs = t.consul_outage.as_secs();
-                Ok((lifted, format!("Raft leader s{} frozen {secs} s; {what}", raft + 1)))
+                Ok((
+                    lifted,
+                    format!("Raft leader s{} frozen {secs} s; {what}", raft + 1),
+                ))
             }
             Fault::KillRaftLeader | Fault::KillLeadersServer => {
-                let victim = if self == Fault::KillRaftLeader { raft } else { leader };
+                let victim = if self == Fault::KillRaftLeader {
+                    raft
+                } else {
+                    leader
+                };
                 servers_of(c)?.kill(victim).await?;
                 let next = if victim == leader {
                     Some(successor(c, t, &leader_node).await?)
@@ -335,10 +346,18 @@ impl Fault {
                     Some((node, after)) => format!("{node} led {:.1} s after", after.as_secs_f64()),
                     None => "the cronnode leader was on another server".to_string(),
                 };
-                let role = if victim == raft { "the Raft leader" } else { "a follower" };
+                let role = if victim == raft {
+                    "the Raft leader"
+                } else {
+                    "a follower"
+                };
                 Ok((
                     lifted,
-                    format!("s{} ({role}) killed, restarted {} s later; {what}", victim + 1, t.server_down.as_secs()),
+                    format!(
+                        "s{} ({role}) killed, restarted {} s later; {what}",
+                        victim + 1,
+                        t.server_down.as_secs()
+                    ),
                 ))
             }
             Fault::QuorumLost => {
@@ -354,7 +373,11 @@ impl Fault {
                 let names: Vec<String> = victims.iter().map(|v| format!("s{}", v + 1)).collect();
                 Ok((
                     lifted,
-                    format!("{} killed for {} s", names.join(" and "), t.consul_outage.as_secs()),
+                    format!(
+                        "{} killed for {} s",
+                        names.join(" and "),
+                        t.consul_outage.as_secs()
+                    ),
                 ))
             }
             _ => bail!("{} is not a server fault", self.name()),

@@ -7,7 +7,8 @@
 //! - [`cluster`]: starts the dev Consul agent (or points at an external one), a redis-server
 //!   with `appendonly yes`, and three `cronnode run` processes on loopback, and probes them;
 //! - [`faults`]: the seven faults (kill -9, SIGSTOP past 2×TTL, SIGTERM, Consul refusing,
-//!   session invalidated, Redis killed, rolling restart);
+//!   session invalidated, Redis killed, rolling restart), and five of the Consul servers;
+//! - [`servers`]: a real three-server Consul of the harness's own (`CHAOS_CONSUL_BIN`);
 //! - [`checker`]: pure; every slot of every job exactly once, nothing pushed under the fence,
 //!   failover and lateness figures; start reading there;
 //! - [`tasks`]: decoding the task JSON the daemon pushes;

@@ -70,7 +70,10 @@ async fn session_check_fields() {
         .await
         .ok();
         let split = t
-            .session(&json!({"NodeChecks": ["serfHealth"], "ServiceChecks": [{"ID": check}]}).to_string())
+            .session(
+                &json!({"NodeChecks": ["serfHealth"], "ServiceChecks": [{"ID": check}]})
+                    .to_string(),
+            )
             .await;
         let legacy = t
             .session(&json!({"Checks": ["serfHealth", check]}).to_string())
@@ -90,9 +93,15 @@ async fn session_check_fields() {
         assert!(split_bound.contains(&"serfHealth".to_string()));
         assert!(info(legacy.clone()).await.contains(&check));
         // The binding is real: the check turning critical ends the bound sessions only.
-        t.put(&format!("/v1/agent/check/fail/{check}"), "").await.ok();
+        t.put(&format!("/v1/agent/check/fail/{check}"), "")
+            .await
+            .ok();
         eventually(Duration::from_secs(20), "invalidation", || async {
-            let gone = t.get(&format!("/v1/session/info/{legacy}")).await.ok().json();
+            let gone = t
+                .get(&format!("/v1/session/info/{legacy}"))
+                .await
+                .ok()
+                .json();
             gone.as_array().is_none_or(|a| a.is_empty()).then_some(())
         })
         .await;
@@ -104,7 +113,9 @@ async fn session_check_fields() {
             .as_array()
             .is_some_and(|a| !a.is_empty());
         assert_eq!(split_alive, !new);
-        t.put(&format!("/v1/session/destroy/{split}"), "").await.ok();
+        t.put(&format!("/v1/session/destroy/{split}"), "")
+            .await
+            .ok();
         t.put(&format!("/v1/agent/service/deregister/{svc}"), "")
             .await
             .ok();
@@ -122,7 +133,9 @@ async fn txn_flags_precision() {
         let body = json!([{"KV": {"Verb": "set", "Key": format!("{p}/txn"), "Flags": LOCK_FLAG,
             "Value": enc(b"x")}}]);
         t.put("/v1/txn", body.to_string()).await.ok();
-        let stored = t.entry(&format!("{p}/txn")).await["Flags"].as_u64().unwrap();
+        let stored = t.entry(&format!("{p}/txn")).await["Flags"]
+            .as_u64()
+            .unwrap();
         let rounded = LOCK_FLAG as f64 as u64;
         assert_ne!(rounded, LOCK_FLAG);
         assert_eq!(stored, if new { LOCK_FLAG } else { rounded });
