@@ -363,8 +363,7 @@ impl Consul {
             "Verb": "lock", "Key": key, "Flags": flags, "Session": session,
             "Value": base64::engine::general_purpose::STANDARD.encode(value),
         }});
-        let (endpoint, status, body) = self.txn_send(&[op], timeout).await?;
-        parse_txn(&endpoint, status, &body)
+        self.txn_one(op, timeout).await
     }
 
     /// Acquires `key` for `session` with `PUT /v1/kv/<key>?acquire=&flags=` within `timeout`:
@@ -414,7 +413,15 @@ impl Consul {
             "Verb": "cas", "Key": key, "Index": index,
             "Value": base64::engine::general_purpose::STANDARD.encode(value),
         }});
-        let (endpoint, status, body) = self.txn_send(&[op], REQUEST_TIMEOUT).await?;
+        self.txn_one(op, REQUEST_TIMEOUT).await
+    }
+
+    async fn txn_one(
+        &self,
+        op: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<TxnOutcome, ConsulError> {
+        let (endpoint, status, body) = self.txn_send(&[op], timeout).await?;
         parse_txn(&endpoint, status, &body)
     }
 
