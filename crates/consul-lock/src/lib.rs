@@ -13,7 +13,8 @@
 //! - `kv.rs`, `session.rs`, `agent.rs`: the Consul endpoints (consul-api.md §1-5).
 //! - `election.rs`: the leader election (consul-api.md §7) and the fencing token. **Start
 //!   here** to understand leadership; [`node`] wires it with the service registration;
-//!   `lease.rs` is the rule of when a leader steps down (pure, over instants).
+//!   `lease.rs` is the rule of when a leader steps down (pure, over instants); `keepalive.rs`
+//!   the tasks beside it (renewer, lock watch, agent probe, resign and clean-up).
 //! - `version.rs`: the agent's version, [`MIN_CONSUL_VERSION`], and what differs between the
 //!   supported versions.
 //! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`].
@@ -43,6 +44,7 @@ mod election;
 mod error;
 mod http;
 mod job_set;
+mod keepalive;
 mod kv;
 mod leader;
 mod lease;
@@ -59,12 +61,11 @@ pub use agent::{check_id, nodes, service_id, NodeStatus, LEADER_TAG, SERVICE_NAM
 pub use config::{
     ConsulConfig, DEFAULT_ADDR, ENV_ADDR, ENV_CACERT, ENV_CLIENT_CERT, ENV_SSL, ENV_TOKEN,
 };
-pub use election::{
-    AGENT_PROBE_EVERY, LOCK_DELAY_RETRY, MAX_LOCK_READ_WAIT, REJOIN_PAUSE, RENEW_RETRY,
-};
+pub use election::{LOCK_DELAY_RETRY, MAX_LOCK_READ_WAIT, REJOIN_PAUSE};
 pub use error::ConsulError;
 pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use job_set::{shard_of, JobChange, JobSet, SHARDS};
+pub use keepalive::{AGENT_PROBE_EVERY, RENEW_RETRY};
 pub use kv::{KvEntry, Query, Refusal, TxnOutcome, LOCK_FLAG, MAX_WAIT};
 pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
 pub use lease::{AGENT_LOST_AFTER, STEP_DOWN_EARLY_DIVISOR};
