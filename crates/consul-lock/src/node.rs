@@ -134,7 +134,12 @@ async fn supervise(
                 return;
             }
             Err(e) => {
-                warn!(error = %e, "reading the Consul agent's version");
+                // A 403 needs the operator (the token lacks agent:read); the rest is an outage.
+                if e.is_transient() {
+                    warn!(error = %e, "reading the Consul agent's version");
+                } else {
+                    error!(error = %e, "reading the Consul agent's version");
+                }
                 if !sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
                     return;
                 }
