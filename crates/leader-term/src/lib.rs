@@ -72,8 +72,11 @@ pub use output::{
 /// fires (about 6-10 µs of Redis each) finishes before the slot; a change made later than
 /// this before a slot is applied to the staged task (withdrawn or restaged).
 pub const LOOKAHEAD: Duration = Duration::from_secs(2);
-/// How long before a staged slot the driver is asked to prepare its release.
-pub const PREPARE_AHEAD: Duration = Duration::from_millis(500);
+/// How long before a staged slot the driver is asked to prepare its release: after the
+/// staging (which starts `LOOKAHEAD` ahead and takes a few hundred ms for 10,000 fires), with
+/// time for the preparation itself (reading the slot's tasks back and queueing them: about as
+/// long again under load) before the slot.
+pub const PREPARE_AHEAD: Duration = Duration::from_secs(1);
 /// Most fires in one `Enqueue`, `Stage` or `Amend`: the driver splits them into script calls
 /// of a few hundred and pipelines those; thousands at once keep that pipeline full.
 pub const MAX_BATCH: usize = 5_000;
