@@ -1,7 +1,8 @@
 //! # leader-term: a node's leadership, as a sans-IO state machine
 //!
 //! Everything cronnode's leader decides over time lives here: raise the fence, take over what
-//! an earlier leader staged, catch up every job from its cursor by its policy, stage fires
+//! an earlier leader staged, wait for a job set as new as the store at the term's start, catch
+//! up every job from its cursor by its policy, stage fires
 //! ahead of their slot, release them at the slot, withdraw or restage staged tasks when a job
 //! is paused, deleted or changed, retry a failed call with the same fire ids after a backoff,
 //! stop at the first sign of a newer leader. It is *fully deterministic*: no I/O, no clock, no
