@@ -176,6 +176,15 @@ pub fn run_job() -> Value {
             "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}})
 }
 
+/// `POST /v1/cronjobs/{id}/sync`.
+pub fn sync_job() -> Value {
+    json!({"summary": "Have the leader apply the job as stored now to the tasks it staged (withdraw or restage them); the API's own writes do it, forwarded to the leader",
+        "responses": {"200": ok("Applied", json!({"type": "object", "properties": {
+            "job_id": {"type": "string"}, "withdrawn": {"type": "integer"}, "restaged": {"type": "integer"},
+            "leader_node": {"type": "string"}}})),
+            "400": err("Bad id"), "409": err("Fence blocked"), "503": err("No leader, or it did not answer")}})
+}
+
 /// `GET /v1/cronjobs/{id}/fires`.
 pub fn job_fires() -> Value {
     json!({"summary": "Recent fires (capped history), newest first",
