@@ -16,11 +16,7 @@ use std::sync::Arc;
 
 /// Leads with `every` (version 1, every second), slots 1 and 2 staged at t0.
 fn staged() -> (H, Arc<Job>) {
-    let mut h = H::new();
-    let every = job("every", "* * * * * *", json!({}));
-    h.lead(7, std::slice::from_ref(&every));
-    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
-    h.cursors(&[("every", sec(0))]);
+    let (mut h, every) = every_second();
     let a = h.expect();
     assert_eq!(
         sent(&a),
@@ -230,11 +226,7 @@ fn the_answer_waits_for_a_call_made_with_the_old_spec() {
 
 #[test]
 fn a_restage_that_finds_nothing_staged_stages_the_fire_again() {
-    let mut h = H::new();
-    let every = job("every", "* * * * * *", json!({}));
-    h.lead(7, std::slice::from_ref(&every));
-    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
-    h.cursors(&[("every", sec(0))]);
+    let (mut h, every) = every_second();
     assert!(is_stage(&h.expect()));
     // The stage's answer is lost (and it was not applied); the job changes meanwhile.
     h.answer(Outcome::Sent(Err(lost())));

@@ -11,15 +11,6 @@ use common::*;
 use leader_term::{Action, Config, Event, FireOutcome, Leader, Op, Outcome, StagedRead};
 use serde_json::json;
 
-/// Leads with one every-second job whose cursor is at t0: the next action stages 1 and 2.
-fn running() -> H {
-    let mut h = H::new();
-    h.lead(7, &[job("every", "* * * * * *", json!({}))]);
-    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
-    h.cursors(&[("every", sec(0))]);
-    h
-}
-
 fn ids(a: &Action) -> Vec<uuid::Uuid> {
     match a {
         Action::Enqueue { fires, .. } | Action::Stage { fires, .. } => {
@@ -31,7 +22,7 @@ fn ids(a: &Action) -> Vec<uuid::Uuid> {
 
 #[test]
 fn fires_are_staged_a_lookahead_ahead_and_released_at_their_slot() {
-    let mut h = running();
+    let (mut h, _) = every_second();
     let a = h.expect();
     assert!(is_stage(&a));
     assert_eq!(
@@ -67,7 +58,7 @@ fn fires_are_staged_a_lookahead_ahead_and_released_at_their_slot() {
 
 #[test]
 fn a_stage_whose_answer_is_lost_is_released_at_its_slot_and_retried_with_the_same_fire_ids() {
-    let mut h = running();
+    let (mut h, _) = every_second();
     let first = h.expect();
     assert!(is_stage(&first));
     // The answer is lost: the call may have staged the fires, or not.
@@ -104,7 +95,7 @@ fn a_stage_whose_answer_is_lost_is_released_at_its_slot_and_retried_with_the_sam
 
 #[test]
 fn one_backoff_doubles_up_to_its_ceiling_across_calls_and_resets_after_a_success() {
-    let mut h = running();
+    let (mut h, _) = every_second();
     let mut now = t0();
     let mut pauses = Vec::new();
     for _ in 0..8 {
@@ -140,7 +131,7 @@ fn one_backoff_doubles_up_to_its_ceiling_across_calls_and_resets_after_a_success
 
 #[test]
 fn a_scheduled_fire_whose_slot_has_passed_is_enqueued_and_its_lateness_counted() {
-    let mut h = running();
+    let (mut h, _) = every_second();
     // The leader was busy (or asleep) until 1.25 s: slot 1 is enqueued, 2 and 3 staged.
     h.at(at(1250));
     let a = h.expect();
@@ -161,7 +152,7 @@ fn a_scheduled_fire_whose_slot_has_passed_is_enqueued_and_its_lateness_counted()
 
 #[test]
 fn a_clock_step_backwards_stages_no_slot_twice() {
-    let mut h = running();
+    let (mut h, _) = every_second();
     h.answer_next_ok();
     // NTP steps the clock back 10 s: what was staged waits for its slot, nothing is planned
     // again (the planner never gives a slot twice).

@@ -219,11 +219,7 @@ fn a_script_refusing_the_token_deposes_the_term_until_the_election_moves_on() {
 
 #[test]
 fn a_call_of_an_ended_term_is_answered_before_the_next_term_calls_and_its_answer_is_dropped() {
-    let mut h = H::new();
-    let every = job("every", "* * * * * *", json!({}));
-    h.lead(7, std::slice::from_ref(&every));
-    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
-    h.cursors(&[("every", sec(0))]);
+    let (mut h, every) = every_second();
     assert!(is_stage(&h.expect()));
     // Leadership lost and regained while the stage is in flight.
     h.leadership(Leadership::Follower);

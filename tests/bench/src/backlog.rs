@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 
 use crate::cluster::{job_spec, Cluster};
 use crate::consumer::{now_us, Consumer, Rec};
-use crate::lateness::{check_once, wait_until_s};
+use crate::lateness::{check_once, load_jobs, wait_until_s};
 use crate::procs::Bins;
 use crate::stats::{summary, Summary};
 
@@ -65,13 +65,7 @@ pub async fn run(bins: &Bins, n: usize, backlog: usize) -> Result<Outcome> {
             )
         })
         .collect();
-    let t_load = std::time::Instant::now();
-    cluster.put_jobs(specs).await?;
-    cluster
-        .wait_jobs(leader, n, Duration::from_secs(900))
-        .await?;
-    cluster.wait_idle(leader, Duration::from_secs(300)).await?;
-    let load_s = t_load.elapsed().as_secs_f64();
+    let load_s = load_jobs(&cluster, leader, specs).await?;
 
     let mut slot = now_s() + SETTLE + WATCH_AHEAD_S;
     while slot.rem_euclid(60) != burst_sec {

@@ -212,6 +212,17 @@ impl H {
     }
 }
 
+/// Leads (token 7) with one job firing every second, `every` (version 1), whose cursor is t0:
+/// the next action stages slots 1 and 2.
+pub fn every_second() -> (H, Arc<Job>) {
+    let mut h = H::new();
+    let every = job("every", "* * * * * *", serde_json::json!({}));
+    h.lead(7, std::slice::from_ref(&every));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("every", sec(0))]);
+    (h, every)
+}
+
 /// A call whose answer was lost.
 pub fn lost() -> Refused {
     Refused::Failed("connection reset by peer".into())
