@@ -125,6 +125,9 @@ impl Leader {
             };
             match term.poll(now, &self.config, &mut self.out) {
                 Some((action, call)) => {
+                    if call.fenced() {
+                        term.proof_sent();
+                    }
                     self.in_flight = Some((term.token, call));
                     return Some(action);
                 }

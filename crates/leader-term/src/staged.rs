@@ -117,9 +117,4 @@ impl Staged {
             .map(|k| k.iter().copied().collect())
             .unwrap_or_default()
     }
-
-    /// The latest staged slot of a job.
-    pub(crate) fn last_of_job(&self, job: &str) -> Option<DateTime<Utc>> {
-        self.by_job.get(job)?.last().map(|k| k.0)
-    }
 }

@@ -217,10 +217,51 @@ fn the_answer_waits_for_a_call_made_with_the_old_spec() {
     assert!(h.next().is_none());
     assert_eq!(h.reply_to(id), None);
     h.all_enqueued(1);
+    // Nothing was staged, so no amend: a fenced call proves the term still the newest (an
+    // older, deposed leader would be refused here and answer Fenced) before the answer.
+    assert!(matches!(h.expect(), Action::RaiseFence { token: 7 }));
+    assert_eq!(h.reply_to(id), None);
+    h.answer(Outcome::FenceRaised(Ok(7)));
     assert!(h.next().is_none());
     assert_eq!(
         h.reply_to(id),
         Some(Reply::JobChanged(Ok(ChangeApplied::default())))
+    );
+}
+
+#[test]
+fn a_deposed_leader_that_does_not_know_it_answers_a_change_fenced() {
+    let (mut h, every) = every_second();
+    assert!(is_stage(&h.expect()));
+    h.all_enqueued(2);
+    // A newer leader raised the fence to 9; the election has not told this node yet.
+    let id = change(
+        &mut h,
+        upsert(&changed(&every, |s| s.function.body = "v2".into()), 2),
+    );
+    // Its restage is the fenced call, refused: no answer of success.
+    assert!(matches!(h.expect(), Action::Amend { .. }));
+    h.answer(Outcome::Amended(Err(leader_term::Refused::Fenced {
+        fence: 9,
+    })));
+    h.next();
+    assert_eq!(
+        h.reply_to(id),
+        Some(Reply::JobChanged(Err(CommandError::Fenced(9))))
+    );
+    // Nothing staged for the job: the proof itself is refused.
+    let mut h = H::new();
+    let hourly = job("hourly", "@hourly", json!({}));
+    h.lead(7, std::slice::from_ref(&hourly));
+    h.expect();
+    h.cursors(&[("hourly", sec(0))]);
+    let id = change(&mut h, upsert(&changed(&hourly, |s| s.paused = true), 2));
+    assert!(matches!(h.expect(), Action::RaiseFence { token: 7 }));
+    h.answer(Outcome::FenceRaised(Ok(9)));
+    h.next();
+    assert_eq!(
+        h.reply_to(id),
+        Some(Reply::JobChanged(Err(CommandError::Fenced(9))))
     );
 }
 
@@ -371,6 +412,9 @@ fn a_change_to_a_job_waiting_for_its_cursor_is_planned_with_the_new_spec() {
     let v2 = changed(&every, |s| s.function.body = "v2".into());
     change(&mut h, upsert(&v2, 2));
     h.cursors(&[("every", sec(-1))]);
+    // (The answer to the change first proves the term the newest.)
+    assert!(matches!(h.expect(), Action::RaiseFence { .. }));
+    h.answer(Outcome::FenceRaised(Ok(7)));
     match h.expect() {
         Action::Enqueue { fires, .. } => {
             assert!(fires
@@ -490,6 +534,36 @@ fn slots_due_before_a_change_that_the_new_schedule_also_has_are_not_lost() {
     // 4 and 8 were due under both schedules and never enqueued: they go out now (late);
     // 6 and 10 are not slots of the new schedule.
     assert_eq!(direct, vec![("two".into(), sec(4)), ("two".into(), sec(8))]);
+}
+
+#[test]
+fn a_slot_withdrawn_by_one_change_and_wanted_by_the_next_is_staged_again() {
+    let mut h = H::new();
+    let two = job("two", "*/2 * * * * *", json!({}));
+    h.lead(7, std::slice::from_ref(&two));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("two", sec(0))]);
+    assert_eq!(sent(&h.expect()), vec![("two".into(), sec(2))]);
+    h.all_enqueued(1);
+    // Every 3 s: slot 2 is withdrawn.
+    h.at(at(300));
+    change(
+        &mut h,
+        upsert(&changed(&two, |s| s.frequency = "*/3 * * * * *".into()), 2),
+    );
+    assert_eq!(amend(&h.expect()), (vec![sec(2)], vec![]));
+    h.amended(&[AmendOutcome::Withdrawn]);
+    // Back to every 2 s before slot 2: it is staged again.
+    h.at(at(400));
+    change(&mut h, upsert(&two, 3));
+    let mut staged = Vec::new();
+    while let Some(a) = h.next() {
+        if is_stage(&a) {
+            staged.extend(sent(&a));
+        }
+        h.answer(ok(&a));
+    }
+    assert_eq!(staged, vec![("two".into(), sec(2))]);
 }
 
 #[test]

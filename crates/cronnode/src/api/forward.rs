@@ -95,14 +95,22 @@ where
 }
 
 /// Has the leader apply the job `id` just written or deleted (withdraw or restage what it
-/// staged of it) before the caller answers, waiting at most [`TELL_LEADER_TIMEOUT`]. A failure
-/// (no leader, a leader that does not answer in time) is logged and not the caller's error: the
-/// write is in the store, and the leader's watch brings it about a second later.
-pub async fn tell_leader(state: &AppState, headers: &hyper::HeaderMap, id: &str) {
+/// staged of it) before the caller answers, waiting at most [`TELL_LEADER_TIMEOUT`]. The status
+/// the write is answered with: 200 once the leader confirmed, so no task with the old spec
+/// reaches the queue after the answer; else (no leader, a leader deposed or not answering in
+/// time) 202 Accepted: the write is in the store and the leader's watch brings it about a
+/// second later, but a slot staged meanwhile may still run with the old spec. Logged too.
+pub async fn tell_leader(state: &AppState, headers: &hyper::HeaderMap, id: &str) -> StatusCode {
     let told =
         tokio::time::timeout(TELL_LEADER_TIMEOUT, apply_job_change(state, headers, id)).await;
     match told {
-        Ok(Ok(_)) => tracing::debug!(job = %id, "the leader applied the change"),
+        Ok(Ok(r)) if r.status() == StatusCode::OK => {
+            tracing::debug!(job = %id, "the leader applied the change");
+            return StatusCode::OK;
+        }
+        Ok(Ok(r)) => {
+            tracing::warn!(job = %id, status = %r.status(), "the leader did not confirm the change; its watch of the store will bring it")
+        }
         Ok(Err(e)) => {
             tracing::warn!(job = %id, error = %e.message, "the leader did not confirm the change; its watch of the store will bring it")
         }
@@ -110,6 +118,7 @@ pub async fn tell_leader(state: &AppState, headers: &hyper::HeaderMap, id: &str)
             tracing::warn!(job = %id, "the leader did not confirm the change within {TELL_LEADER_TIMEOUT:?}; its watch of the store will bring it")
         }
     }
+    StatusCode::ACCEPTED
 }
 
 /// `POST /v1/cronjobs/{id}/sync`: the leader reads the job `id` from the store (or learns it

@@ -228,8 +228,8 @@ pub async fn get(state: &AppState, id: &str) -> ApiResult {
     Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
 }
 
-/// `PUT /v1/cronjobs/{id}`: answered once the leader has restaged (or withdrawn) what it
-/// staged of the job.
+/// `PUT /v1/cronjobs/{id}`: 200 once the leader has restaged (or withdrawn) what it staged of
+/// the job, 202 when it did not confirm (`forward::tell_leader`).
 pub async fn replace(
     state: &AppState,
     id: &str,
@@ -243,13 +243,13 @@ pub async fn replace(
         .await
         .map_err(|e| store_error("update", state, e))?;
     tracing::info!(job = %id, version = stored.version, "job replaced");
-    tell_leader(state, headers, id).await;
+    let status = tell_leader(state, headers, id).await;
     let cursor = last_starts(state, &[id]).await.get(id).copied();
-    Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
+    Ok(json_response(status, &job_json(&stored, cursor)))
 }
 
-/// `DELETE /v1/cronjobs/{id}`: answered once the leader has withdrawn what it staged of the
-/// job.
+/// `DELETE /v1/cronjobs/{id}`: 200 once the leader has withdrawn what it staged of the job,
+/// 202 when it did not confirm.
 pub async fn delete(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> ApiResult {
     // Read first: DELETE of a missing key is a success in Consul, but a 404 here.
     stored_or_404(state, id).await?;
@@ -259,12 +259,12 @@ pub async fn delete(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> A
         .await
         .map_err(|e| store_error("delete", state, e))?;
     tracing::info!(job = %id, "job deleted");
-    tell_leader(state, headers, id).await;
-    Ok(json_response(StatusCode::OK, &json!({"deleted": id})))
+    let status = tell_leader(state, headers, id).await;
+    Ok(json_response(status, &json!({"deleted": id})))
 }
 
-/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set; a pause is
-/// answered once the leader has withdrawn what it staged of the job.
+/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set; 200 once
+/// the leader has applied it to what it staged of the job, 202 when it did not confirm.
 pub async fn set_paused(
     state: &AppState,
     id: &str,
@@ -282,9 +282,9 @@ pub async fn set_paused(
         match state.store.update(spec, Some(stored.version)).await {
             Ok(stored) => {
                 tracing::info!(job = %id, paused, "job {}", if paused { "paused" } else { "resumed" });
-                tell_leader(state, headers, id).await;
+                let status = tell_leader(state, headers, id).await;
                 let cursor = last_starts(state, &[id]).await.get(id).copied();
-                return Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)));
+                return Ok(json_response(status, &job_json(&stored, cursor)));
             }
             // Someone else wrote in between: read again and retry.
             Err(StoreError::Conflict { .. }) => continue,

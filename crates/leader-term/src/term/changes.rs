@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use cron_core::{Fire, FireKind};
 
-use super::{Phase, Term, Waiter};
+use super::{Phase, Proof, Term, Waiter};
 use crate::input::{Command, CommandId, JobEvent, JobUpdate};
 use crate::output::{ChangeApplied, CommandError, Reply};
 use crate::view::Applied;
@@ -63,6 +63,7 @@ impl Term {
                         id,
                         job,
                         applied: ChangeApplied::default(),
+                        proof: Proof::Needed,
                     }),
                 }
             }
@@ -103,37 +104,21 @@ impl Term {
         }
     }
 
-    /// After a change of `id`'s spec: its new schedule's slots after `now` and up to the last
-    /// slot already given out go to the outbox, since the planner gives only slots after that
-    /// one. (With an unchanged schedule they are all held already.)
+    /// After a change of `id`'s spec (and once the planner gave out everything due within the
+    /// lookahead): its new schedule's slots after `now` within the lookahead go to the outbox
+    /// unless held, since the planner gives only slots after the last one it gave out, which may
+    /// have been withdrawn or dropped since (a slot withdrawn by one change and wanted again by
+    /// the next). A slot the planner gives again later is found held, or staged again as a
+    /// duplicate.
     fn fill_gap(&mut self, now: DateTime<Utc>, id: &Arc<str>) {
         let Some(known) = self.view.get(id) else {
             return;
         };
         let job = known.job.clone();
-        let of_job = |k: &(DateTime<Utc>, _), f: &Fire| k.0 > now && f.job_id == *id;
-        let last = [
-            self.staged.last_of_job(id),
-            self.outbox
-                .iter()
-                .filter(|(k, f)| of_job(k, f))
-                .map(|(k, _)| k.0)
-                .max(),
-            self.later
-                .iter()
-                .filter(|(k, f)| of_job(k, f))
-                .map(|(k, _)| k.0)
-                .max(),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        let Some(last) = last else {
-            return;
-        };
+        let horizon = now + self.lookahead;
         let mut t = now;
         while let Some(slot) = job.schedule.next_after(t) {
-            if slot > last {
+            if slot > horizon {
                 break;
             }
             let fire = Fire::scheduled(id.clone(), slot, FireKind::Scheduled);
@@ -149,20 +134,28 @@ impl Term {
     }
 
     /// Answers the API nodes whose change is applied: no staged fire of their job is left to
-    /// check. Called only while no Redis call is in flight, so a call made with the old spec
-    /// before the change cannot land after the answer.
+    /// check, and a fenced call made since succeeded (no newer term exists, which could still
+    /// plan on the old spec). Called only while no Redis call is in flight, so a call made with
+    /// the old spec before the change cannot land after the answer.
     pub(crate) fn flush_waiters(&mut self, out: &mut Out) {
         if self.phase != Phase::Running || !self.view_ready() {
             return;
         }
         let amends = &self.amends;
         self.waiters.retain(|w| {
-            let pending = amends.values().any(|f| f.job_id == w.job);
+            let pending = amends.values().any(|f| f.job_id == w.job) || w.proof != Proof::Done;
             if !pending {
                 out.reply(w.id, Reply::JobChanged(Ok(w.applied)));
             }
             pending
         });
+    }
+
+    /// Whether a waiting API node needs a fenced call that no amend will make.
+    pub(crate) fn needs_proof(&self) -> bool {
+        self.waiters
+            .iter()
+            .any(|w| w.proof == Proof::Needed && !self.amends.values().any(|f| f.job_id == w.job))
     }
 
     /// Counts an amend's result for the API nodes waiting on the job.

@@ -73,6 +73,8 @@ pub(crate) enum Call {
     Prepare,
     Release(DateTime<Utc>),
     Record,
+    /// A fenced call that only proves the term is still the newest (`Action::RaiseFence`).
+    Prove,
 }
 
 impl Call {
@@ -87,7 +89,16 @@ impl Call {
             Call::Amend { .. } => Op::Amend,
             Call::Prepare | Call::Release(_) => Op::Release,
             Call::Record => Op::Record,
+            Call::Prove => Op::RaiseFence,
         }
+    }
+
+    /// Whether the call runs the fence check (a success proves the term the newest then).
+    pub(crate) fn fenced(&self) -> bool {
+        matches!(
+            self,
+            Call::Send { .. } | Call::Amend { .. } | Call::Release(_) | Call::Record | Call::Prove
+        )
     }
 }
 
@@ -97,6 +108,18 @@ struct Waiter {
     id: CommandId,
     job: Arc<str>,
     applied: ChangeApplied,
+    proof: Proof,
+}
+
+/// Whether a fenced call made after a change was applied has succeeded: only then is the term
+/// known to be the newest when it answers (an older leader that does not know it was deposed
+/// would otherwise answer for a newer one still planning on the old spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    Needed,
+    /// The call in flight proves it if it succeeds.
+    InFlight,
+    Done,
 }
 
 /// The state of one term.
@@ -173,14 +196,36 @@ impl Term {
         })
     }
 
-    /// Puts a fire where it waits to be sent.
+    /// Puts a fire where it waits to be sent (a fire already staged is left there).
     fn route(&mut self, fire: Fire, now: DateTime<Utc>) {
         let key = (fire.slot, fire.fire_id);
+        if self.staged.get(key).is_some() {
+            return;
+        }
         let held = fire.slot > now && self.view.get(&fire.job_id).is_some_and(|k| delayed(&k.job));
         if held {
             self.later.insert(key, fire);
         } else {
             self.outbox.insert(key, fire);
+        }
+    }
+
+    /// A fenced call is being made: it proves the waiting API nodes' changes if it succeeds.
+    pub(crate) fn proof_sent(&mut self) {
+        for w in self.waiters.iter_mut().filter(|w| w.proof == Proof::Needed) {
+            w.proof = Proof::InFlight;
+        }
+    }
+
+    /// The fenced call in flight answered: `ok` when it succeeded.
+    fn proof_answered(&mut self, ok: bool) {
+        let to = if ok { Proof::Done } else { Proof::Needed };
+        for w in self
+            .waiters
+            .iter_mut()
+            .filter(|w| w.proof == Proof::InFlight)
+        {
+            w.proof = to;
         }
     }
 

@@ -24,7 +24,15 @@ impl Term {
         out: &mut Out,
     ) -> Option<TermEnd> {
         let op = call.op();
+        let fenced = call.fenced();
         let result = match (call, outcome) {
+            (Call::Prove, Outcome::FenceRaised(r)) => r.and_then(|fence| {
+                if fence > self.token {
+                    Err(Refused::Fenced { fence })
+                } else {
+                    Ok(())
+                }
+            }),
             (Call::RaiseFence, Outcome::FenceRaised(r)) => {
                 r.map(|fence| self.fence_raised(fence, out))
             }
@@ -101,6 +109,9 @@ impl Term {
                 call.op()
             ))),
         };
+        if fenced {
+            self.proof_answered(result.is_ok());
+        }
         match result {
             Ok(()) => {
                 backoff.succeeded();

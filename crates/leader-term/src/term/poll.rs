@@ -5,7 +5,8 @@
 //!    released with the old spec);
 //! 2. release the due staged slots (the time-critical step: release before stage);
 //! 3. enqueue the fires of delayed jobs whose slot came;
-//! 4. withdraw or restage the other staged fires of changed jobs (an API node waits);
+//! 4. withdraw or restage the other staged fires of changed jobs (an API node waits), or, when
+//!    none is staged, a fenced call that proves the term still the newest before it answers;
 //! 5. reset the fence (an operator waits); a manual run (a user waits);
 //! 6. the outbox: fires whose slot passed are enqueued, the others (due within the lookahead)
 //!    staged, the slots of a stage remembered before the call;
@@ -65,6 +66,9 @@ impl Term {
         }
         if let Some(call) = self.amend(now, cfg, false, out) {
             return Some(call);
+        }
+        if self.needs_proof() {
+            return Some((Action::RaiseFence { token }, Call::Prove));
         }
         if let Some(call) = self.reset() {
             return Some(call);
