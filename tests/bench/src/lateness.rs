@@ -117,13 +117,7 @@ pub async fn run(
             job_spec(&format!("j{i:07}"), &format!("{sec} * * * * *"), "bench")
         })
         .collect();
-    let t_load = std::time::Instant::now();
-    cluster.put_jobs(specs).await?;
-    cluster
-        .wait_jobs(leader, n, Duration::from_secs(900))
-        .await?;
-    cluster.wait_idle(leader, Duration::from_secs(300)).await?;
-    let load_s = t_load.elapsed().as_secs_f64();
+    let load_s = load_jobs(&cluster, leader, specs).await?;
 
     let ready = now_s() + SETTLE;
     let (start, len) = match spread {
@@ -217,6 +211,23 @@ pub async fn run(
         unparsed: consumer.bad(),
         batches,
     })
+}
+
+/// Writes `specs` into the store and waits until the leader has every one and is idle again;
+/// answers the seconds that took.
+pub async fn load_jobs(
+    cluster: &Cluster,
+    leader: usize,
+    specs: Vec<serde_json::Value>,
+) -> Result<f64> {
+    let n = specs.len();
+    let t_load = std::time::Instant::now();
+    cluster.put_jobs(specs).await?;
+    cluster
+        .wait_jobs(leader, n, Duration::from_secs(900))
+        .await?;
+    cluster.wait_idle(leader, Duration::from_secs(300)).await?;
+    Ok(t_load.elapsed().as_secs_f64())
 }
 
 /// Fails unless every job of the window arrived exactly once, none before its slot.

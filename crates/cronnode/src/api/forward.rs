@@ -1,19 +1,30 @@
-//! How a request that only the leader may carry out (a manual run, a fence reset) reaches it:
-//! [`on_leader`] runs it here when this node leads, else forwards it once to the leader's API
-//! address read from the lock key, marked with [`FORWARDED_HEADER`] so that it is never
-//! forwarded again. Also [`command_error`]: a refusal of the leader loop as an error answer.
+//! How a request that only the leader may carry out (a manual run, a fence reset, applying a
+//! job change to what it staged) reaches it: [`on_leader`] runs it here when this node leads,
+//! else forwards it once to the leader's API address read from the lock key, marked with
+//! [`FORWARDED_HEADER`] so that it is never forwarded again. [`tell_leader`] is how a handler
+//! that has just written a job makes the leader apply it before the handler answers. Also
+//! [`command_error`]: a refusal of the leader loop as an error answer.
 //!
-//! Must not carry out anything itself: the caller passes what to do when this node leads.
+//! Must not carry out anything itself but a job change: the caller passes what to do when this
+//! node leads.
 
 use std::future::Future;
+use std::time::Duration;
 
-use hyper::Method;
+use consul_lock::{Query, StoreError};
+use hyper::{Method, StatusCode};
+use leader_term::JobEvent;
+use serde_json::json;
 
 use super::errors::{ApiError, ApiResult};
-use super::reply::body_response;
+use super::reply::{body_response, json_response};
 use super::state::AppState;
 use crate::client::ApiClient;
-use crate::leader::CommandError;
+use crate::leader::{CommandError, JOB_CHANGE_TIMEOUT};
+
+/// The longest a write waits for the leader to apply it, forwarding included: past it the
+/// write is answered anyway (the leader's watch of the store brings the change).
+pub const TELL_LEADER_TIMEOUT: Duration = Duration::from_secs(JOB_CHANGE_TIMEOUT.as_secs() + 2);
 
 /// Header set on requests forwarded to the leader, so that a node which is not the leader any
 /// more answers 503 instead of forwarding again (no forwarding loops).
@@ -81,4 +92,84 @@ where
             ApiError::unavailable(format!("forwarding to the leader {}: {e}", info.node))
         })?;
     Ok(body_response(raw.status, "application/json", raw.body))
+}
+
+/// Has the leader apply the job `id` just written or deleted (withdraw or restage what it
+/// staged of it) before the caller answers, waiting at most [`TELL_LEADER_TIMEOUT`]. The status
+/// the write is answered with: 200 once the leader confirmed, so no task with the old spec
+/// reaches the queue after the answer; else (no leader, a leader deposed or not answering in
+/// time) 202 Accepted: the write is in the store and the leader's watch brings it about a
+/// second later, but a slot staged meanwhile may still run with the old spec. Logged too.
+pub async fn tell_leader(state: &AppState, headers: &hyper::HeaderMap, id: &str) -> StatusCode {
+    let told =
+        tokio::time::timeout(TELL_LEADER_TIMEOUT, apply_job_change(state, headers, id)).await;
+    match told {
+        Ok(Ok(r)) if r.status() == StatusCode::OK => {
+            tracing::debug!(job = %id, "the leader applied the change");
+            return StatusCode::OK;
+        }
+        Ok(Ok(r)) => {
+            tracing::warn!(job = %id, status = %r.status(), "the leader did not confirm the change; its watch of the store will bring it")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(job = %id, error = %e.message, "the leader did not confirm the change; its watch of the store will bring it")
+        }
+        Err(_) => {
+            tracing::warn!(job = %id, "the leader did not confirm the change within {TELL_LEADER_TIMEOUT:?}; its watch of the store will bring it")
+        }
+    }
+    StatusCode::ACCEPTED
+}
+
+/// `POST /v1/cronjobs/{id}/sync`: the leader reads the job `id` from the store (or learns it
+/// is gone) and applies it now to what it staged; forwarded to the leader from other nodes.
+pub async fn apply_job_change(state: &AppState, headers: &hyper::HeaderMap, id: &str) -> ApiResult {
+    let path = format!("/v1/cronjobs/{}/sync", crate::percent::encode(id));
+    on_leader(state, headers, Method::POST, &path, || async {
+        let event = match state.store.get(id).await {
+            Ok(Some(stored)) => JobEvent::Upsert {
+                job: stored.job,
+                version: stored.version,
+            },
+            // Gone, or no longer valid: the leader's view drops it alike. The index of a read
+            // of its key is at or after its removal.
+            Ok(None) | Err(StoreError::Stored { .. }) => {
+                let key = state
+                    .store
+                    .key(id)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let (_, index) = state
+                    .consul
+                    .kv_get(&key, Query::consistent())
+                    .await
+                    .map_err(|e| {
+                        state.metrics.consul_error("get");
+                        ApiError::unavailable(format!("consul: {e}"))
+                    })?;
+                JobEvent::Remove {
+                    id: id.into(),
+                    version: index,
+                }
+            }
+            Err(e) => {
+                state.metrics.consul_error("get");
+                return Err(ApiError::unavailable(format!("consul: {e}")));
+            }
+        };
+        let applied = state
+            .leader
+            .job_changed(event)
+            .await
+            .map_err(command_error)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "job_id": id,
+                "withdrawn": applied.withdrawn,
+                "restaged": applied.restaged,
+                "leader_node": state.config.node,
+            }),
+        ))
+    })
+    .await
 }

@@ -20,7 +20,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::errors::{ApiError, ApiResult};
-use super::forward::{command_error, on_leader};
+use super::forward::{command_error, on_leader, tell_leader};
 use super::reply::json_response;
 use super::state::AppState;
 
@@ -228,8 +228,14 @@ pub async fn get(state: &AppState, id: &str) -> ApiResult {
     Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
 }
 
-/// `PUT /v1/cronjobs/{id}`.
-pub async fn replace(state: &AppState, id: &str, body: &Bytes) -> ApiResult {
+/// `PUT /v1/cronjobs/{id}`: 200 once the leader has restaged (or withdrawn) what it staged of
+/// the job, 202 when it did not confirm (`forward::tell_leader`).
+pub async fn replace(
+    state: &AppState,
+    id: &str,
+    body: &Bytes,
+    headers: &hyper::HeaderMap,
+) -> ApiResult {
     let (spec, _job, version) = parse_job(state, body, Some(id))?;
     let stored = state
         .store
@@ -237,12 +243,14 @@ pub async fn replace(state: &AppState, id: &str, body: &Bytes) -> ApiResult {
         .await
         .map_err(|e| store_error("update", state, e))?;
     tracing::info!(job = %id, version = stored.version, "job replaced");
+    let status = tell_leader(state, headers, id).await;
     let cursor = last_starts(state, &[id]).await.get(id).copied();
-    Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
+    Ok(json_response(status, &job_json(&stored, cursor)))
 }
 
-/// `DELETE /v1/cronjobs/{id}`.
-pub async fn delete(state: &AppState, id: &str) -> ApiResult {
+/// `DELETE /v1/cronjobs/{id}`: 200 once the leader has withdrawn what it staged of the job,
+/// 202 when it did not confirm.
+pub async fn delete(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> ApiResult {
     // Read first: DELETE of a missing key is a success in Consul, but a 404 here.
     stored_or_404(state, id).await?;
     state
@@ -251,11 +259,18 @@ pub async fn delete(state: &AppState, id: &str) -> ApiResult {
         .await
         .map_err(|e| store_error("delete", state, e))?;
     tracing::info!(job = %id, "job deleted");
-    Ok(json_response(StatusCode::OK, &json!({"deleted": id})))
+    let status = tell_leader(state, headers, id).await;
+    Ok(json_response(status, &json!({"deleted": id})))
 }
 
-/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set.
-pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> ApiResult {
+/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set; 200 once
+/// the leader has applied it to what it staged of the job, 202 when it did not confirm.
+pub async fn set_paused(
+    state: &AppState,
+    id: &str,
+    paused: bool,
+    headers: &hyper::HeaderMap,
+) -> ApiResult {
     for _ in 0..CAS_ATTEMPTS {
         let stored = stored_or_404(state, id).await?;
         if stored.job.spec.paused == paused {
@@ -267,8 +282,9 @@ pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> ApiResult {
         match state.store.update(spec, Some(stored.version)).await {
             Ok(stored) => {
                 tracing::info!(job = %id, paused, "job {}", if paused { "paused" } else { "resumed" });
+                let status = tell_leader(state, headers, id).await;
                 let cursor = last_starts(state, &[id]).await.get(id).copied();
-                return Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)));
+                return Ok(json_response(status, &job_json(&stored, cursor)));
             }
             // Someone else wrote in between: read again and retry.
             Err(StoreError::Conflict { .. }) => continue,

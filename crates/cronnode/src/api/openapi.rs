@@ -145,26 +145,30 @@ pub fn get_job() -> Value {
 /// `PUT /v1/cronjobs/{id}`.
 pub fn replace_job() -> Value {
     json!({"summary": "Replace a job (a `version` in the body makes it a check-and-set)", "requestBody": job_body(),
-        "responses": {"200": ok("Replaced", job_ref()), "400": err("Malformed JSON, bad id or unknown field"),
+        "responses": {"200": ok("Replaced, and applied by the leader to what it staged", job_ref()),
+            "202": ok("Replaced; the leader did not confirm (its watch brings it)", job_ref()), "400": err("Malformed JSON, bad id or unknown field"),
             "404": err("No such job"), "409": err("Stale version"), "415": err("Content-Type is not JSON"), "422": err("Invalid job")}})
 }
 
 /// `DELETE /v1/cronjobs/{id}`.
 pub fn delete_job() -> Value {
     json!({"summary": "Delete a job",
-        "responses": {"200": ok("Deleted", any_object()), "400": err("Bad id"), "404": err("No such job")}})
+        "responses": {"200": ok("Deleted, and its staged tasks withdrawn by the leader", any_object()),
+            "202": ok("Deleted; the leader did not confirm (its watch brings it)", any_object()), "400": err("Bad id"), "404": err("No such job")}})
 }
 
 /// `POST /v1/cronjobs/{id}/pause`.
 pub fn pause_job() -> Value {
     json!({"summary": "Pause a job",
-        "responses": {"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}})
+        "responses": {"200": ok("The job, its staged tasks withdrawn by the leader", job_ref()),
+            "202": ok("The job; the leader did not confirm (its watch brings it)", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}})
 }
 
 /// `POST /v1/cronjobs/{id}/resume`.
 pub fn resume_job() -> Value {
     json!({"summary": "Resume a job (missed slots follow its catch-up policy)",
-        "responses": {"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}})
+        "responses": {"200": ok("The job, applied by the leader", job_ref()),
+            "202": ok("The job; the leader did not confirm (its watch brings it)", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}})
 }
 
 /// `POST /v1/cronjobs/{id}/run`.
@@ -174,6 +178,15 @@ pub fn run_job() -> Value {
             "job_id": {"type": "string"}, "fire_id": {"type": "string", "format": "uuid"}, "slot": {"type": "string", "format": "date-time"},
             "outcome": {"type": "string"}, "leader_node": {"type": "string"}, "token": {"type": "integer"}}})),
             "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}})
+}
+
+/// `POST /v1/cronjobs/{id}/sync`.
+pub fn sync_job() -> Value {
+    json!({"summary": "Have the leader apply the job as stored now to the tasks it staged (withdraw or restage them); the API's own writes do it, forwarded to the leader",
+        "responses": {"200": ok("Applied", json!({"type": "object", "properties": {
+            "job_id": {"type": "string"}, "withdrawn": {"type": "integer"}, "restaged": {"type": "integer"},
+            "leader_node": {"type": "string"}}})),
+            "400": err("Bad id"), "409": err("Fence blocked"), "503": err("No leader, or it did not answer")}})
 }
 
 /// `GET /v1/cronjobs/{id}/fires`.

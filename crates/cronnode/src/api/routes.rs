@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use hyper::StatusCode;
 
 use super::router::{Call, Reply, Route};
-use super::{cluster, jobs, openapi, reply};
+use super::{cluster, forward, jobs, openapi, reply};
 
 /// Every route of the API, in the order of the README's list.
 pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
@@ -51,29 +51,38 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
         ),
         Route::put(
             "/v1/cronjobs/{id}",
-            |c| Box::pin(async move { jobs::replace(&c.state, &c.id, &c.body).await }),
+            |c| Box::pin(async move { jobs::replace(&c.state, &c.id, &c.body, &c.headers).await }),
             openapi::replace_job,
         )
         .json_body(),
         Route::delete(
             "/v1/cronjobs/{id}",
-            |c| Box::pin(async move { jobs::delete(&c.state, &c.id).await }),
+            |c| Box::pin(async move { jobs::delete(&c.state, &c.id, &c.headers).await }),
             openapi::delete_job,
         ),
         Route::post(
             "/v1/cronjobs/{id}/pause",
-            |c| Box::pin(async move { jobs::set_paused(&c.state, &c.id, true).await }),
+            |c| Box::pin(async move { jobs::set_paused(&c.state, &c.id, true, &c.headers).await }),
             openapi::pause_job,
         ),
         Route::post(
             "/v1/cronjobs/{id}/resume",
-            |c| Box::pin(async move { jobs::set_paused(&c.state, &c.id, false).await }),
+            |c| Box::pin(async move { jobs::set_paused(&c.state, &c.id, false, &c.headers).await }),
             openapi::resume_job,
         ),
         Route::post(
             "/v1/cronjobs/{id}/run",
             |c| Box::pin(async move { jobs::run(&c.state, &c.id, &c.headers).await }),
             openapi::run_job,
+        ),
+        Route::post(
+            "/v1/cronjobs/{id}/sync",
+            |c| {
+                Box::pin(
+                    async move { forward::apply_job_change(&c.state, &c.headers, &c.id).await },
+                )
+            },
+            openapi::sync_job,
         ),
         Route::get(
             "/v1/cronjobs/{id}/fires",
