@@ -1,0 +1,2 @@
+//! # sim: a deterministic simulation of a whole cronnode cluster (being built; see issue 13).
+#![deny(missing_docs)]
