@@ -1,0 +1,396 @@
+//! A model of redis-queue's scripts: what `Queue`'s calls do to cronnode's keys and the
+//! platform's queues, in memory, as plain Rust.
+//!
+//! Owns the rules the Lua scripts carry (crates/redis-queue/src/*.lua): the fence check in
+//! front of every write (`fence.lua`), the batched enqueue and stage (`enqueue.lua`: dedupe
+//! marks in per-minute buckets, push or stage, the cursor that only advances, the capped
+//! history), the release of staged lists at their slot (`release.lua`), and the read-backs the
+//! leader uses. Each call is one method taking what the `Queue` method takes and answering
+//! what it answers, applied atomically per script call (batches are cut into calls of
+//! `fires_per_call`, as `Queue` does).
+//!
+//! It is kept honest by redis-queue's differential test (crates/redis-queue/tests/
+//! differential.rs), which runs random call sequences against the real scripts on a real
+//! redis-server and against this model and compares the whole state after every call; that test
+//! includes this file as is (`#[path]`), so it may use only what redis-queue's own tests can:
+//! redis-queue, cron-core, chrono, uuid and std.
+//!
+//! Must not model what the simulation does not need to be right about: connections, Lua
+//! errors, memory. The one clock here is `RedisModel::clock`, the server's, set by the caller
+//! before each call (it stamps when a task reached a queue, and ages the dedupe buckets).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use cron_core::{Fire, FireKind, Job};
+use redis_queue::queue::{DEFAULT_FIRES_PER_CALL, DEFAULT_HISTORY_LEN};
+use redis_queue::{
+    dedupe_ttl, BatchOutcome, FireOutcome, HistoryEntry, ReleaseOutcome, ReleasedSlot, TaskSettings,
+};
+use uuid::Uuid;
+
+/// Width of a dedupe bucket (`script::DEDUPE_BUCKET_SECS`): the fires of one slot minute share a
+/// hash.
+pub const DEDUPE_BUCKET_SECS: i64 = 60;
+/// Staging lists named in one release call (`queue::RELEASE_LISTS_PER_CALL`).
+pub const RELEASE_LISTS_PER_CALL: usize = 64;
+
+/// A task as a script wrote it: everything its JSON is made of.
+#[derive(Debug, Clone)]
+pub struct ModelTask {
+    /// The job it was built from (its spec as the leader had it).
+    pub job: Arc<Job>,
+    /// The fire.
+    pub fire: Fire,
+    /// The token of the call that wrote it.
+    pub token: u64,
+    /// Its `created_at`: the call's `now` (direct) or the slot (staged).
+    pub created_at: DateTime<Utc>,
+    /// The settings of the node that wrote it (its name, the functions URL).
+    pub settings: Arc<TaskSettings>,
+}
+
+/// A task on a platform queue, and when (by the server's clock) it got there.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The task.
+    pub task: ModelTask,
+    /// When the push or release put it there.
+    pub reached: DateTime<Utc>,
+}
+
+/// One dedupe hash (`<prefix>dedupe:<minute>`).
+#[derive(Debug, Clone, Default)]
+pub struct Bucket {
+    /// Fire id → the token that marked it.
+    pub fires: HashMap<Uuid, u64>,
+    /// When the key expires (server clock, unix ms); `None` without a TTL.
+    pub expires_ms: Option<i64>,
+}
+
+/// Where a call puts its immediate tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Direct,
+    Staged,
+}
+
+/// cronnode's keys and the platform's queues.
+#[derive(Debug, Clone)]
+pub struct RedisModel {
+    /// The server's clock; the caller sets it before each call.
+    pub clock: DateTime<Utc>,
+    /// `fence`.
+    pub fence: Option<u64>,
+    /// `cursors`: job id → last enqueued slot (unix seconds).
+    pub cursors: BTreeMap<String, i64>,
+    /// `dedupe:<minute>`.
+    pub dedupe: BTreeMap<i64, Bucket>,
+    /// `history:<job>`: entries oldest first.
+    pub history: BTreeMap<String, Vec<HistoryEntry>>,
+    /// `staging`: the index, (slot, priority).
+    pub staging_index: BTreeSet<(i64, u8)>,
+    /// `staging:<slot>:<priority>`: staged tasks in push order (no entry for an empty list).
+    pub staging: BTreeMap<(i64, u8), Vec<ModelTask>>,
+    /// `queue0..2`: tasks in push order (the first pushed is the first a runner takes).
+    pub queues: [Vec<Queued>; 3],
+    /// `delayed_jobs` with `delays`: delayed id → (ready, unix seconds; task).
+    pub delayed: BTreeMap<u64, (i64, ModelTask)>,
+    /// `delays_counter`.
+    pub delays_counter: u64,
+    /// History entries kept per job (`QueueConfig::history_len`).
+    pub history_len: usize,
+    /// Fires per script call (`Queue::with_fires_per_call`).
+    pub fires_per_call: usize,
+}
+
+impl Default for RedisModel {
+    fn default() -> Self {
+        RedisModel::new(DEFAULT_HISTORY_LEN, DEFAULT_FIRES_PER_CALL)
+    }
+}
+
+impl RedisModel {
+    /// An empty server, for a queue with these settings.
+    pub fn new(history_len: usize, fires_per_call: usize) -> RedisModel {
+        RedisModel {
+            clock: DateTime::<Utc>::UNIX_EPOCH,
+            fence: None,
+            cursors: BTreeMap::new(),
+            dedupe: BTreeMap::new(),
+            history: BTreeMap::new(),
+            staging_index: BTreeSet::new(),
+            staging: BTreeMap::new(),
+            queues: [Vec::new(), Vec::new(), Vec::new()],
+            delayed: BTreeMap::new(),
+            delays_counter: 0,
+            history_len: history_len.max(1),
+            fires_per_call: fires_per_call.max(1),
+        }
+    }
+
+    /// `fence.lua`: `Some(fence)` when `token` is below it (the call writes nothing); else the
+    /// fence rises to `token`.
+    fn fenced(&mut self, token: u64) -> Option<u64> {
+        match self.fence {
+            Some(f) if token < f => Some(f),
+            _ => {
+                self.fence = Some(token);
+                None
+            }
+        }
+    }
+
+    /// `Queue::raise_fence`.
+    pub fn raise_fence(&mut self, token: u64) -> u64 {
+        let f = self.fence.map_or(token, |f| f.max(token));
+        self.fence = Some(f);
+        f
+    }
+
+    /// `Queue::reset_fence`.
+    pub fn reset_fence(&mut self, token: u64) {
+        self.fence = Some(token);
+    }
+
+    /// `Queue::enqueue`.
+    pub fn enqueue(
+        &mut self,
+        batch: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &Arc<TaskSettings>,
+        now: DateTime<Utc>,
+    ) -> BatchOutcome {
+        self.send(batch, token, settings, now, Mode::Direct)
+    }
+
+    /// `Queue::stage`.
+    pub fn stage(
+        &mut self,
+        batch: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &Arc<TaskSettings>,
+        now: DateTime<Utc>,
+    ) -> BatchOutcome {
+        self.send(batch, token, settings, now, Mode::Staged)
+    }
+
+    fn send(
+        &mut self,
+        batch: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &Arc<TaskSettings>,
+        now: DateTime<Utc>,
+        mode: Mode,
+    ) -> BatchOutcome {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for call in batch.chunks(self.fires_per_call) {
+            if let Some(fence) = self.fenced(token) {
+                return BatchOutcome::Fenced { fence };
+            }
+            self.enqueue_call(call, token, settings, now, mode, &mut outcomes);
+        }
+        BatchOutcome::Done(outcomes)
+    }
+
+    /// One `enqueue.lua` call, after the fence check.
+    fn enqueue_call(
+        &mut self,
+        call: &[(Arc<Job>, Fire)],
+        token: u64,
+        settings: &Arc<TaskSettings>,
+        now: DateTime<Utc>,
+        mode: Mode,
+        outcomes: &mut Vec<FireOutcome>,
+    ) {
+        // 0. Staging lists enter the index first, even those whose fires all turn out to be
+        //    duplicates.
+        if mode == Mode::Staged {
+            for (job, fire) in call {
+                if job.spec.function.delay.unwrap_or(0) == 0 {
+                    self.staging_index
+                        .insert((fire.slot.timestamp(), job.spec.function.priority));
+                }
+            }
+        }
+        // The TTL each bucket must have at least: over every fire of the call in it.
+        let mut ttls: BTreeMap<i64, u64> = BTreeMap::new();
+        for (job, fire) in call {
+            let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
+            let bucket_end = (minute + 1) * DEDUPE_BUCKET_SECS;
+            let pending_ms = (bucket_end - now.timestamp()).max(0) as u128 * 1000;
+            let ttl = u64::try_from(dedupe_ttl(job).as_millis() + pending_ms).unwrap_or(u64::MAX);
+            let t = ttls.entry(minute).or_default();
+            *t = (*t).max(ttl);
+        }
+        // 1. Dedupe: a fire is new when its bucket does not hold its id (nor an earlier fire
+        //    of this call).
+        let mut fresh_buckets: BTreeSet<i64> = BTreeSet::new();
+        let mut fresh = Vec::with_capacity(call.len());
+        for (_, fire) in call {
+            let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
+            let bucket = self.bucket(minute);
+            let new = !bucket.fires.contains_key(&fire.fire_id);
+            if new {
+                bucket.fires.insert(fire.fire_id, token);
+                fresh_buckets.insert(minute);
+            }
+            fresh.push(new);
+        }
+        let clock_ms = self.clock.timestamp_millis();
+        for minute in fresh_buckets {
+            let ttl = ttls.get(&minute).copied().unwrap_or(0);
+            let bucket = self.bucket(minute);
+            let pttl = bucket.expires_ms.map_or(-1, |e| e - clock_ms);
+            if pttl < i64::try_from(ttl).unwrap_or(i64::MAX) {
+                bucket.expires_ms = Some(clock_ms.saturating_add_unsigned(ttl));
+            }
+        }
+        // 2. The new fires: push (or stage), history, cursor candidates.
+        let mut cursor: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((job, fire), new) in call.iter().zip(fresh) {
+            if !new {
+                outcomes.push(FireOutcome::Duplicate);
+                continue;
+            }
+            outcomes.push(FireOutcome::Enqueued);
+            let base = match mode {
+                Mode::Direct => now,
+                Mode::Staged => fire.slot,
+            };
+            let task = ModelTask {
+                job: job.clone(),
+                fire: fire.clone(),
+                token,
+                created_at: base,
+                settings: settings.clone(),
+            };
+            let f = &job.spec.function;
+            let delay = f.delay.unwrap_or(0);
+            if delay > 0 {
+                self.delays_counter += 1;
+                let ready = base.timestamp() + i64::from(delay);
+                self.delayed.insert(self.delays_counter, (ready, task));
+            } else {
+                match mode {
+                    Mode::Direct => self.queues[usize::from(f.priority)].push(Queued {
+                        task,
+                        reached: self.clock,
+                    }),
+                    Mode::Staged => self
+                        .staging
+                        .entry((fire.slot.timestamp(), f.priority))
+                        .or_default()
+                        .push(task),
+                }
+            }
+            if fire.kind != FireKind::Manual {
+                let c = cursor.entry(job.spec.id.as_str()).or_insert(i64::MIN);
+                *c = (*c).max(fire.slot.timestamp());
+            }
+            let entry = history_entry(fire, token, &settings.node, base);
+            let list = self.history.entry(job.spec.id.clone()).or_default();
+            list.push(entry);
+            if list.len() > self.history_len * 2 {
+                list.drain(..list.len() - self.history_len);
+            }
+        }
+        // 3. Cursors only advance.
+        for (job, slot) in cursor {
+            let c = self.cursors.entry(job.to_string()).or_insert(slot);
+            *c = (*c).max(slot);
+        }
+    }
+
+    /// The dedupe bucket of `minute`, made empty first if its key has expired.
+    fn bucket(&mut self, minute: i64) -> &mut Bucket {
+        let now = self.clock.timestamp_millis();
+        let b = self.dedupe.entry(minute).or_default();
+        if b.expires_ms.is_some_and(|e| e <= now) {
+            *b = Bucket::default();
+        }
+        b
+    }
+
+    /// `Queue::release`: every staging list whose slot is at or before `now` moves into its
+    /// queue behind what the queue holds, oldest slot first.
+    pub fn release(&mut self, token: u64, now: DateTime<Utc>) -> ReleaseOutcome {
+        let until = now.timestamp();
+        let due: Vec<(i64, u8)> = self
+            .staging_index
+            .iter()
+            .take_while(|(slot, _)| *slot <= until)
+            .copied()
+            .collect();
+        let mut moved: BTreeMap<i64, u64> = BTreeMap::new();
+        for call in due.chunks(RELEASE_LISTS_PER_CALL) {
+            if let Some(fence) = self.fenced(token) {
+                return ReleaseOutcome::Fenced { fence };
+            }
+            for &(slot, priority) in call {
+                let tasks = self.staging.remove(&(slot, priority)).unwrap_or_default();
+                *moved.entry(slot).or_default() += tasks.len() as u64;
+                let reached = self.clock;
+                self.queues[usize::from(priority)]
+                    .extend(tasks.into_iter().map(|task| Queued { task, reached }));
+                self.staging_index.remove(&(slot, priority));
+            }
+        }
+        ReleaseOutcome::Done(
+            moved
+                .into_iter()
+                .filter_map(|(slot, tasks)| {
+                    let slot = Utc.timestamp_opt(slot, 0).single()?;
+                    Some(ReleasedSlot { slot, tasks })
+                })
+                .collect(),
+        )
+    }
+
+    /// `Queue::staged_slots`.
+    pub fn staged_slots(&self) -> Vec<DateTime<Utc>> {
+        let mut slots: Vec<DateTime<Utc>> = self
+            .staging_index
+            .iter()
+            .filter_map(|(s, _)| Utc.timestamp_opt(*s, 0).single())
+            .collect();
+        slots.dedup();
+        slots
+    }
+
+    /// `Queue::cursors`.
+    pub fn cursors(&self, job_ids: &[&str]) -> HashMap<String, DateTime<Utc>> {
+        job_ids
+            .iter()
+            .filter_map(|id| {
+                let t = Utc.timestamp_opt(*self.cursors.get(*id)?, 0).single()?;
+                Some((id.to_string(), t))
+            })
+            .collect()
+    }
+
+    /// `Queue::history`: newest first, at most `history_len`.
+    pub fn history(&self, job_id: &str) -> Vec<HistoryEntry> {
+        self.history.get(job_id).map_or_else(Vec::new, |l| {
+            l.iter().rev().take(self.history_len).cloned().collect()
+        })
+    }
+
+    /// `Queue::fence`.
+    pub fn fence(&self) -> Option<u64> {
+        self.fence
+    }
+}
+
+/// A history entry as the script writes it: the slot in whole seconds, the instant in ms.
+fn history_entry(fire: &Fire, token: u64, node: &str, at: DateTime<Utc>) -> HistoryEntry {
+    let secs = |t: DateTime<Utc>| Utc.timestamp_opt(t.timestamp(), 0).single().unwrap_or(t);
+    let ms = Utc
+        .timestamp_millis_opt(at.timestamp_millis())
+        .single()
+        .unwrap_or(at);
+    let mut e = HistoryEntry::new(fire, token, node, ms);
+    e.slot = secs(fire.slot);
+    e
+}
