@@ -1,0 +1,174 @@
+//! Job changes and commands: what a term does when the job set moves or the API asks.
+//!
+//! A change is applied at once to the view and the planner; the fires it touches are dealt
+//! with lazily: a fire not yet sent picks up the new spec (or is dropped) when it is sent, and
+//! a staged fire is put in `amends`, to be withdrawn or restaged by the next `Amend`. A change
+//! of schedule also stages the new schedule's slots between now and the last slot the
+//! planner already gave out (the planner never gives a slot twice).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cron_core::{Fire, FireKind};
+
+use super::{Phase, Term, Waiter};
+use crate::input::{Command, CommandId, JobEvent, JobUpdate};
+use crate::output::{ChangeApplied, CommandError, Reply};
+use crate::view::Applied;
+use crate::Out;
+
+impl Term {
+    /// A batch of changes from the store's watch.
+    pub(crate) fn jobs(&mut self, now: DateTime<Utc>, update: JobUpdate, _out: &mut Out) {
+        self.view.index = self.view.index.max(update.index);
+        self.view.loaded = true;
+        for event in update.events {
+            self.change(now, event);
+        }
+        // Fires kept because the view was older than their stage: look again.
+        for key in std::mem::take(&mut self.unverified) {
+            if let Some(e) = self.staged.get(key) {
+                self.amends.insert(key, e.fire.clone());
+            }
+        }
+    }
+
+    /// A command from the API.
+    pub(crate) fn command(
+        &mut self,
+        now: DateTime<Utc>,
+        id: CommandId,
+        command: Command,
+        out: &mut Out,
+    ) {
+        let blocked = match self.phase {
+            Phase::Blocked { fence } => Some(CommandError::FenceBlocked {
+                fence,
+                token: self.token,
+            }),
+            _ => None,
+        };
+        match command {
+            Command::ResetFence => self.resets.push(id),
+            Command::ManualRun { job, fire } => match blocked {
+                Some(e) => out.reply(id, Reply::ManualRun(Err(e))),
+                None => self.manual.push_back((id, job, fire)),
+            },
+            Command::JobChanged(event) => {
+                let job: Arc<str> = Arc::from(event.id());
+                self.change(now, event);
+                match blocked {
+                    Some(e) => out.reply(id, Reply::JobChanged(Err(e))),
+                    None => self.waiters.push(Waiter {
+                        id,
+                        job,
+                        applied: ChangeApplied::default(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Applies one job event to the view, the planner and the fires it touches.
+    fn change(&mut self, now: DateTime<Utc>, event: JobEvent) {
+        let Some(Applied { id, new }) = self.view.apply(event) else {
+            return;
+        };
+        let planned = self.planner.job(&id).is_some();
+        match &new {
+            Some(k) if k.active() => {
+                if planned {
+                    self.fill_gap(now, &id);
+                    self.planner.upsert(k.job.clone(), now);
+                } else {
+                    // New to the term, resumed, or still waiting for its cursor.
+                    self.awaiting.insert(id.clone());
+                }
+            }
+            _ => {
+                self.planner.remove(&id);
+                self.awaiting.remove(&id);
+            }
+        }
+        // Staged fires of the job (ours, or an earlier leader's) are checked against the
+        // new spec by the next `Amend`.
+        for key in self.staged.of_job(&id) {
+            if let Some(e) = self.staged.get(key) {
+                self.amends.insert(key, e.fire.clone());
+            }
+        }
+    }
+
+    /// After a change of `id`'s spec: its new schedule's slots after `now` and up to the last
+    /// slot already given out go to the outbox, since the planner gives only slots after that
+    /// one. (With an unchanged schedule they are all held already.)
+    fn fill_gap(&mut self, now: DateTime<Utc>, id: &Arc<str>) {
+        let Some(known) = self.view.get(id) else {
+            return;
+        };
+        let job = known.job.clone();
+        let of_job = |k: &(DateTime<Utc>, _), f: &Fire| k.0 > now && f.job_id == *id;
+        let last = [
+            self.staged.last_of_job(id),
+            self.outbox
+                .iter()
+                .filter(|(k, f)| of_job(k, f))
+                .map(|(k, _)| k.0)
+                .max(),
+            self.later
+                .iter()
+                .filter(|(k, f)| of_job(k, f))
+                .map(|(k, _)| k.0)
+                .max(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let Some(last) = last else {
+            return;
+        };
+        let mut t = now;
+        while let Some(slot) = job.schedule.next_after(t) {
+            if slot > last {
+                break;
+            }
+            let fire = Fire::scheduled(id.clone(), slot, FireKind::Scheduled);
+            let key = (slot, fire.fire_id);
+            let held = self.staged.get(key).is_some()
+                || self.outbox.contains_key(&key)
+                || self.later.contains_key(&key);
+            if !held {
+                self.route(fire, now);
+            }
+            t = slot;
+        }
+    }
+
+    /// Answers the API nodes whose change is applied: no staged fire of their job is left to
+    /// check. Called only while no Redis call is in flight, so a call made with the old spec
+    /// before the change cannot land after the answer.
+    pub(crate) fn flush_waiters(&mut self, out: &mut Out) {
+        if self.phase != Phase::Running || !self.view.loaded {
+            return;
+        }
+        let amends = &self.amends;
+        self.waiters.retain(|w| {
+            let pending = amends.values().any(|f| f.job_id == w.job);
+            if !pending {
+                out.reply(w.id, Reply::JobChanged(Ok(w.applied)));
+            }
+            pending
+        });
+    }
+
+    /// Counts an amend's result for the API nodes waiting on the job.
+    pub(crate) fn count_applied(&mut self, job: &str, withdrawn: bool) {
+        for w in self.waiters.iter_mut().filter(|w| &*w.job == job) {
+            if withdrawn {
+                w.applied.withdrawn += 1;
+            } else {
+                w.applied.restaged += 1;
+            }
+        }
+    }
+}

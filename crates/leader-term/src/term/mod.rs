@@ -1,0 +1,226 @@
+//! One leadership term: its state, and the order of its work.
+//!
+//! A term goes through phases: raise the fence ([`Phase::RaiseFence`]); wait for an
+//! operator's reset if the fence is above the token ([`Phase::Blocked`]); read what earlier
+//! leaders staged ([`Phase::ReadStaged`]); then run ([`Phase::Running`]), but only once the
+//! job set has arrived. Running, each step does the most urgent thing first (`poll.rs`):
+//! withdraw or restage staged tasks of a changed job whose slot is due, release due slots,
+//! enqueue fires due now, apply other changes, reset the fence, manual runs, enqueue or
+//! stage what the planner gives within the lookahead, read the cursors of jobs to catch up,
+//! prepare the next release, write the history of released slots.
+//!
+//! The term keeps every fire it has not yet seen reach the queue: the outbox (to be sent),
+//! `later` (fires of delayed jobs, enqueued at their slot), and [`Staged`]. A fire carries
+//! no spec: the newest one in the [`View`] is looked up when a call is made, so a fire held
+//! across a job change goes out with the new spec, or not at all.
+//!
+//! `changes.rs` applies job changes; `outcomes.rs` applies the answers of Redis calls.
+
+mod changes;
+mod outcomes;
+mod poll;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cron_core::{Fire, FireKind, Job, Planner};
+
+use crate::input::CommandId;
+use crate::output::{ChangeApplied, CommandError, Op, Planned, Reply};
+use crate::staged::{Key, Staged};
+use crate::view::{delayed, has_slot, View};
+use crate::Out;
+
+/// Where a term is in its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The fence must be raised to the token first.
+    RaiseFence,
+    /// The fence is above the token: only an operator's reset lets the term go on.
+    Blocked { fence: u64 },
+    /// What earlier leaders staged must be read before anything is released or staged.
+    ReadStaged,
+    /// The steady state.
+    Running,
+}
+
+/// A Redis call in flight, with what its answer needs.
+#[derive(Debug, Clone)]
+pub(crate) enum Call {
+    RaiseFence,
+    ResetFence {
+        replies: Vec<CommandId>,
+    },
+    ReadStaged,
+    Cursors(Vec<Arc<str>>),
+    Send {
+        op: Op,
+        /// The fires and the spec version each was sent with.
+        fires: Vec<(Fire, u64)>,
+        /// A manual run's command.
+        manual: Option<CommandId>,
+    },
+    Amend {
+        withdraw: Vec<Fire>,
+        restage: Vec<(Fire, u64)>,
+    },
+    Prepare,
+    Release(DateTime<Utc>),
+    Record,
+}
+
+impl Call {
+    pub(crate) fn op(&self) -> Op {
+        match self {
+            Call::RaiseFence => Op::RaiseFence,
+            Call::ResetFence { .. } => Op::ResetFence,
+            Call::ReadStaged => Op::ReadStaged,
+            Call::Cursors(_) => Op::Cursors,
+            Call::Send { op, .. } => *op,
+            Call::Amend { .. } => Op::Amend,
+            Call::Prepare | Call::Release(_) => Op::Release,
+            Call::Record => Op::Record,
+        }
+    }
+}
+
+/// An API node waiting for a job change to be applied.
+#[derive(Debug)]
+struct Waiter {
+    id: CommandId,
+    job: Arc<str>,
+    applied: ChangeApplied,
+}
+
+/// The state of one term.
+pub(crate) struct Term {
+    pub(crate) token: u64,
+    pub(crate) since: DateTime<Utc>,
+    pub(crate) phase: Phase,
+    view: View,
+    /// Jobs whose cursor was read, and that are active: their next slots.
+    planner: Planner,
+    /// Active jobs new to the term (or resumed) whose cursor is to be read; not in the
+    /// planner until then, so nothing of theirs is planned before their catch-up.
+    awaiting: BTreeSet<Arc<str>>,
+    /// Whether the term's first catch-up was done.
+    caught_up: bool,
+    /// Fires to send, by slot: enqueued when their slot has passed, staged otherwise.
+    outbox: BTreeMap<Key, Fire>,
+    /// Fires of delayed jobs, enqueued at their slot.
+    later: BTreeMap<Key, Fire>,
+    manual: VecDeque<(CommandId, Arc<Job>, Fire)>,
+    resets: Vec<CommandId>,
+    staged: Staged,
+    /// Staged fires to check against the view (withdraw, restage, or keep), by slot.
+    amends: BTreeMap<Key, Fire>,
+    /// Staged fires of jobs the view does not hold yet, though it is older than their stage.
+    unverified: BTreeSet<Key>,
+    waiters: Vec<Waiter>,
+    /// Released slots whose history is still to be written.
+    unrecorded: bool,
+    /// The slot the last `PrepareRelease` was for.
+    prepared: Option<DateTime<Utc>>,
+}
+
+impl Term {
+    pub(crate) fn new(token: u64, since: DateTime<Utc>) -> Term {
+        Term {
+            token,
+            since,
+            phase: Phase::RaiseFence,
+            view: View::default(),
+            planner: Planner::new(),
+            awaiting: BTreeSet::new(),
+            caught_up: false,
+            outbox: BTreeMap::new(),
+            later: BTreeMap::new(),
+            manual: VecDeque::new(),
+            resets: Vec::new(),
+            staged: Staged::default(),
+            amends: BTreeMap::new(),
+            unverified: BTreeSet::new(),
+            waiters: Vec::new(),
+            unrecorded: false,
+            prepared: None,
+        }
+    }
+
+    /// The spec to send `fire` with now, or `None` when it must not be sent: its job is gone
+    /// or paused, or (for a scheduled fire) no longer has its slot.
+    fn planned(&self, fire: &Fire) -> Option<Planned> {
+        let known = self.view.get(&fire.job_id)?;
+        if !known.active() || (fire.kind != FireKind::Manual && !has_slot(&known.job, fire.slot)) {
+            return None;
+        }
+        Some(Planned {
+            job: known.job.clone(),
+            fire: fire.clone(),
+            version: known.version,
+        })
+    }
+
+    /// Puts a fire where it waits to be sent.
+    fn route(&mut self, fire: Fire, now: DateTime<Utc>) {
+        let key = (fire.slot, fire.fire_id);
+        let held = fire.slot > now && self.view.get(&fire.job_id).is_some_and(|k| delayed(&k.job));
+        if held {
+            self.later.insert(key, fire);
+        } else {
+            self.outbox.insert(key, fire);
+        }
+    }
+
+    /// Answers every command still waiting: the term is over.
+    pub(crate) fn end(&mut self, error: &CommandError, out: &mut Out) {
+        for (id, _, _) in self.manual.drain(..) {
+            out.reply(id, Reply::ManualRun(Err(error.clone())));
+        }
+        for id in self.resets.drain(..) {
+            out.reply(id, Reply::FenceReset(Err(error.clone())));
+        }
+        for w in self.waiters.drain(..) {
+            out.reply(w.id, Reply::JobChanged(Err(error.clone())));
+        }
+    }
+
+    /// The earliest instant the term has something to do, ignoring the backoff; `None` when
+    /// it waits for an input.
+    pub(crate) fn next_work(
+        &self,
+        lookahead: chrono::Duration,
+        prepare: chrono::Duration,
+    ) -> Option<DateTime<Utc>> {
+        let now_work = Some(DateTime::<Utc>::MIN_UTC);
+        match self.phase {
+            Phase::RaiseFence | Phase::ReadStaged => return now_work,
+            Phase::Blocked { .. } => {
+                return (!self.resets.is_empty()).then_some(DateTime::<Utc>::MIN_UTC)
+            }
+            Phase::Running => {}
+        }
+        if !self.view.loaded {
+            return None;
+        }
+        let immediate = !self.amends.is_empty()
+            || !self.resets.is_empty()
+            || !self.manual.is_empty()
+            || !self.outbox.is_empty()
+            || !self.awaiting.is_empty()
+            || self.unrecorded
+            || !self.waiters.is_empty();
+        if immediate {
+            return now_work;
+        }
+        let release = self.staged.first();
+        let prepare = self
+            .staged
+            .first()
+            .filter(|s| self.prepared != Some(*s))
+            .map(|s| s - prepare);
+        let stage = self.planner.next_wakeup().map(|t| t - lookahead);
+        let later = self.later.keys().next().map(|k| k.0);
+        [release, prepare, stage, later].into_iter().flatten().min()
+    }
+}
