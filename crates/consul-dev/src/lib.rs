@@ -20,7 +20,7 @@
 mod duration;
 mod http;
 mod persist;
-mod state;
+pub mod state;
 mod timers;
 
 use std::net::SocketAddr;

@@ -24,8 +24,10 @@
 //!   is a random version-4 UUID, never a slot's: such tasks are checked as manual runs).
 //! - **Nothing after the API answered** (when the evidence says when each task reached its
 //!   queue, [`Evidence::arrivals`]; the simulator knows, a real cluster does not): a scheduled
-//!   task that reached the queue at an instant when the job, as last answered, was paused or
-//!   deleted, did not have the slot in its schedule, or had another spec version, fails.
+//!   task must fit the job as the API last answered before the task reached its queue, or as
+//!   a later write made it (a change may be in force before its answer, or without one): a
+//!   task that reached its queue when every such state was paused or deleted, lacked the
+//!   slot, or had another spec version, fails.
 //! - **Manual runs**: every run the API answered as enqueued is on a queue exactly once; no
 //!   manual fire id is on the queues twice.
 //! - **Nothing pushed under the fence.** The fence in force at a list position is at least the
@@ -86,13 +88,16 @@ pub enum JobState {
     Deleted,
 }
 
-/// A change to a job (pause, resume, replace, delete) and the instant the API answered it.
+/// A change to a job (pause, resume, replace, delete): when the store took it, and when the
+/// API answered it (`None`: never; the change holds all the same, but promises nothing).
 #[derive(Debug, Clone)]
 pub struct JobChange {
     /// The job id.
     pub job: String,
-    /// When the API answered: from this instant on, the new state holds.
-    pub answered: DateTime<Utc>,
+    /// When the job store took the write: the cluster's state of the job from then on.
+    pub written: DateTime<Utc>,
+    /// When the API answered: from this instant on, the new state (or a later one) holds.
+    pub answered: Option<DateTime<Utc>>,
     /// The job's state from then on.
     pub state: JobState,
 }
@@ -184,6 +189,11 @@ pub struct Evidence {
     pub skipped: Vec<String>,
     /// The end of the run window: slots owed at or before it must have been delivered.
     pub end: DateTime<Utc>,
+    /// How far any node's clock was from the true one during the run; zero when all shared one
+    /// clock. A leader stages a fire [`STAGE_LOOKAHEAD`] before its slot by its own clock, and
+    /// a task's `created_at` is its maker's clock, so the staged-task exception of the fence
+    /// check widens by twice this.
+    pub clock_skew: chrono::TimeDelta,
 }
 
 /// A job's slot.
@@ -317,8 +327,12 @@ pub fn check(evidence: &Evidence) -> Report {
         .filter(|t| !is_manual(t) && t.id != cron_core::fire::fire_id(&t.job, t.slot).to_string())
         .map(|t| format!("{} on {}@{}", t.id, t.job, t.slot.to_rfc3339()))
         .collect();
-    (report.fence_violations, report.released_by_successor) =
-        fence_violations(&evidence.tasks, &evidence.fences);
+    (report.fence_violations, report.released_by_successor) = fence_violations(
+        &evidence.tasks,
+        &evidence.fences,
+        // The stager's clock, and the clock of a `created_at` taken as evidence, may each be off.
+        STAGE_LOOKAHEAD + evidence.clock_skew.abs() * 2,
+    );
     report.fence_samples = (
         evidence.fences.len(),
         evidence.fences.iter().map(|f| f.fence).max(),
@@ -337,9 +351,10 @@ pub fn check(evidence: &Evidence) -> Report {
     report
 }
 
-/// A job's states in the order answered, each with the instant it took effect: its creation
-/// (active, the registered schedule, version 0), then every change.
-type Timeline = Vec<(DateTime<Utc>, JobState)>;
+/// A job's states in the order written, each with the instant it took effect and the instant
+/// the API answered it: its creation (active, the registered schedule, version 0; answered
+/// then), then every change.
+type Timeline = Vec<(DateTime<Utc>, JobState, Option<DateTime<Utc>>)>;
 
 fn timelines(evidence: &Evidence) -> HashMap<&str, (&JobUnderTest, Timeline)> {
     let mut out: HashMap<&str, (&JobUnderTest, Timeline)> = evidence
@@ -350,16 +365,19 @@ fn timelines(evidence: &Evidence) -> HashMap<&str, (&JobUnderTest, Timeline)> {
                 schedule: j.schedule,
                 version: 0,
             };
-            (j.id.as_str(), (j, vec![(j.created, first)]))
+            // The creation comes first whatever the clocks say (`created` is the API node's
+            // clock), and was answered before any change.
+            let answered = Some(DateTime::<Utc>::MIN_UTC);
+            (j.id.as_str(), (j, vec![(j.created, first, answered)]))
         })
         .collect();
     for c in &evidence.changes {
         if let Some((_, t)) = out.get_mut(c.job.as_str()) {
-            t.push((c.answered, c.state.clone()));
+            t.push((c.written, c.state.clone(), c.answered));
         }
     }
     for (_, t) in out.values_mut() {
-        t.sort_by_key(|(at, _)| *at);
+        t[1..].sort_by_key(|(at, _, _)| *at);
     }
     out
 }
@@ -392,7 +410,7 @@ fn check_slots(
     ids.sort_unstable();
     for id in ids {
         let (job, timeline) = &timelines[id];
-        for (i, (from, state)) in timeline.iter().enumerate() {
+        for (i, (from, state, _)) in timeline.iter().enumerate() {
             let JobState::Active { schedule, .. } = state else {
                 continue;
             };
@@ -403,11 +421,11 @@ fn check_slots(
             } else {
                 (*from - chrono::TimeDelta::nanoseconds(1)).max(job.created)
             };
-            let next_from = timeline.get(i + 1).map(|(t, _)| *t);
+            let next_from = timeline.get(i + 1).map(|(t, _, _)| *t);
             let later: Vec<&JobState> = timeline[i + 1..]
                 .iter()
-                .take_while(|(t, _)| *t <= evidence.end)
-                .map(|(_, s)| s)
+                .take_while(|(t, _, _)| *t <= evidence.end)
+                .map(|(_, s, _)| s)
                 .collect();
             while let Some(next) = schedule.next_after(at) {
                 if next > evidence.end || next_from.is_some_and(|t| next >= t) {
@@ -437,10 +455,12 @@ fn check_slots(
     let mut rest: Vec<(Slot, usize)> = carried.into_iter().collect();
     rest.sort();
     for (slot, count) in rest {
+        // A leader whose clock is behind the API node's that created the job may fire a slot
+        // just before its `created_at`: a clock's doing, not a fault (at most once all the same).
         let known = timelines.get(slot.job.as_str()).is_some_and(|(job, t)| {
-            slot.at > job.created
+            slot.at > job.created - evidence.clock_skew.abs() * 2
                 && t.iter().any(
-                    |(_, s)| matches!(s, JobState::Active { schedule, .. } if has_slot(schedule, slot.at)),
+                    |(_, s, _)| matches!(s, JobState::Active { schedule, .. } if has_slot(schedule, slot.at)),
                 )
         });
         if !known {
@@ -451,8 +471,9 @@ fn check_slots(
     }
 }
 
-/// Scheduled tasks that reached their queue when the job, as the API last answered before
-/// that instant, could not have them: paused, deleted, without the slot, or another spec.
+/// Scheduled tasks that reached their queue when the job could not have them: every state
+/// it may have had then (the last one answered before, and any written after that one) was
+/// paused, deleted, without the slot, or of another spec version.
 fn after_answer(
     evidence: &Evidence,
     timelines: &HashMap<&str, (&JobUnderTest, Timeline)>,
@@ -465,31 +486,50 @@ fn after_answer(
         let Some((_, timeline)) = timelines.get(task.job.as_str()) else {
             continue; // unexpected: reported by the slot check
         };
-        let i = timeline.partition_point(|(t, _)| *t < arrival.reached);
-        let Some((answered, state)) = i.checked_sub(1).map(|i| &timeline[i]) else {
+        let r = arrival.reached;
+        let Some(k) = timeline
+            .iter()
+            .rposition(|(_, _, answered)| answered.is_some_and(|a| a < r))
+        else {
             continue;
         };
-        let why = match state {
-            JobState::Paused => Some("paused".to_string()),
-            JobState::Deleted => Some("deleted".to_string()),
-            JobState::Active { schedule, .. } if !has_slot(schedule, task.slot) => {
-                Some("changed to a schedule without this slot".to_string())
+        let mut why = None;
+        for (written, state, _) in &timeline[k..] {
+            // The last answered state (written before its answer, so before `r`), and the
+            // states written after it before `r`.
+            if *written >= r {
+                break;
             }
-            JobState::Active { version, .. } if *version != arrival.version => Some(format!(
-                "changed to spec v{version} (the task carries v{})",
-                arrival.version
-            )),
-            JobState::Active { .. } => None,
-        };
-        if let Some(why) = why {
+            let no = match state {
+                JobState::Paused => Some("paused".to_string()),
+                JobState::Deleted => Some("deleted".to_string()),
+                JobState::Active { schedule, .. } if !has_slot(schedule, task.slot) => {
+                    Some("changed to a schedule without this slot".to_string())
+                }
+                JobState::Active { version, .. } if *version != arrival.version => Some(format!(
+                    "changed to spec v{version} (the task carries v{})",
+                    arrival.version
+                )),
+                JobState::Active { .. } => None,
+            };
+            match no {
+                None => {
+                    why = None;
+                    break;
+                }
+                Some(w) if why.is_none() => why = Some(w),
+                Some(_) => {}
+            }
+        }
+        if let (Some(why), Some(answered)) = (why, timeline[k].2) {
             out.push(format!(
                 "{}@{} reached {} at {} by {}, {:.3} s after the API answered that the job was {why} ({})",
                 task.job,
                 task.slot.format("%H:%M:%S"),
                 task.list,
-                arrival.reached.format("%H:%M:%S%.6f"),
+                r.format("%H:%M:%S%.6f"),
                 task.node.as_deref().unwrap_or("?"),
-                secs(arrival.reached - *answered),
+                secs(r - answered),
                 answered.format("%H:%M:%S%.6f"),
             ));
         }
@@ -545,7 +585,11 @@ fn fence_above_since(token: u64, tasks: &[Task], fences: &[FenceSample]) -> Opti
 
 /// Tasks pushed below the fence in force at their list position (see the module docs), and
 /// how many such tasks were staged before the fence rose (not violations).
-fn fence_violations(tasks: &[Task], fences: &[FenceSample]) -> (Vec<String>, usize) {
+fn fence_violations(
+    tasks: &[Task],
+    fences: &[FenceSample],
+    lookahead: chrono::TimeDelta,
+) -> (Vec<String>, usize) {
     let mut released = 0;
     let mut by_list: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
     for task in tasks {
@@ -574,7 +618,7 @@ fn fence_violations(tasks: &[Task], fences: &[FenceSample]) -> (Vec<String>, usi
             }
             let staged_before = || {
                 fence_above_since(task.token, tasks, fences)
-                    .is_some_and(|since| task.slot < since + STAGE_LOOKAHEAD)
+                    .is_some_and(|since| task.slot < since + lookahead)
             };
             if task.token < floor && staged_before() {
                 released += 1;
@@ -1046,9 +1090,11 @@ mod tests {
     }
 
     fn change(job: &str, ms: i64, state: JobState) -> JobChange {
+        let t = at(0) + TimeDelta::milliseconds(ms);
         JobChange {
             job: job.into(),
-            answered: at(0) + TimeDelta::milliseconds(ms),
+            written: t - TimeDelta::milliseconds(5),
+            answered: Some(t),
             state,
         }
     }
@@ -1170,6 +1216,44 @@ mod tests {
         let r = check(&e);
         assert!(r.passed(), "{r}");
         assert_eq!(r.expected, 5, "2 and 4 (kept by */2), then 6, 8, 10");
+    }
+
+    #[test]
+    fn a_change_written_but_never_answered_may_hold_from_its_write() {
+        // Answered at 3.5 s: v1. Written at 6.5 s, never answered: v2 (its API node died).
+        // Tasks of v1 or v2 after 6.5 s are both fine; v0 after 3.5 s is not.
+        let mut e = clean();
+        e.changes = vec![change("s", 3500, active("* * * * * *", 1))];
+        e.changes.push(JobChange {
+            job: "s".into(),
+            written: at(6) + TimeDelta::milliseconds(500),
+            answered: None,
+            state: active("* * * * * *", 2),
+        });
+        e.arrivals = e
+            .tasks
+            .iter()
+            .map(|t| {
+                let s = t.slot.timestamp() % 60;
+                Arrival {
+                    reached: t.slot,
+                    version: if s <= 3 {
+                        0
+                    } else if s % 2 == 0 {
+                        1
+                    } else if s > 6 {
+                        2
+                    } else {
+                        1
+                    },
+                }
+            })
+            .collect();
+        let r = check(&e);
+        assert!(r.passed(), "{r}");
+        e.arrivals[8].version = 0;
+        let r = check(&e);
+        assert_eq!(r.after_answer.len(), 1, "{r}");
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! what it answers, applied atomically per script call (batches are cut into calls of
 //! `fires_per_call`, as `Queue` does).
 //!
+//! Issue 13 adds calls that withdraw or restage a staged task, a per-fire record of what was
+//! staged (its job, spec version, priority, token), and the history of a staged fire written
+//! at its release. Those follow i13a's description of the new scripts (their redis-queue side
+//! is being written): `amend`, `read_staged`, `record_released`, and the `staged` metadata.
+//!
 //! It is kept honest by redis-queue's differential test (crates/redis-queue/tests/
 //! differential.rs), which runs random call sequences against the real scripts on a real
 //! redis-server and against this model and compares the whole state after every call; that test
@@ -41,6 +46,8 @@ pub const RELEASE_LISTS_PER_CALL: usize = 64;
 pub struct ModelTask {
     /// The job it was built from (its spec as the leader had it).
     pub job: Arc<Job>,
+    /// That spec's version (its key's ModifyIndex; 0 when the caller gave none).
+    pub version: u64,
     /// The fire.
     pub fire: Fire,
     /// The token of the call that wrote it.
@@ -67,6 +74,47 @@ pub struct Bucket {
     pub fires: HashMap<Uuid, u64>,
     /// When the key expires (server clock, unix ms); `None` without a TTL.
     pub expires_ms: Option<i64>,
+}
+
+/// What a stage records of each staged fire (`staged:<slot>`), for a later leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedMeta {
+    /// The job id.
+    pub job_id: String,
+    /// The spec version its task was built from.
+    pub version: u64,
+    /// The staging list it is on.
+    pub priority: u8,
+    /// The token of the stage.
+    pub token: u64,
+}
+
+/// One fire to enqueue or stage, with the version of the spec its task is built from.
+pub type Item = (Arc<Job>, Fire, u64);
+
+/// What an amend did with one fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amended {
+    /// Its staged task was removed, with its dedupe mark.
+    Withdrawn,
+    /// Its staged task now carries the new spec.
+    Replaced,
+    /// It is not staged; `queued` when its dedupe mark is there (its task reached a queue).
+    NotStaged {
+        /// See above.
+        queued: bool,
+    },
+}
+
+/// What a reader of the staging area learns (`read_staged`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StagedState {
+    /// Slots with staged lists, oldest first.
+    pub slots: Vec<DateTime<Utc>>,
+    /// Every staged fire's record: (slot, fire id, record), by slot.
+    pub fires: Vec<(DateTime<Utc>, Uuid, StagedMeta)>,
+    /// Released slots whose history is not written yet.
+    pub unrecorded: bool,
 }
 
 /// Where a call puts its immediate tasks.
@@ -99,6 +147,10 @@ pub struct RedisModel {
     pub delayed: BTreeMap<u64, (i64, ModelTask)>,
     /// `delays_counter`.
     pub delays_counter: u64,
+    /// `staged:<slot>`: fire id → what the stage recorded.
+    pub staged_meta: BTreeMap<i64, BTreeMap<Uuid, (Fire, StagedMeta)>>,
+    /// Released fires whose history entry is not written yet: (release instant, fire, record).
+    pub released: Vec<(DateTime<Utc>, Fire, StagedMeta)>,
     /// History entries kept per job (`QueueConfig::history_len`).
     pub history_len: usize,
     /// Fires per script call (`Queue::with_fires_per_call`).
@@ -125,6 +177,8 @@ impl RedisModel {
             queues: [Vec::new(), Vec::new(), Vec::new()],
             delayed: BTreeMap::new(),
             delays_counter: 0,
+            staged_meta: BTreeMap::new(),
+            released: Vec::new(),
             history_len: history_len.max(1),
             fires_per_call: fires_per_call.max(1),
         }
@@ -157,7 +211,7 @@ impl RedisModel {
     /// `Queue::enqueue`.
     pub fn enqueue(
         &mut self,
-        batch: &[(Arc<Job>, Fire)],
+        batch: &[Item],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
@@ -168,7 +222,7 @@ impl RedisModel {
     /// `Queue::stage`.
     pub fn stage(
         &mut self,
-        batch: &[(Arc<Job>, Fire)],
+        batch: &[Item],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
@@ -178,7 +232,7 @@ impl RedisModel {
 
     fn send(
         &mut self,
-        batch: &[(Arc<Job>, Fire)],
+        batch: &[Item],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
@@ -197,7 +251,7 @@ impl RedisModel {
     /// One `enqueue.lua` call, after the fence check.
     fn enqueue_call(
         &mut self,
-        call: &[(Arc<Job>, Fire)],
+        call: &[Item],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
@@ -207,7 +261,7 @@ impl RedisModel {
         // 0. Staging lists enter the index first, even those whose fires all turn out to be
         //    duplicates.
         if mode == Mode::Staged {
-            for (job, fire) in call {
+            for (job, fire, _) in call {
                 if job.spec.function.delay.unwrap_or(0) == 0 {
                     self.staging_index
                         .insert((fire.slot.timestamp(), job.spec.function.priority));
@@ -216,7 +270,7 @@ impl RedisModel {
         }
         // The TTL each bucket must have at least: over every fire of the call in it.
         let mut ttls: BTreeMap<i64, u64> = BTreeMap::new();
-        for (job, fire) in call {
+        for (job, fire, _) in call {
             let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
             let bucket_end = (minute + 1) * DEDUPE_BUCKET_SECS;
             let pending_ms = (bucket_end - now.timestamp()).max(0) as u128 * 1000;
@@ -228,7 +282,7 @@ impl RedisModel {
         //    of this call).
         let mut fresh_buckets: BTreeSet<i64> = BTreeSet::new();
         let mut fresh = Vec::with_capacity(call.len());
-        for (_, fire) in call {
+        for (_, fire, _) in call {
             let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
             let bucket = self.bucket(minute);
             let new = !bucket.fires.contains_key(&fire.fire_id);
@@ -249,7 +303,7 @@ impl RedisModel {
         }
         // 2. The new fires: push (or stage), history, cursor candidates.
         let mut cursor: BTreeMap<&str, i64> = BTreeMap::new();
-        for ((job, fire), new) in call.iter().zip(fresh) {
+        for ((job, fire, version), new) in call.iter().zip(fresh) {
             if !new {
                 outcomes.push(FireOutcome::Duplicate);
                 continue;
@@ -261,6 +315,7 @@ impl RedisModel {
             };
             let task = ModelTask {
                 job: job.clone(),
+                version: *version,
                 fire: fire.clone(),
                 token,
                 created_at: base,
@@ -278,11 +333,22 @@ impl RedisModel {
                         task,
                         reached: self.clock,
                     }),
-                    Mode::Staged => self
-                        .staging
-                        .entry((fire.slot.timestamp(), f.priority))
-                        .or_default()
-                        .push(task),
+                    Mode::Staged => {
+                        let meta = StagedMeta {
+                            job_id: job.spec.id.clone(),
+                            version: *version,
+                            priority: f.priority,
+                            token,
+                        };
+                        self.staged_meta
+                            .entry(fire.slot.timestamp())
+                            .or_default()
+                            .insert(fire.fire_id, (fire.clone(), meta));
+                        self.staging
+                            .entry((fire.slot.timestamp(), f.priority))
+                            .or_default()
+                            .push(task);
+                    }
                 }
             }
             if fire.kind != FireKind::Manual {
@@ -337,6 +403,20 @@ impl RedisModel {
                 self.staging_index.remove(&(slot, priority));
             }
         }
+        // A slot with no list left: its records wait for their history entries.
+        for slot in moved.keys() {
+            if self
+                .staging_index
+                .range((*slot, 0)..=(*slot, 2))
+                .next()
+                .is_none()
+            {
+                let clock = self.clock;
+                for (_, (fire, meta)) in self.staged_meta.remove(slot).unwrap_or_default() {
+                    self.released.push((clock, fire, meta));
+                }
+            }
+        }
         ReleaseOutcome::Done(
             moved
                 .into_iter()
@@ -346,6 +426,134 @@ impl RedisModel {
                 })
                 .collect(),
         )
+    }
+
+    /// `Queue::amend`: withdraw staged fires, then restage others with a newer spec, fenced,
+    /// in one call. A withdrawn fire loses its task, its record and its dedupe mark, and its
+    /// job's cursor goes back to just before its slot (if it was there or later).
+    pub fn amend(
+        &mut self,
+        token: u64,
+        withdraw: &[Fire],
+        restage: &[Item],
+        settings: &Arc<TaskSettings>,
+    ) -> Result<Vec<Amended>, u64> {
+        if withdraw.is_empty() && restage.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(fence) = self.fenced(token) {
+            return Err(fence);
+        }
+        let mut out = Vec::with_capacity(withdraw.len() + restage.len());
+        for fire in withdraw {
+            let slot = fire.slot.timestamp();
+            match self.unstage(fire) {
+                Some(meta) => {
+                    let minute = slot.div_euclid(DEDUPE_BUCKET_SECS);
+                    self.bucket(minute).fires.remove(&fire.fire_id);
+                    if let Some(c) = self.cursors.get_mut(&meta.job_id) {
+                        *c = (*c).min(slot - 1);
+                    }
+                    out.push(Amended::Withdrawn);
+                }
+                None => out.push(Amended::NotStaged {
+                    queued: self.marked(fire),
+                }),
+            }
+        }
+        for (job, fire, version) in restage {
+            let slot = fire.slot.timestamp();
+            let Some(old) = self.unstage(fire) else {
+                out.push(Amended::NotStaged {
+                    queued: self.marked(fire),
+                });
+                continue;
+            };
+            let priority = job.spec.function.priority;
+            let meta = StagedMeta {
+                job_id: job.spec.id.clone(),
+                version: *version,
+                priority,
+                token,
+            };
+            self.staging_index.insert((slot, priority));
+            self.staging
+                .entry((slot, priority))
+                .or_default()
+                .push(ModelTask {
+                    job: job.clone(),
+                    version: *version,
+                    fire: fire.clone(),
+                    token,
+                    created_at: fire.slot,
+                    settings: settings.clone(),
+                });
+            self.staged_meta
+                .entry(slot)
+                .or_default()
+                .insert(fire.fire_id, (fire.clone(), meta));
+            let _ = old;
+            out.push(Amended::Replaced);
+        }
+        Ok(out)
+    }
+
+    /// Removes a staged fire's task and record; its record when it was staged.
+    fn unstage(&mut self, fire: &Fire) -> Option<StagedMeta> {
+        let slot = fire.slot.timestamp();
+        let metas = self.staged_meta.get_mut(&slot)?;
+        let (_, meta) = metas.remove(&fire.fire_id)?;
+        if metas.is_empty() {
+            self.staged_meta.remove(&slot);
+        }
+        let key = (slot, meta.priority);
+        if let Some(list) = self.staging.get_mut(&key) {
+            list.retain(|t| t.fire.fire_id != fire.fire_id);
+            if list.is_empty() {
+                self.staging.remove(&key);
+            }
+        }
+        Some(meta)
+    }
+
+    /// Whether the fire's dedupe mark is set.
+    fn marked(&mut self, fire: &Fire) -> bool {
+        let minute = fire.slot.timestamp().div_euclid(DEDUPE_BUCKET_SECS);
+        self.bucket(minute).fires.contains_key(&fire.fire_id)
+    }
+
+    /// `Queue::read_staged`: the staged slots, every staged fire's record, and whether
+    /// released fires wait for their history.
+    pub fn read_staged(&self) -> StagedState {
+        StagedState {
+            slots: self.staged_slots(),
+            fires: self
+                .staged_meta
+                .iter()
+                .flat_map(|(slot, fires)| {
+                    let at = Utc.timestamp_opt(*slot, 0).single();
+                    fires
+                        .iter()
+                        .filter_map(move |(id, (_, meta))| Some((at?, *id, meta.clone())))
+                })
+                .collect(),
+            unrecorded: !self.released.is_empty(),
+        }
+    }
+
+    /// `Queue::record_released`, fenced: the history entries of released staged fires. (Today's
+    /// stage still writes a staged fire's history entry itself, as today's enqueue.lua does;
+    /// when the new scripts move it to the release, the entry is written here, its
+    /// `enqueued_at` the release instant in `released`.)
+    pub fn record_released(&mut self, token: u64) -> Result<bool, u64> {
+        if self.released.is_empty() {
+            return Ok(false);
+        }
+        if let Some(fence) = self.fenced(token) {
+            return Err(fence);
+        }
+        self.released.clear();
+        Ok(false)
     }
 
     /// `Queue::staged_slots`.
