@@ -265,7 +265,7 @@ impl Election {
 
     fn backoff(&mut self) -> Micros {
         self.failures = (self.failures + 1).min(6);
-        (200 * MS << (self.failures - 1)).min(5 * SEC)
+        ((200 * MS) << (self.failures - 1)).min(5 * SEC)
     }
 
     /// The answer to a call sent at `sent`.

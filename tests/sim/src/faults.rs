@@ -7,7 +7,7 @@
 //! overlap. Must not repair anything behind the cluster's back: lifting a fault gives back
 //! what it took, nothing more.
 
-use crate::node::{kill, start, stop};
+use crate::node::{kill, start, stop, wake_at};
 use crate::workload::Fault;
 use crate::world::{Ev, Heal, World};
 
@@ -76,8 +76,7 @@ pub fn strike(w: &mut World, f: Fault) {
             let limit = chrono::TimeDelta::seconds(60);
             w.nodes[n].offset = (w.nodes[n].offset + by).clamp(-limit, limit);
             w.max_skew = w.max_skew.max(w.nodes[n].offset.abs());
-            let inc = w.nodes[n].inc;
-            w.at(now, Ev::Wake { node: n, inc });
+            wake_at(w, n, now);
         }
     }
 }
@@ -94,8 +93,7 @@ pub fn heal(w: &mut World, h: Heal) {
             if w.nodes[n].up && w.nodes[n].inc == inc && w.nodes[n].paused {
                 w.nodes[n].paused = false;
                 w.resume(n);
-                let inc = w.nodes[n].inc;
-                w.at(w.now, Ev::Wake { node: n, inc });
+                wake_at(w, n, w.now);
             }
         }
         Heal::Redis => w.redis_down = false,
@@ -112,8 +110,7 @@ pub fn heal(w: &mut World, h: Heal) {
                 } else if w.nodes[n].paused {
                     w.nodes[n].paused = false;
                     w.resume(n);
-                    let inc = w.nodes[n].inc;
-                    w.at(w.now, Ev::Wake { node: n, inc });
+                    wake_at(w, n, w.now);
                 }
             }
         }

@@ -114,7 +114,17 @@ pub fn start(w: &mut World, n: usize) {
     node.watch_pending = true;
     let inc = node.inc;
     w.at(now, Ev::Watch { node: n, inc });
-    w.at(now, Ev::Wake { node: n, inc });
+    wake_at(w, n, now);
+}
+
+/// Wakes node `n` at `t` (or earlier, if it is to be woken earlier already).
+pub fn wake_at(w: &mut World, n: usize, t: Micros) {
+    let node = &mut w.nodes[n];
+    if t < node.wake_at || node.wake_at < w.now {
+        node.wake_at = t;
+        let inc = node.inc;
+        w.at(t, Ev::Wake { node: n, inc, at: t });
+    }
 }
 
 /// Kills node `n` (its process state is gone; its Consul session lives on until it expires).
@@ -304,12 +314,8 @@ fn drive(w: &mut World, n: usize) {
             t = t.min(true_at);
         }
     }
-    if t < w.nodes[n].wake_at || w.nodes[n].wake_at <= w.now {
-        w.nodes[n].wake_at = t;
-        let inc = w.nodes[n].inc;
-        if t != Micros::MAX {
-            w.at(t, Ev::Wake { node: n, inc });
-        }
+    if t != Micros::MAX {
+        wake_at(w, n, t);
     }
 }
 

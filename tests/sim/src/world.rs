@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use cron_core::Job;
 use leader_term::{Action, Command, Outcome, Reply};
 
@@ -51,8 +51,9 @@ pub enum Fate {
 /// Something that happens at an instant.
 #[derive(Debug)]
 pub enum Ev {
-    /// A node's timers (election and machine).
-    Wake { node: usize, inc: u64 },
+    /// A node's timers (election and machine); only the wake-up at the node's `wake_at` counts
+    /// (an earlier one, superseded, is dropped).
+    Wake { node: usize, inc: u64, at: Micros },
     /// A Consul call reaches the server.
     ConsulCall {
         node: usize,
@@ -131,10 +132,12 @@ pub enum Heal {
     All,
 }
 
+/// A queued event's place: its instant, its order of making, and its slot in `World::slab`
+/// (the heap moves these three numbers, not the events).
 struct Queued {
     at: Micros,
     seq: u64,
-    ev: Ev,
+    slot: usize,
 }
 
 impl PartialEq for Queued {
@@ -195,6 +198,9 @@ pub struct World {
     pub now: Micros,
     seq: u64,
     queue: BinaryHeap<Queued>,
+    /// The queued events, and the free slots among them.
+    slab: Vec<Option<Ev>>,
+    free: Vec<usize>,
     pub rng: Rng,
     pub rates: Rates,
     pub nodes: Vec<Node>,
@@ -218,16 +224,17 @@ pub struct World {
     pub trace: Option<String>,
 }
 
+/// The instant simulated time 0 stands for (2026-11-26 12:00:00 UTC), in Unix microseconds.
+const EPOCH_MICROS: i64 = 1_795_694_400_000_000;
+
 /// The instant simulated time 0 stands for.
 pub fn epoch() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
-        .single()
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    instant(0)
 }
 
 /// Simulated time as a UTC instant (the true clock, not a node's).
 pub fn instant(t: Micros) -> DateTime<Utc> {
-    epoch() + TimeDelta::microseconds(t as i64)
+    DateTime::from_timestamp_micros(EPOCH_MICROS + t as i64).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 impl World {
@@ -241,6 +248,8 @@ impl World {
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             rng: rng.fork(),
             nodes,
             consul: Consul::new(),
@@ -272,10 +281,20 @@ impl World {
     /// Queues `ev` at `at`.
     pub fn at(&mut self, at: Micros, ev: Ev) {
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i] = Some(ev);
+                i
+            }
+            None => {
+                self.slab.push(Some(ev));
+                self.slab.len() - 1
+            }
+        };
         self.queue.push(Queued {
             at,
             seq: self.seq,
-            ev,
+            slot,
         });
     }
 
@@ -292,9 +311,13 @@ impl World {
                 break;
             }
             let Some(q) = self.queue.pop() else { break };
+            let Some(ev) = self.slab[q.slot].take() else {
+                continue;
+            };
+            self.free.push(q.slot);
             self.now = q.at.max(self.now + 1);
             self.stats.events += 1;
-            self.handle(q.ev);
+            self.handle(ev);
         }
         self.now = self.now.max(until);
     }
@@ -302,7 +325,7 @@ impl World {
     fn handle(&mut self, ev: Ev) {
         // A paused node handles nothing until it resumes.
         let target = match &ev {
-            Ev::Wake { node, inc }
+            Ev::Wake { node, inc, .. }
             | Ev::ConsulAnswer { node, inc, .. }
             | Ev::RedisAnswer { node, inc, .. }
             | Ev::Command { node, inc, .. }
@@ -320,7 +343,11 @@ impl World {
             }
         }
         match ev {
-            Ev::Wake { node, .. } => crate::node::wake(self, node),
+            Ev::Wake { node, at, .. } => {
+                if self.nodes[node].wake_at == at {
+                    crate::node::wake(self, node);
+                }
+            }
             Ev::ConsulCall {
                 node,
                 inc,
