@@ -6,7 +6,9 @@
 //! into a queue with a small backlog (the backlog moves behind the staged tasks, then RENAME),
 //! and into one with a backlog larger than the burst (the staged tasks move in chunks: LRANGE,
 //! a variadic LPUSH, LTRIM), beside a variant that moves them one by one with RPOPLPUSH (the
-//! alternative that was not chosen), on the same server in the same run.
+//! alternative that was not chosen), and the prepared release into a standing backlog of
+//! 9,500 (the tasks read and queued in a MULTI before the slot; only EXEC at the slot), on the
+//! same server in the same run.
 //!
 //! Wall-clock figures move with the machine's load. For instructions instead, run the server
 //! under callgrind (a `redis-server` wrapper first in `PATH` that execs `valgrind
@@ -22,7 +24,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cron_core::{Fire, FireKind, Job, JobSpec};
 use redis::aio::MultiplexedConnection;
 use redis_queue::test_server::RedisServer;
-use redis_queue::{BatchOutcome, Queue, QueueConfig, ReleaseOutcome, TaskSettings};
+use redis_queue::{BatchOutcome, Queue, QueueConfig, ReleaseOutcome, StageFire, TaskSettings};
 
 const JOBS: usize = 10_000;
 const ROUNDS: i64 = 5;
@@ -30,6 +32,8 @@ const ROUNDS: i64 = 5;
 const SMALL_BACKLOG: usize = 100;
 /// …and one far behind (more than the burst).
 const LARGE_BACKLOG: usize = 20_000;
+/// The standing backlog of the case (runners behind by about a second's burst).
+const STANDING_BACKLOG: usize = 9_500;
 
 /// Replaces queue0 with `len` task-sized entries.
 async fn backlog(conn: &mut MultiplexedConnection, len: usize) {
@@ -105,9 +109,10 @@ async fn usec(conn: &mut MultiplexedConnection, cmd: &str) -> f64 {
 async fn stage(q: &Queue, jobs: &[Arc<Job>], slot: DateTime<Utc>, s: &TaskSettings) -> Duration {
     let batch: Vec<_> = jobs
         .iter()
-        .map(|j| {
-            let f = Fire::scheduled(j.spec.id.as_str().into(), slot, FireKind::Scheduled);
-            (j.clone(), f)
+        .map(|j| StageFire {
+            job: j.clone(),
+            fire: Fire::scheduled(j.spec.id.as_str().into(), slot, FireKind::Scheduled),
+            version: 1,
         })
         .collect();
     let start = Instant::now();
@@ -242,6 +247,36 @@ async fn main() {
         println!(
             "round {round}: release into a queue holding {LARGE_BACKLOG} tasks one by one (RPOPLPUSH) {took:.2?} ({:.3} us/task in Redis)",
             one_us / n
+        );
+
+        // 5. Into a standing backlog, with the script (the shorter side moves), then prepared.
+        let slot = base + chrono::Duration::minutes(4);
+        stage(&q, &jobs, slot, &settings).await;
+        backlog(&mut conn, STANDING_BACKLOG).await;
+        usec(&mut conn, "evalsha").await;
+        let (rel, moved) = release(&q, slot).await;
+        assert_eq!(moved, JOBS as u64);
+        let script_us = usec(&mut conn, "evalsha").await;
+        let slot = base + chrono::Duration::minutes(5);
+        stage(&q, &jobs, slot, &settings).await;
+        backlog(&mut conn, STANDING_BACKLOG).await;
+        let prepared = q
+            .prepare_release(1, slot)
+            .await
+            .expect("a backlog: prepared");
+        usec(&mut conn, "exec").await;
+        dump("prepare");
+        let start = Instant::now();
+        let ReleaseOutcome::Done(r) = q.release_prepared(Some(prepared), 1, slot).await.unwrap()
+        else {
+            panic!("fenced")
+        };
+        let took = start.elapsed();
+        assert_eq!(r.iter().map(|s| s.tasks).sum::<u64>(), JOBS as u64);
+        let exec_us = usec(&mut conn, "exec").await;
+        dump("release-prepared");
+        println!(
+            "round {round}: release into a standing backlog of {STANDING_BACKLOG}: script {rel:.2?} ({script_us:.0} us in Redis); prepared {took:.2?} (EXEC {exec_us:.0} us in Redis)"
         );
     }
     println!(

@@ -1,29 +1,23 @@
 //! The task JSON written straight into a byte buffer: the hot path of an enqueue.
 //!
 //! Owns [`write_task`], which writes exactly the bytes `serde_json::to_string(&build_task(..))`
-//! would (same fields, same order, same escaping; a unit test compares the two on awkward
-//! jobs), without building the [`crate::Task`] value, its `BTreeMap` of variables or its
+//! would (same fields, same order, same escaping; `task.rs` tests the two against each other on
+//! awkward jobs), without building the `Task` value, its `BTreeMap` of variables or its
 //! strings. Serde is several times slower here, and a leader encodes every fire of a busy
 //! minute while Redis waits for the next call.
 //!
-//! Must not decide anything about the task: the field values come from the same helpers
-//! `build_task` uses (`image_for`, `check_priority`, `headers_env`). Change the task's shape
-//! in `task.rs` first, then here, and let the test tell you they agree.
+//! Must not decide anything about the task: the field values come from `model.rs`, as
+//! `build_task`'s do. Change the task's shape in `task.rs` first, then here, and let the test
+//! tell you they agree.
 
 use std::io::Write;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use cron_core::{Fire, Job};
 
-use crate::task::{
+use crate::model::{
     check_priority, headers_env, kind_name, TaskError, TaskSettings, DEFAULT_IDLE_TIMEOUT_SECS,
     DEFAULT_TIMEOUT_SECS,
 };
-
-/// An instant as the task writes it (RFC3339, milliseconds, `Z`).
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// A JSON string literal, escaped exactly as serde_json escapes it.
 pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -44,7 +38,7 @@ fn num(out: &mut Vec<u8>, n: impl std::fmt::Display) {
 }
 
 /// Appends the task JSON of `fire` to `out`. `created_at` and `slot` are the RFC3339 forms of
-/// `now` and of `fire.slot` (see [`rfc3339`]), passed in so a call formats each instant once.
+/// `now` and of `fire.slot` (`model::rfc3339`), passed in so a call formats each instant once.
 pub(crate) fn write_task(
     out: &mut Vec<u8>,
     job: &Job,
@@ -125,75 +119,4 @@ pub(crate) fn write_task(
     json_str(out, &settings.node);
     out.extend_from_slice(b"}}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::task::build_task;
-    use chrono::TimeZone;
-    use cron_core::{FireKind, JobSpec};
-
-    fn job(id: &str, function: serde_json::Value) -> Job {
-        let spec = serde_json::json!({"id": id, "function": function, "frequency": "@hourly"});
-        JobSpec::from_json(spec.to_string().as_bytes())
-            .unwrap()
-            .validate()
-            .unwrap()
-    }
-
-    #[test]
-    fn writes_the_same_bytes_as_serde() {
-        let at = Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap();
-        let now = at + chrono::Duration::milliseconds(1234);
-        let jobs = [
-            job(
-                "plain",
-                serde_json::json!({"app": "a", "path": "/p", "image": "i"}),
-            ),
-            job(
-                "awkward",
-                serde_json::json!({"app": "a\"pp", "path": "/p/\u{e9}t\u{e9}", "image": "i\\x",
-                "body": "{\"x\":\"line\nbreak\ttab\u{1}\u{7f}\"}", "priority": 2, "timeout": 5,
-                "delay": 90, "headers": ["User-Agent: mine", "Zed: last", "A-B: 1", "a-b: 2",
-                "X-Quote: say \"hi\"", "Accept: */*"]}),
-            ),
-            job(
-                "no-delay",
-                serde_json::json!({"app": "a", "path": "/p", "image": "i", "delay": 0}),
-            ),
-        ];
-        let settings = [
-            TaskSettings {
-                functions_url: "http://fn.test:8080//".into(),
-                default_image: None,
-                node: "node \"a\"\n".into(),
-            },
-            TaskSettings::default(),
-        ];
-        for j in &jobs {
-            for s in &settings {
-                for fire in [
-                    Fire::scheduled(j.spec.id.as_str().into(), at, FireKind::Scheduled),
-                    Fire::scheduled(j.spec.id.as_str().into(), at, FireKind::CatchUp),
-                    Fire::manual(j.spec.id.as_str().into(), now),
-                ] {
-                    let want =
-                        serde_json::to_string(&build_task(j, &fire, 77, s, now).unwrap()).unwrap();
-                    let mut got = Vec::new();
-                    write_task(
-                        &mut got,
-                        j,
-                        &fire,
-                        77,
-                        s,
-                        &rfc3339(now),
-                        &rfc3339(fire.slot),
-                    )
-                    .unwrap();
-                    assert_eq!(String::from_utf8(got).unwrap(), want);
-                }
-            }
-        }
-    }
 }

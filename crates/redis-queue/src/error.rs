@@ -65,6 +65,15 @@ pub enum QueueError {
     /// A job in the batch cannot be encoded as a task; nothing of the batch was sent.
     #[error(transparent)]
     Task(#[from] TaskError),
+    /// A fire of a job with a delay was given to `stage`: its task would go to the platform's
+    /// delayed set at once, where a pause could not withdraw it. Enqueue it at its slot.
+    #[error(
+        "job {job}: a fire of a job with function.delay cannot be staged; enqueue it at its slot"
+    )]
+    StagedDelay {
+        /// The job id.
+        job: String,
+    },
     /// The fencing token does not fit the stored form.
     #[error("fencing token {0} is out of range")]
     Token(u64),

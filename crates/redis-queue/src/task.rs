@@ -1,12 +1,14 @@
-//! The IronFunctions task: what one fire becomes on the platform's queue.
+//! The IronFunctions task: what one fire becomes on the platform's queue, and the history
+//! entry it leaves.
 //!
 //! Owns the JSON an async runner reserves (see docs/ironfunctions-mq.md): `id` is the fire id,
 //! `image` is required, `created_at` is always an RFC3339 string, and `env_vars` mimic an HTTP
 //! POST to the route. An extra `cron` object tells where the call came from; runners ignore
-//! unknown fields. Also owns the history entry's wire form, built here so the enqueue script
-//! does no JSON work.
+//! unknown fields. [`build_task`] is the reference form (serde); [`encode_task`] the exact
+//! bytes pushed (the hot path in `encode.rs`, tested against it here). Also owns the history
+//! entry's wire form, built here so the scripts do no JSON work.
 //!
-//! Must not do I/O: [`encode_task`] is a pure function of its arguments (time is `now`).
+//! Must not do I/O: everything here is a pure function of its arguments (time is `now`).
 
 use std::collections::BTreeMap;
 
@@ -15,125 +17,12 @@ use cron_core::{Fire, FireKind, Job};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::encode::{rfc3339, write_task};
-
-/// The functions base URL used in `REQUEST_URL` when none is configured.
-pub const DEFAULT_FUNCTIONS_URL: &str = "http://127.0.0.1:8080";
-/// The run timeout (seconds) sent when the job names none: the runner's own default.
-pub const DEFAULT_TIMEOUT_SECS: u32 = 30;
-/// The hot-function idle timeout (seconds) sent with every task: the runner's default.
-pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 30;
-/// The highest priority the runners poll (queue0..queue2).
-pub const MAX_PRIORITY: u8 = 2;
-
-/// Node-wide settings that go into every task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskSettings {
-    /// The functions server's base URL; `REQUEST_URL` is this plus `/r/<app><path>`.
-    pub functions_url: String,
-    /// The image used for a job that names none. Without it such a job is refused.
-    pub default_image: Option<String>,
-    /// This node's name, recorded in the task's `cron` object and in the history.
-    pub node: String,
-}
-
-impl Default for TaskSettings {
-    fn default() -> Self {
-        TaskSettings {
-            functions_url: DEFAULT_FUNCTIONS_URL.to_string(),
-            default_image: None,
-            node: String::new(),
-        }
-    }
-}
-
-/// Why a job cannot be turned into a task.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TaskError {
-    /// Neither the job nor the node names a container image; the runner needs one.
-    #[error(
-        "job {job}: function.image is required: the job names no image and no default image \
-         is configured (set one, or give the job a function.image)"
-    )]
-    NoImage {
-        /// The job id.
-        job: String,
-    },
-    /// A priority the runners never poll.
-    #[error("job {job}: function.priority {priority} is not allowed (0, 1 or 2)")]
-    Priority {
-        /// The job id.
-        job: String,
-        /// The refused priority.
-        priority: u8,
-    },
-    /// A header line that is not `Name: value`.
-    #[error("job {job}: function.headers: {line:?} is not a `Name: value` line")]
-    Header {
-        /// The job id.
-        job: String,
-        /// The refused line.
-        line: String,
-    },
-}
-
-impl TaskSettings {
-    /// Checks that every task of `job` can be built (an image, a polled priority, headers that
-    /// parse). Call it when a job is created or updated, so a bad job is refused up front.
-    pub fn check_job(&self, job: &Job) -> Result<(), TaskError> {
-        self.image_for(job)?;
-        check_priority(job)?;
-        headers_env(job)?;
-        Ok(())
-    }
-
-    pub(crate) fn image_for<'a>(&'a self, job: &'a Job) -> Result<&'a str, TaskError> {
-        let named = job.spec.function.image.as_deref().filter(|s| !s.is_empty());
-        named
-            .or(self.default_image.as_deref().filter(|s| !s.is_empty()))
-            .ok_or_else(|| TaskError::NoImage {
-                job: job.spec.id.clone(),
-            })
-    }
-}
-
-pub(crate) fn check_priority(job: &Job) -> Result<u8, TaskError> {
-    let priority = job.spec.function.priority;
-    if priority > MAX_PRIORITY {
-        return Err(TaskError::Priority {
-            job: job.spec.id.clone(),
-            priority,
-        });
-    }
-    Ok(priority)
-}
-
-/// `HEADER_<NAME>` variables, as the functions server makes them from a request: the name
-/// upper-cased with `-` → `_`; repeated names joined with `, ` like Go's http.Header.
-pub(crate) fn headers_env(job: &Job) -> Result<Vec<(String, String)>, TaskError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in &job.spec.function.headers {
-        let bad = || TaskError::Header {
-            job: job.spec.id.clone(),
-            line: line.clone(),
-        };
-        let (name, value) = line.split_once(':').ok_or_else(bad)?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(bad());
-        }
-        let key = format!("HEADER_{}", name.to_ascii_uppercase().replace('-', "_"));
-        let value = value.trim().to_string();
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => {
-                v.push_str(", ");
-                v.push_str(&value);
-            }
-            None => out.push((key, value)),
-        }
-    }
-    Ok(out)
-}
+use crate::encode::write_task;
+use crate::model::{check_priority, headers_env, kind_from_name, rfc3339};
+pub use crate::model::{
+    kind_name, TaskError, TaskSettings, DEFAULT_FUNCTIONS_URL, DEFAULT_IDLE_TIMEOUT_SECS,
+    DEFAULT_TIMEOUT_SECS, MAX_PRIORITY,
+};
 
 /// The task as the runner reads it. Field names are the wire format; do not rename.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,24 +67,6 @@ pub struct CronMeta {
     pub kind: String,
     /// The node that enqueued it.
     pub node: String,
-}
-
-/// The stable name of a fire kind on the wire (task and history).
-pub fn kind_name(kind: FireKind) -> &'static str {
-    match kind {
-        FireKind::Scheduled => "scheduled",
-        FireKind::CatchUp => "catchup",
-        FireKind::Manual => "manual",
-    }
-}
-
-fn kind_from_name(name: &str) -> Option<FireKind> {
-    match name {
-        "scheduled" => Some(FireKind::Scheduled),
-        "catchup" => Some(FireKind::CatchUp),
-        "manual" => Some(FireKind::Manual),
-        _ => None,
-    }
 }
 
 /// Builds the task of `fire` (a slot of `job`) as the runner will read it.
@@ -275,7 +146,8 @@ pub fn encode_task(
 pub struct HistoryEntry {
     /// The scheduled instant.
     pub slot: DateTime<Utc>,
-    /// When it was enqueued (the enqueuing leader's clock, as in the task's `created_at`).
+    /// When its task reached the queue, by Redis's clock: the instant of the enqueue script
+    /// for a fire enqueued directly, of its slot's release for a staged one.
     pub enqueued_at: DateTime<Utc>,
     /// The fire id (the task's `id`).
     pub fire_id: Uuid,
@@ -379,24 +251,39 @@ mod tests {
     }
 
     #[test]
-    fn bad_jobs_are_refused_with_the_reason() {
-        let s = TaskSettings::default();
-        let no_image = job(serde_json::json!({"app": "a", "path": "/p"}));
-        assert!(matches!(
-            s.check_job(&no_image),
-            Err(TaskError::NoImage { .. })
-        ));
-        // cron-core refuses such a job too; the encoder must not trust that.
-        let mut bad_header = job(serde_json::json!({"app": "a", "path": "/p", "image": "i"}));
-        bad_header.spec.function.headers = vec!["no colon here".into()];
-        let err = s.check_job(&bad_header).unwrap_err();
-        assert!(err.to_string().contains("no colon here"), "{err}");
-        let mut high = job(serde_json::json!({"app": "a", "path": "/p", "image": "i"}));
-        high.spec.function.priority = 3;
-        assert!(matches!(
-            s.check_job(&high),
-            Err(TaskError::Priority { priority: 3, .. })
-        ));
+    fn the_fast_encoder_writes_the_same_bytes_as_serde() {
+        let now = at() + chrono::Duration::milliseconds(1234);
+        let jobs = [
+            job(serde_json::json!({"app": "a", "path": "/p", "image": "i"})),
+            job(
+                serde_json::json!({"app": "a\"pp", "path": "/p/\u{e9}t\u{e9}", "image": "i\\x",
+                "body": "{\"x\":\"line\nbreak\ttab\u{1}\u{7f}\"}", "priority": 2, "timeout": 5,
+                "delay": 90, "headers": ["User-Agent: mine", "Zed: last", "A-B: 1", "a-b: 2",
+                "X-Quote: say \"hi\"", "Accept: */*"]}),
+            ),
+            job(serde_json::json!({"app": "a", "path": "/p", "image": "i", "delay": 0})),
+        ];
+        let settings = [
+            TaskSettings {
+                functions_url: "http://fn.test:8080//".into(),
+                default_image: None,
+                node: "node \"a\"\n".into(),
+            },
+            TaskSettings::default(),
+        ];
+        for j in &jobs {
+            for s in &settings {
+                for fire in [
+                    Fire::scheduled("report".into(), at(), FireKind::Scheduled),
+                    Fire::scheduled("report".into(), at(), FireKind::CatchUp),
+                    Fire::manual("report".into(), now),
+                ] {
+                    let want =
+                        serde_json::to_string(&build_task(j, &fire, 77, s, now).unwrap()).unwrap();
+                    assert_eq!(encode_task(j, &fire, 77, s, now).unwrap(), want);
+                }
+            }
+        }
     }
 
     #[test]

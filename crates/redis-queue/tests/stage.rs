@@ -1,8 +1,9 @@
 //! Staged enqueue against a real redis-server: staging does the fenced, deduplicated work
-//! (dedupe, cursor, history) ahead of the slot without touching the queues; the release moves
-//! every staged task into its queue exactly once, in order, and only at or after its slot.
-//! Crash windows: an index entry naming an empty list, a successor releasing what a dead
-//! leader staged, a fenced former leader, a retried stage, Redis killed mid-stage.
+//! (dedupe, cursor, the staged record) ahead of the slot without touching the queues; the
+//! release moves every staged task into its queue exactly once, in order, and only at or after
+//! its slot; the history then says when each task reached the queue. Crash windows: an index
+//! entry naming an empty list, a successor releasing what a dead leader staged, a fenced
+//! former leader, a retried stage, Redis killed mid-stage.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -16,7 +17,8 @@ use common::*;
 use cron_core::{Fire, FireKind, Job};
 use redis_queue::test_server::{RedisServer, ServerOptions};
 use redis_queue::{
-    BatchOutcome, FireOutcome, QueueError, ReleaseOutcome, ReleasedSlot, RELEASE_TASKS_PER_CALL,
+    BatchOutcome, FireOutcome, QueueError, RecordOutcome, ReleaseOutcome, ReleasedSlot, StageFire,
+    RELEASE_TASKS_PER_CALL,
 };
 use serde_json::json;
 
@@ -40,13 +42,22 @@ fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }
 
-/// Fires of these jobs at `slot`.
-fn fires_at(jobs: &[Arc<Job>], slot: DateTime<Utc>) -> Vec<(Arc<Job>, Fire)> {
+/// Fires of these jobs at `slot`, staged with spec version 1.
+fn fires_at(jobs: &[Arc<Job>], slot: DateTime<Utc>) -> Vec<StageFire> {
     jobs.iter()
-        .map(|j| {
-            let f = Fire::scheduled(j.spec.id.as_str().into(), slot, FireKind::Scheduled);
-            (j.clone(), f)
+        .map(|j| StageFire {
+            job: j.clone(),
+            fire: Fire::scheduled(j.spec.id.as_str().into(), slot, FireKind::Scheduled),
+            version: 1,
         })
+        .collect()
+}
+
+/// The same fires, as `enqueue` takes them.
+fn direct(batch: &[StageFire]) -> Vec<(Arc<Job>, Fire)> {
+    batch
+        .iter()
+        .map(|f| (f.job.clone(), f.fire.clone()))
         .collect()
 }
 
@@ -82,8 +93,8 @@ async fn keys(conn: &mut Conn, pattern: &str) -> Vec<String> {
         .unwrap()
 }
 
-fn ids(batch: &[(Arc<Job>, Fire)]) -> Vec<String> {
-    batch.iter().map(|(_, f)| f.fire_id.to_string()).collect()
+fn ids(batch: &[StageFire]) -> Vec<String> {
+    batch.iter().map(|f| f.fire.fire_id.to_string()).collect()
 }
 
 #[tokio::test]
@@ -104,10 +115,15 @@ async fn staged_tasks_reach_the_queue_at_their_slot_only() {
     let cursors = q.cursors(&["job-0", "job-2"]).await.unwrap();
     assert_eq!(cursors["job-0"], slot);
     assert_eq!(cursors["job-2"], slot);
-    let h = q.history("job-1").await.unwrap();
-    assert_eq!(h.len(), 1);
-    assert_eq!(h[0].slot, slot);
-    assert_eq!(h[0].enqueued_at, slot);
+    // Not in the queue yet: no history entry says it is.
+    assert!(q.history("job-1").await.unwrap().is_empty());
+    let staged = q.staged().await.unwrap();
+    assert_eq!(staged.slots, vec![slot]);
+    assert_eq!(staged.fires.len(), 3);
+    assert!(staged
+        .fires
+        .iter()
+        .all(|f| f.version == 1 && f.slot == slot));
 
     // Before the slot nothing moves.
     let r = released(q.release(7, slot - secs(1)).await.unwrap());
@@ -115,7 +131,9 @@ async fn staged_tasks_reach_the_queue_at_their_slot_only() {
     assert!(queued_ids(&mut conn, "queue0").await.is_empty());
 
     // At the slot everything moves, in staging order, once.
+    let before = Utc::now() - chrono::Duration::milliseconds(1);
     let r = released(q.release(7, slot).await.unwrap());
+    let after = Utc::now();
     assert_eq!(r, vec![ReleasedSlot { slot, tasks: 3 }]);
     assert_eq!(queued_ids(&mut conn, "queue0").await, ids(&batch));
     let tasks = reserve_all(&mut conn).await;
@@ -126,6 +144,33 @@ async fn staged_tasks_reach_the_queue_at_their_slot_only() {
     assert!(released(q.release(7, slot + secs(5)).await.unwrap()).is_empty());
     assert!(q.staged_slots().await.unwrap().is_empty());
     assert!(keys(&mut conn, "*staging*").await.is_empty());
+    assert!(keys(&mut conn, "*staged*").await.is_empty());
+
+    // The history is written after the release, and says when the tasks reached the queue.
+    assert!(q.staged().await.unwrap().unrecorded);
+    assert_eq!(
+        q.record_released(7).await.unwrap(),
+        RecordOutcome::Done { more: false }
+    );
+    let h = q.history("job-1").await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (h[0].slot, h[0].token, h[0].node.as_str()),
+        (slot, 7, "node-a")
+    );
+    assert_eq!(h[0].kind, FireKind::Scheduled);
+    assert!(
+        h[0].enqueued_at >= before && h[0].enqueued_at <= after,
+        "{} is not the release's instant",
+        h[0].enqueued_at
+    );
+    // Repeated (a lost answer): nothing written twice.
+    assert_eq!(
+        q.record_released(7).await.unwrap(),
+        RecordOutcome::Done { more: false }
+    );
+    assert_eq!(q.history("job-1").await.unwrap().len(), 1);
+    assert!(keys(&mut conn, "*released*").await.is_empty());
 }
 
 #[tokio::test]
@@ -137,7 +182,11 @@ async fn release_keeps_fifo_behind_queued_tasks_and_orders_slots_and_priorities(
     let high = vec![job("high", json!({"priority": 2}))];
     // Something already in queue0 (enqueued directly): it must stay ahead of staged tasks.
     let early = fires_at(&low[..1], t0());
-    done(q.enqueue(&early, 7, &settings(), t0()).await.unwrap());
+    done(
+        q.enqueue(&direct(&early), 7, &settings(), t0())
+            .await
+            .unwrap(),
+    );
 
     let s1 = t0() + secs(10);
     let s2 = t0() + secs(11);
@@ -162,8 +211,8 @@ async fn release_keeps_fifo_behind_queued_tasks_and_orders_slots_and_priorities(
     let mut want = ids(&early);
     want.extend(
         b1.iter()
-            .filter(|(j, _)| j.spec.id != "high")
-            .map(|(_, f)| f.fire_id.to_string()),
+            .filter(|f| f.job.spec.id != "high")
+            .map(|f| f.fire.fire_id.to_string()),
     );
     want.extend(ids(&b2));
     assert_eq!(queued_ids(&mut conn, "queue0").await, want);
@@ -238,8 +287,12 @@ async fn a_staged_fire_is_never_enqueued_twice() {
     // A retried stage (lost answer), then the slot passes and the caller enqueues directly.
     let again = done(q.stage(&batch, 7, &settings(), t0()).await.unwrap());
     assert_eq!(again, vec![FireOutcome::Duplicate; 2]);
-    let direct = done(q.enqueue(&batch, 7, &settings(), slot).await.unwrap());
-    assert_eq!(direct, vec![FireOutcome::Duplicate; 2]);
+    let again = done(
+        q.enqueue(&direct(&batch), 7, &settings(), slot)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, vec![FireOutcome::Duplicate; 2]);
     assert!(queued_ids(&mut conn, "queue0").await.is_empty());
     released(q.release(7, slot).await.unwrap());
     assert_eq!(queued_ids(&mut conn, "queue0").await, ids(&batch));
@@ -247,7 +300,7 @@ async fn a_staged_fire_is_never_enqueued_twice() {
     // And the other way round: enqueued first, staged later is a duplicate.
     let s2 = slot + secs(60);
     let b2 = fires_at(&js, s2);
-    done(q.enqueue(&b2, 7, &settings(), s2).await.unwrap());
+    done(q.enqueue(&direct(&b2), 7, &settings(), s2).await.unwrap());
     assert_eq!(
         done(q.stage(&b2, 7, &settings(), s2).await.unwrap()),
         vec![FireOutcome::Duplicate; 2]
@@ -313,34 +366,18 @@ async fn a_former_leader_can_neither_stage_nor_release() {
 }
 
 #[tokio::test]
-async fn a_staged_delayed_task_waits_in_the_delayed_set_from_its_slot() {
+async fn a_fire_of_a_delayed_job_is_refused_by_stage_and_nothing_is_sent() {
     let server = RedisServer::start().unwrap();
     let q = queue(&server).await;
     let mut conn = raw(&server).await;
-    let js = vec![job("later", json!({"delay": 90}))];
-    let slot = t0() + secs(10);
-    let batch = fires_at(&js, slot);
-    done(q.stage(&batch, 7, &settings(), t0()).await.unwrap());
-    let scores: Vec<(String, i64)> = redis::cmd("ZRANGE")
-        .arg("delays")
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(scores.len(), 1);
-    assert_eq!(scores[0].1, slot.timestamp() + 90);
-    let task: String = redis::cmd("HGET")
-        .arg("delayed_jobs")
-        .arg(&scores[0].0)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let task: serde_json::Value = serde_json::from_str(&task).unwrap();
-    assert_eq!(task["created_at"], "2026-11-26T12:00:10.000Z");
-    // Nothing staged for it, nothing to release.
-    assert!(q.staged_slots().await.unwrap().is_empty());
+    let mut js = jobs(2, json!({}));
+    js.push(job("later", json!({"delay": 90})));
+    let batch = fires_at(&js, t0() + secs(10));
+    match q.stage(&batch, 7, &settings(), t0()).await {
+        Err(QueueError::StagedDelay { job }) => assert_eq!(job, "later"),
+        other => panic!("{other:?}"),
+    }
+    assert!(keys(&mut conn, "*").await.is_empty(), "nothing written");
 }
 
 async fn stored(conn: &mut Conn) -> u64 {
@@ -401,7 +438,10 @@ async fn killed_mid_stage_then_retried_and_released_every_fire_exactly_once() {
 
         let deadline = Instant::now() + Duration::from_secs(120);
         let outcomes = loop {
-            match q.enqueue(&batch, 5, &settings(), slot + secs(1)).await {
+            match q
+                .enqueue(&direct(&batch), 5, &settings(), slot + secs(1))
+                .await
+            {
                 Ok(BatchOutcome::Done(o)) => break o,
                 Ok(other) => panic!("unexpected {other:?}"),
                 Err(e) => {

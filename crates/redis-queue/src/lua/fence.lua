@@ -1,5 +1,6 @@
--- cronnode: the fence check every fenced write script starts with (script.rs puts this file in
--- front of enqueue.lua and release.lua, so the rule is written once).
+-- cronnode: the fence check every fenced write script starts with (script/mod.rs puts this file
+-- in front of each of them, and the fence-raising script is this file alone: the rule is
+-- written once).
 --
 -- KEYS[1] fence            string, the highest fencing token seen (decimal u64)
 -- ARGV[1] token            the caller's token
@@ -21,4 +22,3 @@ end
 if (not fence) or less(fence, token) then
   redis.call('SET', KEYS[1], token)
 end
-

@@ -1,39 +1,45 @@
+
 -- cronnode: fenced, deduplicated batch enqueue (one atomic call per batch). The same script
--- stages fires ahead of their slot (Queue::stage): then the immediate tasks go to staging lists
--- (one per slot and priority, registered in the staging index) instead of the platform's queues,
--- and release.lua moves them at the slot.
+-- stages fires ahead of their slot (Queue::stage): then the tasks go to staging lists (one per
+-- slot and priority, registered in the staging index) instead of the platform's queues, and
+-- each staged fire is recorded (its meta and a copy of its task, per slot) so it can be
+-- withdrawn or restaged (amend.lua) and its history written at its release (record.lua).
 --
 -- KEYS[1] fence            string, the highest fencing token seen (decimal u64)
--- KEYS[2] cursors          hash, job id -> last enqueued slot (unix seconds); only advances
+-- KEYS[2] cursors          hash, job id -> last enqueued slot (unix seconds)
 -- KEYS[3] delays           sorted set, score ready time (unix seconds), member delayed id
 -- KEYS[4] delayed_jobs     hash, delayed id -> task JSON
 -- KEYS[5] delays_counter   INCR counter issuing delayed ids
 -- KEYS[6] staging index    sorted set, score slot (unix seconds), member '<slot>:<priority>'
 -- KEYS[6 + t]              target list t = 1..T: a platform queue, or a staging list
 -- KEYS[6 + T + b]          dedupe bucket b (a hash per slot minute, field fire id), b = 1..B
--- KEYS[6 + T + B + j]      the history list (oldest first) of the j-th distinct job, in the
---                          order the jobs first appear among the fires
+-- KEYS[6 + T + B + 2h - 1] staged meta of staged slot h = 1..H (hash, fire id -> meta)
+-- KEYS[6 + T + B + 2h]     staged task copies of slot h (hash, fire id -> task JSON)
+-- KEYS[6 + T + B + 2H + j] the history list (oldest first) of the j-th distinct job, in the
+--                          order the jobs first appear among the fires (direct calls only)
 --
 -- ARGV[1] token, ARGV[2] history length, ARGV[3] history trim threshold, ARGV[4] T, ARGV[5] B,
--- then per target t two fields: its index score and member ('' '' for a platform queue, which
--- has no index entry), then per bucket b the TTL (ms) it must have at least.
+-- ARGV[6] H (0: a direct call), then per target t two fields: its index score and member
+-- ('' '' for a platform queue, which has no index entry), then per bucket b the TTL (ms) it
+-- must have at least.
 -- Then runs of fires that share everything but the job and the fire id, in input order:
--- 7 header fields (count, bucket b, target t (0 for delayed runs), ready (unix seconds when a
+-- 8 header fields (count, bucket b, target t (0 for delayed runs), ready (unix seconds when a
 -- delayed task becomes ready, 0 = immediate), cursor slot ('' = do not move the cursor),
--- history head, history tail), then per fire: fire id, job id, task JSON.
--- A fire's history entry is '{' .. head .. fire id .. tail.
+-- history head, history tail, staged slot h (0 in a direct call)), then per fire: fire id,
+-- job id, task JSON, and in a staged call its meta.
+-- A direct fire's history entry is '{' .. head .. <now, unix ms> .. ',"fire_id":"' .. fire id
+-- .. tail: its enqueued_at is the instant the task reached the queue, by Redis's clock.
 --
 -- Answer: {0, fence} when the token is below the fence (nothing written), else
 -- {1, outcomes} with one character per fire: 'E' enqueued (or staged), 'D' duplicate.
 --
 -- Cost (BENCHMARKS.md): Lua hashes every byte of every string it is given or makes, so what
--- is common to a run is sent once and no string is made twice. Per new fire one RPUSH (its
--- history); everything else is batched into a few variadic calls per script call. Nothing
+-- is common to a run is sent once and no string is made twice. Per new direct fire one RPUSH
+-- (its history); everything else is batched into a few variadic calls per script call. Nothing
 -- here can fail on well-formed arguments (the Rust side checks them), so no call is left
 -- half done.
 
-local HEAD = 7
-local PER_FIRE = 3
+local HEAD = 8
 local UNPACK_MAX = 1000
 
 -- (fence.lua, in front of this, has checked ARGV[1] against KEYS[1] and defined `token`.)
@@ -67,20 +73,23 @@ local hist_len = tonumber(ARGV[2])
 local hist_trim = tonumber(ARGV[3])
 local nt = tonumber(ARGV[4])
 local nb = tonumber(ARGV[5])
-local first = 6 + 2 * nt + nb
+local nh = tonumber(ARGV[6])
+local per_fire = (nh > 0) and 4 or 3
+local first = 7 + 2 * nt + nb
 local nargs = #ARGV
 local bkey0 = 6 + nt
-local ttl0 = 5 + 2 * nt
+local ttl0 = 6 + 2 * nt
+local hkey0 = bkey0 + nb
 
 -- 0. The staging lists enter the index before anything is pushed into them (the same atomic
 -- call, so no staged list is ever missing from the index). A member naming a list that ends
 -- up empty (every fire a duplicate) is harmless: the release drops it.
 local members, nm = {}, 0
 for t = 1, nt do
-  local score = ARGV[4 + 2 * t]
+  local score = ARGV[5 + 2 * t]
   if score ~= '' then
     members[nm + 1] = score
-    members[nm + 2] = ARGV[5 + 2 * t]
+    members[nm + 2] = ARGV[6 + 2 * t]
     nm = nm + 2
   end
 end
@@ -94,8 +103,8 @@ for b = 1, nb do
   bids[b] = {}
   bat[b] = {}
 end
--- The history key of each job, as the jobs first appear.
-local hkey, nj = {}, bkey0 + nb
+-- The history key of each job, as the jobs first appear (direct calls only).
+local hkey, nj = {}, hkey0 + 2 * nh
 local a, i = first, 0
 while a <= nargs do
   local count, b = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
@@ -105,12 +114,14 @@ while a <= nargs do
   for k = 1, count do
     ids[m + k] = ARGV[p]
     at[m + k] = i + k
-    local job = ARGV[p + 1]
-    if not hkey[job] then
-      nj = nj + 1
-      hkey[job] = KEYS[nj]
+    if nh == 0 then
+      local job = ARGV[p + 1]
+      if not hkey[job] then
+        nj = nj + 1
+        hkey[job] = KEYS[nj]
+      end
     end
-    p = p + PER_FIRE
+    p = p + per_fire
   end
   i = i + count
   a = p
@@ -144,7 +155,7 @@ for b = 1, nb do
   end
 end
 
--- 2. The new fires: push, history, cursor candidates.
+-- 2. The new fires: push (or stage), history or staged record, cursor candidates.
 -- 'D' at the duplicates; the rest are 'E' (filled in only when there is a duplicate).
 local out, dups = {}, false
 local targets, tn = {}, {}
@@ -152,10 +163,16 @@ for t = 1, nt do
   targets[t] = {}
   tn[t] = 0
 end
+local metas, copies = {}, {}
+for h = 1, nh do
+  metas[h] = {}
+  copies[h] = {}
+end
 local delayed, nd = {}, 0
 -- cursor candidates: job -> slot (number), and the slot as sent (the canonical decimal the
 -- Rust side wrote, so no number is formatted here)
 local cur, curs, corder, nc = {}, {}, {}, 0
+local ms = (nh == 0) and now_ms() or 0
 a, i = first, 0
 while a <= nargs do
   local count = tonumber(ARGV[a])
@@ -164,7 +181,10 @@ while a <= nargs do
   local ready = tonumber(ARGV[a + 3])
   local slots = ARGV[a + 4]
   local slot = slots ~= '' and tonumber(slots)
-  local head, tail = '{' .. ARGV[a + 5], ARGV[a + 6]
+  local head = '{' .. ARGV[a + 5] .. ms .. ',"fire_id":"'
+  local tail = ARGV[a + 6]
+  local h = tonumber(ARGV[a + 7])
+  local meta, copy = metas[h], copies[h]
   local p = a + HEAD
   for _ = 1, count do
     i = i + 1
@@ -188,16 +208,24 @@ while a <= nargs do
           cur[job], curs[job] = slot, slots
         end
       end
-      local hk = hkey[job]
-      -- RPUSH appends at the tail: no shifting of the list's head node on every entry.
-      if redis.call('RPUSH', hk, head .. ARGV[p] .. tail) > hist_trim then
-        redis.call('LTRIM', hk, -hist_len, -1)
+      if h > 0 then
+        local m = #meta
+        meta[m + 1] = ARGV[p]
+        meta[m + 2] = ARGV[p + 3]
+        copy[m + 1] = ARGV[p]
+        copy[m + 2] = ARGV[p + 2]
+      else
+        local hk = hkey[job]
+        -- RPUSH appends at the tail: no shifting of the list's head node on every entry.
+        if redis.call('RPUSH', hk, head .. ARGV[p] .. tail) > hist_trim then
+          redis.call('LTRIM', hk, -hist_len, -1)
+        end
       end
     else
       out[i] = 'D'
       dups = true
     end
-    p = p + PER_FIRE
+    p = p + per_fire
   end
   if tg > 0 then tn[tg] = n end
   a = p
@@ -207,6 +235,10 @@ end
 -- Staging lists are built the same way, so a staging list is laid out as its queue would be.
 for t = 1, nt do
   bulk('LPUSH', KEYS[6 + t], targets[t])
+end
+for h = 1, nh do
+  bulk('HSET', KEYS[hkey0 + 2 * h - 1], metas[h])
+  bulk('HSET', KEYS[hkey0 + 2 * h], copies[h])
 end
 
 if #delayed > 0 then
@@ -226,7 +258,8 @@ if #delayed > 0 then
   bulk('ZADD', KEYS[3], zset)
 end
 
--- 3. Cursors only advance: an older slot enqueued late does not move one back.
+-- 3. Cursors only advance here: an older slot enqueued late does not move one back (only a
+-- withdrawal does, amend.lua).
 if #corder > 0 then
   local old = hmget(KEYS[2], corder)
   local set = {}
