@@ -1,9 +1,11 @@
 //! The differential test of the simulator's Redis model: random sequences of enqueue, stage,
-//! release and fence calls (seeded) run against the real scripts on a real redis-server and
-//! against the model (tests/sim/src/redis_model.rs, included as is), and after every call the
-//! answers and the whole state are compared: the fence, the cursors, every dedupe bucket (its
-//! fields, and its TTL within a second), every history list and staging list byte for byte, the
-//! staging index, the platform's queues and delayed set, and the set of keys itself.
+//! amend (withdraw, restage), release, record and fence calls (seeded) run against the real
+//! scripts on a real redis-server and against the model (tests/sim/src/redis_model.rs, included
+//! as is), and after every call the answers and the whole state are compared: the fence, the
+//! cursors, every dedupe bucket (its fields, and its TTL within two seconds), every staging
+//! list, staged record and task copy byte for byte, the staging and released indexes, every
+//! history list (an entry's `enqueued_at` is Redis's clock: within two seconds), the platform's
+//! queues and delayed set, and the set of keys itself.
 //!
 //! The simulation's verdict is only worth what the model is: this test is what keeps the model
 //! equal to the scripts. A mismatch prints the seed and the call; replay one seed with
@@ -23,12 +25,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{raw, t0};
+use common::t0;
 use cron_core::{Fire, FireKind, Job, JobSpec};
 use redis::FromRedisValue;
 use redis_model::{ModelTask, RedisModel, DEDUPE_BUCKET_SECS};
 use redis_queue::test_server::RedisServer;
-use redis_queue::{encode_task, Queue, QueueConfig, TaskSettings};
+use redis_queue::{encode_task, HistoryEntry, Queue, QueueConfig, StageFire, TaskSettings};
 use rng::Rng;
 
 type Conn = redis::aio::MultiplexedConnection;
@@ -40,8 +42,9 @@ const CALLS: usize = 100;
 /// The key prefix (the default) and the history length (short, so trimming happens).
 const PREFIX: &str = "{cronnode}:";
 const HISTORY_LEN: usize = 4;
-/// How far a dedupe TTL may drift between the model's clock and the server's.
-const TTL_SLACK_MS: i64 = 2_000;
+/// How far an instant of Redis's clock (a TTL, a history entry's `enqueued_at`, a release
+/// instant) may be from the model's, which reads the test's clock around the call.
+const CLOCK_SLACK_MS: i64 = 2_000;
 
 /// Jobs of every shape the scripts tell apart: priorities, a delayed one, catch-up windows
 /// (they set the dedupe TTLs).
@@ -89,9 +92,12 @@ struct State {
     fence: Option<String>,
     cursors: BTreeMap<String, String>,
     dedupe: BTreeMap<String, BTreeMap<String, String>>,
-    history: BTreeMap<String, Vec<String>>,
     staging_index: Vec<(String, String)>,
     staging: BTreeMap<String, Vec<String>>,
+    staged_meta: BTreeMap<String, BTreeMap<String, String>>,
+    staged_tasks: BTreeMap<String, BTreeMap<String, String>>,
+    released_slots: Vec<String>,
+    released: BTreeMap<String, BTreeMap<String, String>>,
     queues: BTreeMap<String, Vec<String>>,
     delays: Vec<(String, String)>,
     delayed_jobs: BTreeMap<String, String>,
@@ -107,6 +113,10 @@ enum Kind {
     History,
     StagingIndex,
     Staging,
+    StagedMeta,
+    StagedTasks,
+    ReleasedIndex,
+    Released,
     Queue,
     Delays,
     DelayedJobs,
@@ -128,6 +138,14 @@ fn kind(key: &str) -> Kind {
         Kind::StagingIndex
     } else if under("staging:") {
         Kind::Staging
+    } else if under("staged:") {
+        Kind::StagedMeta
+    } else if under("staged-tasks:") {
+        Kind::StagedTasks
+    } else if key == format!("{PREFIX}released") {
+        Kind::ReleasedIndex
+    } else if under("released:") {
+        Kind::Released
     } else if key.starts_with("queue") {
         Kind::Queue
     } else if key == "delays" {
@@ -142,7 +160,40 @@ fn kind(key: &str) -> Kind {
 }
 
 /// Every key and its value, read in one pipeline.
-async fn real_state(conn: &mut Conn) -> (State, BTreeMap<String, i64>) {
+/// A plain connection for reading the state back, patient with big answers (a debug build
+/// decodes megabytes of task copies slowly).
+async fn raw(server: &RedisServer) -> Conn {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(120)));
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .unwrap()
+}
+
+/// Two histories are the same when every entry is, its `enqueued_at` (Redis's clock in the
+/// scripts, the test's in the model) within [`CLOCK_SLACK_MS`].
+fn same_history(a: &[HistoryEntry], b: &[HistoryEntry]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(a, b)| {
+            let drift = (a.enqueued_at - b.enqueued_at).num_milliseconds().abs();
+            let mut b = b.clone();
+            b.enqueued_at = a.enqueued_at;
+            *a == b && drift <= CLOCK_SLACK_MS
+        })
+}
+
+/// What is compared with a tolerance: dedupe TTLs, history entries (their `enqueued_at` is
+/// Redis's clock) and the release instants of the released index.
+#[derive(Debug, Default)]
+struct Clocked {
+    ttls: BTreeMap<String, i64>,
+    history: BTreeMap<String, Vec<HistoryEntry>>,
+    released_at: BTreeMap<String, i64>,
+}
+
+async fn real_state(conn: &mut Conn) -> (State, Clocked) {
     let mut s = State::default();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
     // In pipelines of a few hundred keys (a big release leaves thousands of history lists).
@@ -152,12 +203,16 @@ async fn real_state(conn: &mut Conn) -> (State, BTreeMap<String, i64>) {
         for key in chunk {
             match kind(key) {
                 Kind::Fence | Kind::DelaysCounter | Kind::Other => pipe.cmd("GET").arg(key),
-                Kind::Cursors | Kind::DelayedJobs => pipe.cmd("HGETALL").arg(key),
+                Kind::Cursors
+                | Kind::DelayedJobs
+                | Kind::StagedMeta
+                | Kind::StagedTasks
+                | Kind::Released => pipe.cmd("HGETALL").arg(key),
                 Kind::Dedupe => pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key),
                 Kind::History | Kind::Staging | Kind::Queue => {
                     pipe.cmd("LRANGE").arg(key).arg(0).arg(-1)
                 }
-                Kind::StagingIndex | Kind::Delays => {
+                Kind::StagingIndex | Kind::Delays | Kind::ReleasedIndex => {
                     pipe.cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES")
                 }
             };
@@ -170,7 +225,7 @@ async fn real_state(conn: &mut Conn) -> (State, BTreeMap<String, i64>) {
     }
     let mut values = values.into_iter();
     let mut next = || values.next().unwrap();
-    let mut ttls = BTreeMap::new();
+    let mut clocked = Clocked::default();
     for key in &keys {
         let k = key.clone();
         match kind(key) {
@@ -184,11 +239,34 @@ async fn real_state(conn: &mut Conn) -> (State, BTreeMap<String, i64>) {
             Kind::Dedupe => {
                 s.dedupe
                     .insert(k.clone(), FromRedisValue::from_redis_value(next()).unwrap());
-                ttls.insert(k, i64::from_redis_value(next()).unwrap());
+                clocked
+                    .ttls
+                    .insert(k, i64::from_redis_value(next()).unwrap());
             }
             Kind::History => {
-                s.history
+                let raw: Vec<String> = FromRedisValue::from_redis_value(next()).unwrap();
+                let entries = raw
+                    .iter()
+                    .map(|e| HistoryEntry::from_json(e.as_bytes()).unwrap())
+                    .collect();
+                clocked.history.insert(k, entries);
+            }
+            Kind::StagedMeta => {
+                s.staged_meta
                     .insert(k, FromRedisValue::from_redis_value(next()).unwrap());
+            }
+            Kind::StagedTasks => {
+                s.staged_tasks
+                    .insert(k, FromRedisValue::from_redis_value(next()).unwrap());
+            }
+            Kind::Released => {
+                s.released
+                    .insert(k, FromRedisValue::from_redis_value(next()).unwrap());
+            }
+            Kind::ReleasedIndex => {
+                let z: Vec<(String, i64)> = FromRedisValue::from_redis_value(next()).unwrap();
+                s.released_slots = z.iter().map(|(m, _)| m.clone()).collect();
+                clocked.released_at = z.into_iter().collect();
             }
             Kind::Staging => {
                 s.staging
@@ -205,15 +283,7 @@ async fn real_state(conn: &mut Conn) -> (State, BTreeMap<String, i64>) {
         }
     }
     s.keys = keys.into_iter().collect();
-    (s, ttls)
-}
-
-/// A batch as the model takes it (today's scripts record no spec version).
-fn items(batch: &[(Arc<Job>, Fire)]) -> Vec<redis_model::Item> {
-    batch
-        .iter()
-        .map(|(j, f)| (j.clone(), f.clone(), 0))
-        .collect()
+    (s, clocked)
 }
 
 fn task_json(t: &ModelTask) -> String {
@@ -221,7 +291,7 @@ fn task_json(t: &ModelTask) -> String {
 }
 
 /// The model's state rendered as Redis holds it (lists head first: LPUSH puts the newest there).
-fn model_state(m: &RedisModel) -> (State, BTreeMap<String, i64>) {
+fn model_state(m: &RedisModel) -> (State, Clocked) {
     let mut s = State {
         fence: m.fence.map(|f| f.to_string()),
         ..State::default()
@@ -238,7 +308,7 @@ fn model_state(m: &RedisModel) -> (State, BTreeMap<String, i64>) {
     if !s.cursors.is_empty() {
         keys.insert(format!("{PREFIX}cursors"));
     }
-    let mut ttls = BTreeMap::new();
+    let mut clocked = Clocked::default();
     let clock = m.clock.timestamp_millis();
     for (minute, b) in &m.dedupe {
         if b.fires.is_empty() {
@@ -251,14 +321,50 @@ fn model_state(m: &RedisModel) -> (State, BTreeMap<String, i64>) {
             .map(|(id, token)| (id.to_string(), token.to_string()))
             .collect();
         s.dedupe.insert(key.clone(), fields);
-        ttls.insert(key.clone(), b.expires_ms.map_or(-1, |e| e - clock));
+        clocked
+            .ttls
+            .insert(key.clone(), b.expires_ms.map_or(-1, |e| e - clock));
         keys.insert(key);
     }
     for (job, entries) in &m.history {
         let key = format!("{PREFIX}history:{job}");
-        s.history
-            .insert(key.clone(), entries.iter().map(|e| e.to_json()).collect());
+        clocked.history.insert(key.clone(), entries.clone());
         keys.insert(key);
+    }
+    for (slot, metas) in &m.staged {
+        let key = format!("{PREFIX}staged:{slot}");
+        let texts = metas.iter().map(|(id, m)| (id.to_string(), m.text()));
+        s.staged_meta.insert(key.clone(), texts.collect());
+        keys.insert(key);
+        // The copy of each staged fire's task: the task on its staging list.
+        let copies: BTreeMap<String, String> = metas
+            .iter()
+            .filter_map(|(id, meta)| {
+                let list = m.staging.get(&(*slot, meta.priority))?;
+                let t = list.iter().find(|t| t.fire.fire_id == *id)?;
+                Some((id.to_string(), task_json(t)))
+            })
+            .collect();
+        let key = format!("{PREFIX}staged-tasks:{slot}");
+        s.staged_tasks.insert(key.clone(), copies);
+        keys.insert(key);
+    }
+    for (slot, metas) in &m.released {
+        let key = format!("{PREFIX}released:{slot}");
+        let texts = metas.iter().map(|(id, m)| (id.to_string(), m.text()));
+        s.released.insert(key.clone(), texts.collect());
+        keys.insert(key);
+    }
+    if !m.released_index.is_empty() {
+        let mut z: Vec<(i64, String)> = m
+            .released_index
+            .iter()
+            .map(|(slot, ms)| (*ms, slot.to_string()))
+            .collect();
+        z.sort();
+        s.released_slots = z.iter().map(|(_, slot)| slot.clone()).collect();
+        clocked.released_at = z.into_iter().map(|(ms, slot)| (slot, ms)).collect();
+        keys.insert(format!("{PREFIX}released"));
     }
     s.staging_index = m
         .staging_index
@@ -312,15 +418,22 @@ fn model_state(m: &RedisModel) -> (State, BTreeMap<String, i64>) {
         keys.insert("delays_counter".into());
     }
     s.keys = keys;
-    (s, ttls)
+    (s, clocked)
 }
 
 /// One call, as the generator drew it.
 #[derive(Debug, Clone)]
 enum Call {
     Enqueue(Vec<(Arc<Job>, Fire)>, u64, usize),
-    Stage(Vec<(Arc<Job>, Fire)>, u64, usize),
+    Stage(Vec<StageFire>, u64, usize),
+    Amend {
+        token: u64,
+        node: usize,
+        withdraw: Vec<Fire>,
+        restage: Vec<StageFire>,
+    },
     Release(u64, DateTime<Utc>),
+    Record(u64),
     RaiseFence(u64),
     ResetFence(u64),
 }
@@ -333,9 +446,36 @@ impl std::fmt::Display for Call {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let staged = |b: &[StageFire]| {
+            b.iter()
+                .map(|s| {
+                    let x = &s.fire;
+                    format!("{}@{} v{}", x.job_id, x.slot.format("%M:%S"), s.version)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         match self {
             Call::Enqueue(b, t, n) => write!(f, "enqueue token {t} node {n}: {}", fires(b)),
-            Call::Stage(b, t, n) => write!(f, "stage token {t} node {n}: {}", fires(b)),
+            Call::Stage(b, t, n) => write!(f, "stage token {t} node {n}: {}", staged(b)),
+            Call::Amend {
+                token,
+                node,
+                withdraw,
+                restage,
+            } => {
+                let w: Vec<(Arc<Job>, Fire)> = withdraw
+                    .iter()
+                    .map(|f| (jobs()[0].clone(), f.clone()))
+                    .collect();
+                write!(
+                    f,
+                    "amend token {token} node {node}: withdraw {}; restage {}",
+                    fires(&w),
+                    staged(restage)
+                )
+            }
+            Call::Record(t) => write!(f, "record_released token {t}"),
             Call::Release(t, now) => write!(f, "release token {t} at {}", now.format("%M:%S%.3f")),
             Call::RaiseFence(t) => write!(f, "raise_fence {t}"),
             Call::ResetFence(t) => write!(f, "reset_fence {t}"),
@@ -352,6 +492,10 @@ struct Generator {
     now: DateTime<Utc>,
     top: u64,
     recent: Vec<(Arc<Job>, Fire)>,
+    /// Fires staged lately (some since released or withdrawn): what amends pick from.
+    staged: Vec<StageFire>,
+    /// The last spec version given out.
+    version: u64,
 }
 
 impl Generator {
@@ -398,6 +542,71 @@ impl Generator {
             .collect()
     }
 
+    /// Fires to stage (never of the delayed job: `Queue::stage` refuses those), each with a
+    /// fresh spec version.
+    fn stage_fires(&mut self) -> Vec<StageFire> {
+        let fires: Vec<StageFire> = self
+            .fires(true)
+            .into_iter()
+            .filter(|(j, _)| j.spec.function.delay.unwrap_or(0) == 0)
+            .map(|(job, fire)| {
+                self.version += 1;
+                StageFire {
+                    job,
+                    fire,
+                    version: self.version,
+                }
+            })
+            .collect();
+        self.staged.extend(fires.iter().cloned());
+        if self.staged.len() > 40 {
+            self.staged.drain(..self.staged.len() - 40);
+        }
+        fires
+    }
+
+    /// Withdraw some staged fires, restage others with a changed spec (a new body, sometimes
+    /// another priority), and now and then name a fire that was never staged.
+    fn amend(&mut self, node: usize) -> Call {
+        let (mut withdraw, mut restage) = (Vec::new(), Vec::new());
+        for _ in 0..self.rng.range(1, 5) {
+            let pick = if self.staged.is_empty() || self.rng.chance(0.15) {
+                let (job, fire) = self.fires(true).remove(0);
+                self.version += 1;
+                StageFire {
+                    job,
+                    fire,
+                    version: self.version,
+                }
+            } else {
+                self.staged[self.rng.index(self.staged.len())].clone()
+            };
+            if self.rng.chance(0.5) {
+                withdraw.push(pick.fire);
+            } else if pick.job.spec.function.delay.unwrap_or(0) == 0 {
+                let mut spec = pick.job.spec.clone();
+                self.version += 1;
+                spec.function.body = format!("{}-v{}", spec.id, self.version);
+                if self.rng.chance(0.3) {
+                    spec.function.priority = (spec.function.priority + 1) % 3;
+                }
+                let fire = StageFire {
+                    job: Arc::new(spec.validate().unwrap()),
+                    fire: pick.fire,
+                    version: self.version,
+                };
+                self.staged.push(fire.clone());
+                restage.push(fire);
+            }
+        }
+        Call::Amend {
+            token: self.token(),
+            node,
+            withdraw,
+            restage,
+        }
+    }
+
     fn next(&mut self) -> Call {
         self.now += Duration::milliseconds(self.rng.range(0, 1500) as i64);
         let node = self.rng.index(2);
@@ -414,11 +623,13 @@ impl Generator {
                 let (b, t) = (self.fires(false), self.token());
                 Call::Enqueue(b, t, node)
             }
-            35..=69 => {
-                let (b, t) = (self.fires(true), self.token());
-                Call::Stage(b, t, node)
+            35..=59 => {
+                let b = self.stage_fires();
+                Call::Stage(b, self.token(), node)
             }
-            70..=91 => {
+            60..=69 => self.amend(node),
+            70..=74 => Call::Record(self.token()),
+            75..=91 => {
                 let at = self.now + Duration::milliseconds(self.rng.range(0, 4000) as i64);
                 Call::Release(self.token(), at)
             }
@@ -479,10 +690,28 @@ fn differences(real: &State, want: &State) -> String {
         format!("{:?}", real.delays_counter),
         format!("{:?}", want.delays_counter),
     );
+    other(
+        "released slots",
+        format!("{:?}", real.released_slots),
+        format!("{:?}", want.released_slots),
+    );
     maps(&mut out, "cursor", &real.cursors, &want.cursors);
     maps(&mut out, "dedupe", &real.dedupe, &want.dedupe);
-    maps(&mut out, "history", &real.history, &want.history);
     maps(&mut out, "staging list", &real.staging, &want.staging);
+    maps(
+        &mut out,
+        "staged meta",
+        &real.staged_meta,
+        &want.staged_meta,
+    );
+    maps(
+        &mut out,
+        "staged task copies",
+        &real.staged_tasks,
+        &want.staged_tasks,
+    );
+    maps(&mut out, "released meta", &real.released, &want.released);
+
     maps(&mut out, "queue", &real.queues, &want.queues);
     maps(
         &mut out,
@@ -494,19 +723,40 @@ fn differences(real: &State, want: &State) -> String {
 }
 
 async fn check_state(conn: &mut Conn, model: &RedisModel, seed: u64, i: usize, call: &Call) {
-    let (real, real_ttl) = real_state(conn).await;
-    let (want, want_ttl) = model_state(model);
+    let (real, real_c) = real_state(conn).await;
+    let (want, want_c) = model_state(model);
+    let ctx = || format!("seed {seed}, call {i} ({call})");
     if real != want {
         panic!(
-            "seed {seed}, call {i} ({call}): Redis and the model differ:\n{}",
+            "{}: Redis and the model differ:\n{}",
+            ctx(),
             differences(&real, &want)
         );
     }
-    for (key, ttl) in &real_ttl {
-        let w = want_ttl.get(key).copied().unwrap_or(-2);
+    for (key, ttl) in &real_c.ttls {
+        let w = want_c.ttls.get(key).copied().unwrap_or(-2);
         assert!(
-            (ttl - w).abs() <= TTL_SLACK_MS,
-            "seed {seed}, call {i} ({call}): {key} has PTTL {ttl} in Redis, {w} in the model"
+            (ttl - w).abs() <= CLOCK_SLACK_MS,
+            "{}: {key} has PTTL {ttl} in Redis, {w} in the model",
+            ctx()
+        );
+    }
+    for (slot, at) in &real_c.released_at {
+        let w = want_c.released_at.get(slot).copied().unwrap_or(0);
+        assert!(
+            (at - w).abs() <= CLOCK_SLACK_MS,
+            "{}: slot {slot} released at {at} in Redis, {w} in the model",
+            ctx()
+        );
+    }
+    let keys: BTreeSet<&String> = real_c.history.keys().chain(want_c.history.keys()).collect();
+    for key in keys {
+        let (r, w) = (&real_c.history.get(key), &want_c.history.get(key));
+        let same = matches!((r, w), (Some(r), Some(w)) if same_history(r, w));
+        assert!(
+            same,
+            "{}: history {key}:\n  redis: {r:?}\n  model: {w:?}",
+            ctx()
         );
     }
 }
@@ -536,6 +786,8 @@ async fn run_seed(server: &RedisServer, seed: u64) {
         now: t0() + Duration::milliseconds(rng.range(0, 60_000) as i64),
         top: 1,
         recent: Vec::new(),
+        staged: Vec::new(),
+        version: 0,
     };
     for i in 0..CALLS {
         let call = g.next();
@@ -544,13 +796,30 @@ async fn run_seed(server: &RedisServer, seed: u64) {
         match &call {
             Call::Enqueue(b, t, n) => {
                 let real = q.enqueue(b, *t, &nodes[*n], g.now).await.unwrap();
-                let want = model.enqueue(&items(b), *t, &nodes[*n], g.now);
+                let want = model.enqueue(b, *t, &nodes[*n], g.now);
                 assert_eq!(real, want, "{}", ctx());
             }
             Call::Stage(b, t, n) => {
                 let real = q.stage(b, *t, &nodes[*n], g.now).await.unwrap();
-                let want = model.stage(&items(b), *t, &nodes[*n], g.now);
+                let want = model.stage(b, *t, &nodes[*n], g.now);
                 assert_eq!(real, want, "{}", ctx());
+            }
+            Call::Amend {
+                token,
+                node,
+                withdraw,
+                restage,
+            } => {
+                let real = q
+                    .amend(*token, withdraw, restage, &nodes[*node])
+                    .await
+                    .unwrap();
+                let want = model.amend(*token, withdraw, restage, &nodes[*node]);
+                assert_eq!(real, want, "{}", ctx());
+            }
+            Call::Record(t) => {
+                let real = q.record_released(*t).await.unwrap();
+                assert_eq!(real, model.record_released(*t), "{}", ctx());
             }
             Call::Release(t, at) => {
                 let real = q.release(*t, *at).await.unwrap();
@@ -582,7 +851,8 @@ async fn run_seed(server: &RedisServer, seed: u64) {
         );
         assert_eq!(q.fence().await.unwrap(), model.fence(), "{}", ctx());
         for id in &ids {
-            assert_eq!(q.history(id).await.unwrap(), model.history(id), "{}", ctx());
+            let (real, want) = (q.history(id).await.unwrap(), model.history(id));
+            assert!(same_history(&real, &want), "{}: history of {id}", ctx());
         }
     }
 }
@@ -652,15 +922,20 @@ async fn big_releases_end_as_the_model_says() {
     ];
     for (what, batch, now) in steps {
         model.clock = Utc::now();
-        let real = if what == "backlog" {
-            q.enqueue(&batch, 5, &node, now).await.unwrap()
+        let staged: Vec<StageFire> = batch
+            .iter()
+            .map(|(job, fire)| StageFire {
+                job: job.clone(),
+                fire: fire.clone(),
+                version: 1,
+            })
+            .collect();
+        let (real, want) = if what == "backlog" {
+            let real = q.enqueue(&batch, 5, &node, now).await.unwrap();
+            (real, model.enqueue(&batch, 5, &node, now))
         } else {
-            q.stage(&batch, 5, &node, now).await.unwrap()
-        };
-        let want = if what == "backlog" {
-            model.enqueue(&items(&batch), 5, &node, now)
-        } else {
-            model.stage(&items(&batch), 5, &node, now)
+            let real = q.stage(&staged, 5, &node, now).await.unwrap();
+            (real, model.stage(&staged, 5, &node, now))
         };
         assert_eq!(real, want, "{what}");
     }

@@ -18,10 +18,12 @@ use leader_term::{
     Action, AmendOutcome, Command, CommandId, Config as TermConfig, Event, FireOutcome, JobEvent,
     JobUpdate, Leader, Leadership, Outcome, Refused, ReleasedSlot, StagedFire, StagedRead,
 };
-use redis_queue::{BatchOutcome, ReleaseOutcome, TaskSettings};
+use redis_queue::{
+    AmendOutcome as RqAmend, Amended, BatchOutcome, RecordOutcome, ReleaseOutcome, StageFire,
+    TaskSettings,
+};
 
 use crate::election::{Election, Out, Purpose, Rep, Settings};
-use crate::redis_model::{Amended, Item};
 use crate::world::{epoch, instant, Ev, Micros, World, MS};
 use crate::Config;
 
@@ -123,7 +125,14 @@ pub fn wake_at(w: &mut World, n: usize, t: Micros) {
     if t < node.wake_at || node.wake_at < w.now {
         node.wake_at = t;
         let inc = node.inc;
-        w.at(t, Ev::Wake { node: n, inc, at: t });
+        w.at(
+            t,
+            Ev::Wake {
+                node: n,
+                inc,
+                at: t,
+            },
+        );
     }
 }
 
@@ -337,10 +346,21 @@ pub fn failed(action: &Action, why: &str) -> Outcome {
     }
 }
 
-fn items(fires: &[leader_term::Planned]) -> Vec<Item> {
+fn staged(fires: &[leader_term::Planned]) -> Vec<StageFire> {
     fires
         .iter()
-        .map(|p| (p.job.clone(), p.fire.clone(), p.version))
+        .map(|p| StageFire {
+            job: p.job.clone(),
+            fire: p.fire.clone(),
+            version: p.version,
+        })
+        .collect()
+}
+
+fn direct(fires: &[leader_term::Planned]) -> Vec<(Arc<Job>, cron_core::Fire)> {
+    fires
+        .iter()
+        .map(|p| (p.job.clone(), p.fire.clone()))
         .collect()
 }
 
@@ -437,17 +457,17 @@ fn perform(w: &mut World, n: usize, action: &Action) -> Outcome {
             Outcome::FenceReset(Ok(()))
         }
         Action::ReadStaged => {
-            let s = r.read_staged();
+            let s = r.staged();
             Outcome::StagedRead(Ok(StagedRead {
                 slots: s.slots,
                 fires: s
                     .fires
                     .into_iter()
-                    .map(|(slot, fire_id, m)| StagedFire {
-                        slot,
-                        fire_id,
-                        job_id: m.job_id,
-                        version: m.version,
+                    .map(|e| StagedFire {
+                        slot: e.slot,
+                        fire_id: e.fire_id,
+                        job_id: e.job_id,
+                        version: e.version,
                     })
                     .collect(),
                 unrecorded: s.unrecorded,
@@ -458,11 +478,11 @@ fn perform(w: &mut World, n: usize, action: &Action) -> Outcome {
             Outcome::Cursors(Ok(r.cursors(&ids)))
         }
         Action::Enqueue { token, at, fires } => {
-            let o = r.enqueue(&items(fires), *token, &settings, *at);
+            let o = r.enqueue(&direct(fires), *token, &settings, *at);
             sent(w, o)
         }
         Action::Stage { token, at, fires } => {
-            let o = r.stage(&items(fires), *token, &settings, *at);
+            let o = r.stage(&staged(fires), *token, &settings, *at);
             sent(w, o)
         }
         Action::Amend {
@@ -470,8 +490,8 @@ fn perform(w: &mut World, n: usize, action: &Action) -> Outcome {
             withdraw,
             restage,
         } => Outcome::Amended(
-            match r.amend(*token, withdraw, &items(restage), &settings) {
-                Ok(v) => Ok(v
+            match r.amend(*token, withdraw, &staged(restage), &settings) {
+                RqAmend::Done(v) => Ok(v
                     .into_iter()
                     .map(|a| match a {
                         Amended::Withdrawn => AmendOutcome::Withdrawn,
@@ -479,7 +499,7 @@ fn perform(w: &mut World, n: usize, action: &Action) -> Outcome {
                         Amended::NotStaged { queued } => AmendOutcome::NotStaged { queued },
                     })
                     .collect()),
-                Err(fence) => {
+                RqAmend::Fenced { fence } => {
                     w.stats.fenced += 1;
                     Err(Refused::Fenced { fence })
                 }
@@ -498,12 +518,13 @@ fn perform(w: &mut World, n: usize, action: &Action) -> Outcome {
                 Err(Refused::Fenced { fence })
             }
         }),
-        Action::RecordHistory { token } => {
-            Outcome::Recorded(r.record_released(*token).map_err(|fence| {
+        Action::RecordHistory { token } => Outcome::Recorded(match r.record_released(*token) {
+            RecordOutcome::Done { more } => Ok(more),
+            RecordOutcome::Fenced { fence } => {
                 w.stats.fenced += 1;
-                Refused::Fenced { fence }
-            }))
-        }
+                Err(Refused::Fenced { fence })
+            }
+        }),
         Action::PrepareRelease { .. } | Action::Reply { .. } => Outcome::Prepared { ready: false },
     }
 }

@@ -9,10 +9,11 @@
 //! what it answers, applied atomically per script call (batches are cut into calls of
 //! `fires_per_call`, as `Queue` does).
 //!
-//! Issue 13 adds calls that withdraw or restage a staged task, a per-fire record of what was
-//! staged (its job, spec version, priority, token), and the history of a staged fire written
-//! at its release. Those follow i13a's description of the new scripts (their redis-queue side
-//! is being written): `amend`, `read_staged`, `record_released`, and the `staged` metadata.
+//! Issue 13's scripts are modelled as i13a wrote them: a staged fire is recorded (its meta:
+//! spec version, priority, token, job, node; and a copy of its task) so `amend` can withdraw
+//! or restage it; a staged fire's history entry is written by `record_released` after its
+//! release, saying when it reached the queue; a direct fire's history says when the script
+//! ran (the server's clock).
 //!
 //! It is kept honest by redis-queue's differential test (crates/redis-queue/tests/
 //! differential.rs), which runs random call sequences against the real scripts on a real
@@ -31,15 +32,18 @@ use chrono::{DateTime, TimeZone, Utc};
 use cron_core::{Fire, FireKind, Job};
 use redis_queue::queue::{DEFAULT_FIRES_PER_CALL, DEFAULT_HISTORY_LEN};
 use redis_queue::{
-    dedupe_ttl, BatchOutcome, FireOutcome, HistoryEntry, ReleaseOutcome, ReleasedSlot, TaskSettings,
+    dedupe_ttl, AmendOutcome, Amended, BatchOutcome, FireOutcome, HistoryEntry, RecordOutcome,
+    ReleaseOutcome, ReleasedSlot, StageFire, StagedEntry, StagedState, TaskSettings,
 };
 use uuid::Uuid;
 
 /// Width of a dedupe bucket (`script::DEDUPE_BUCKET_SECS`): the fires of one slot minute share a
 /// hash.
 pub const DEDUPE_BUCKET_SECS: i64 = 60;
-/// Staging lists named in one release call (`queue::RELEASE_LISTS_PER_CALL`).
+/// Staging lists named in one release call (`queue::release::RELEASE_LISTS_PER_CALL`).
 pub const RELEASE_LISTS_PER_CALL: usize = 64;
+/// Released slots one `record_released` writes (`queue::release::RECORD_SLOTS_PER_CALL`).
+pub const RECORD_SLOTS_PER_CALL: usize = 16;
 
 /// A task as a script wrote it: everything its JSON is made of.
 #[derive(Debug, Clone)]
@@ -76,46 +80,33 @@ pub struct Bucket {
     pub expires_ms: Option<i64>,
 }
 
-/// What a stage records of each staged fire (`staged:<slot>`), for a later leader.
+/// What a stage records of each staged fire (`staged:<slot>`, the meta enqueue.lua writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedMeta {
-    /// The job id.
-    pub job_id: String,
     /// The spec version its task was built from.
     pub version: u64,
     /// The staging list it is on.
     pub priority: u8,
-    /// The token of the stage.
+    /// The token of the stage (or restage).
     pub token: u64,
+    /// The job id.
+    pub job_id: String,
+    /// The node that staged it.
+    pub node: String,
 }
 
-/// One fire to enqueue or stage, with the version of the spec its task is built from.
-pub type Item = (Arc<Job>, Fire, u64);
-
-/// What an amend did with one fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Amended {
-    /// Its staged task was removed, with its dedupe mark.
-    Withdrawn,
-    /// Its staged task now carries the new spec.
-    Replaced,
-    /// It is not staged; `queued` when its dedupe mark is there (its task reached a queue).
-    NotStaged {
-        /// See above.
-        queued: bool,
-    },
+impl StagedMeta {
+    /// As Redis holds it: `<version>\t<priority>\t<token>\t<job id>\t<node>`.
+    pub fn text(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}",
+            self.version, self.priority, self.token, self.job_id, self.node
+        )
+    }
 }
 
-/// What a reader of the staging area learns (`read_staged`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StagedState {
-    /// Slots with staged lists, oldest first.
-    pub slots: Vec<DateTime<Utc>>,
-    /// Every staged fire's record: (slot, fire id, record), by slot.
-    pub fires: Vec<(DateTime<Utc>, Uuid, StagedMeta)>,
-    /// Released slots whose history is not written yet.
-    pub unrecorded: bool,
-}
+/// Fire id → meta, in the order Redis's (small) hash keeps its fields: insertion order.
+pub type Metas = Vec<(Uuid, StagedMeta)>;
 
 /// Where a call puts its immediate tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,10 +138,13 @@ pub struct RedisModel {
     pub delayed: BTreeMap<u64, (i64, ModelTask)>,
     /// `delays_counter`.
     pub delays_counter: u64,
-    /// `staged:<slot>`: fire id → what the stage recorded.
-    pub staged_meta: BTreeMap<i64, BTreeMap<Uuid, (Fire, StagedMeta)>>,
-    /// Released fires whose history entry is not written yet: (release instant, fire, record).
-    pub released: Vec<(DateTime<Utc>, Fire, StagedMeta)>,
+    /// `staged:<slot>`: what each staged fire's stage recorded. (Its task's copy,
+    /// `staged-tasks:<slot>`, is the task on its staging list.)
+    pub staged: BTreeMap<i64, Metas>,
+    /// `released:<slot>`: the metas of released fires awaiting their history entry.
+    pub released: BTreeMap<i64, Metas>,
+    /// `released`: slot → its release instant (unix ms, the server's clock).
+    pub released_index: BTreeMap<i64, i64>,
     /// History entries kept per job (`QueueConfig::history_len`).
     pub history_len: usize,
     /// Fires per script call (`Queue::with_fires_per_call`).
@@ -177,8 +171,9 @@ impl RedisModel {
             queues: [Vec::new(), Vec::new(), Vec::new()],
             delayed: BTreeMap::new(),
             delays_counter: 0,
-            staged_meta: BTreeMap::new(),
-            released: Vec::new(),
+            staged: BTreeMap::new(),
+            released: BTreeMap::new(),
+            released_index: BTreeMap::new(),
             history_len: history_len.max(1),
             fires_per_call: fires_per_call.max(1),
         }
@@ -211,28 +206,31 @@ impl RedisModel {
     /// `Queue::enqueue`.
     pub fn enqueue(
         &mut self,
-        batch: &[Item],
+        batch: &[(Arc<Job>, Fire)],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
     ) -> BatchOutcome {
-        self.send(batch, token, settings, now, Mode::Direct)
+        let items: Vec<(&Arc<Job>, &Fire, u64)> = batch.iter().map(|(j, f)| (j, f, 0)).collect();
+        self.send(&items, token, settings, now, Mode::Direct)
     }
 
-    /// `Queue::stage`.
+    /// `Queue::stage` (the caller stages no fire of a delayed job: `Queue::stage` refuses it).
     pub fn stage(
         &mut self,
-        batch: &[Item],
+        batch: &[StageFire],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
     ) -> BatchOutcome {
-        self.send(batch, token, settings, now, Mode::Staged)
+        let items: Vec<(&Arc<Job>, &Fire, u64)> =
+            batch.iter().map(|f| (&f.job, &f.fire, f.version)).collect();
+        self.send(&items, token, settings, now, Mode::Staged)
     }
 
     fn send(
         &mut self,
-        batch: &[Item],
+        batch: &[(&Arc<Job>, &Fire, u64)],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
@@ -251,7 +249,7 @@ impl RedisModel {
     /// One `enqueue.lua` call, after the fence check.
     fn enqueue_call(
         &mut self,
-        call: &[Item],
+        call: &[(&Arc<Job>, &Fire, u64)],
         token: u64,
         settings: &Arc<TaskSettings>,
         now: DateTime<Utc>,
@@ -262,10 +260,8 @@ impl RedisModel {
         //    duplicates.
         if mode == Mode::Staged {
             for (job, fire, _) in call {
-                if job.spec.function.delay.unwrap_or(0) == 0 {
-                    self.staging_index
-                        .insert((fire.slot.timestamp(), job.spec.function.priority));
-                }
+                self.staging_index
+                    .insert((fire.slot.timestamp(), job.spec.function.priority));
             }
         }
         // The TTL each bucket must have at least: over every fire of the call in it.
@@ -301,7 +297,7 @@ impl RedisModel {
                 bucket.expires_ms = Some(clock_ms.saturating_add_unsigned(ttl));
             }
         }
-        // 2. The new fires: push (or stage), history, cursor candidates.
+        // 2. The new fires: push (or stage and record), history (direct), cursor candidates.
         let mut cursor: BTreeMap<&str, i64> = BTreeMap::new();
         for ((job, fire, version), new) in call.iter().zip(fresh) {
             if !new {
@@ -314,9 +310,9 @@ impl RedisModel {
                 Mode::Staged => fire.slot,
             };
             let task = ModelTask {
-                job: job.clone(),
+                job: (*job).clone(),
                 version: *version,
-                fire: fire.clone(),
+                fire: (*fire).clone(),
                 token,
                 created_at: base,
                 settings: settings.clone(),
@@ -333,39 +329,50 @@ impl RedisModel {
                         task,
                         reached: self.clock,
                     }),
-                    Mode::Staged => {
-                        let meta = StagedMeta {
-                            job_id: job.spec.id.clone(),
-                            version: *version,
-                            priority: f.priority,
-                            token,
-                        };
-                        self.staged_meta
-                            .entry(fire.slot.timestamp())
-                            .or_default()
-                            .insert(fire.fire_id, (fire.clone(), meta));
-                        self.staging
-                            .entry((fire.slot.timestamp(), f.priority))
-                            .or_default()
-                            .push(task);
-                    }
+                    Mode::Staged => self
+                        .staging
+                        .entry((fire.slot.timestamp(), f.priority))
+                        .or_default()
+                        .push(task),
                 }
             }
             if fire.kind != FireKind::Manual {
                 let c = cursor.entry(job.spec.id.as_str()).or_insert(i64::MIN);
                 *c = (*c).max(fire.slot.timestamp());
             }
-            let entry = history_entry(fire, token, &settings.node, base);
-            let list = self.history.entry(job.spec.id.clone()).or_default();
-            list.push(entry);
-            if list.len() > self.history_len * 2 {
-                list.drain(..list.len() - self.history_len);
+            match mode {
+                Mode::Staged => {
+                    let meta = StagedMeta {
+                        version: *version,
+                        priority: f.priority,
+                        token,
+                        job_id: job.spec.id.clone(),
+                        node: settings.node.clone(),
+                    };
+                    set_meta(
+                        self.staged.entry(fire.slot.timestamp()).or_default(),
+                        fire.fire_id,
+                        meta,
+                    );
+                }
+                Mode::Direct => {
+                    let entry = history_entry(fire, token, &settings.node, self.clock);
+                    self.push_history(&job.spec.id, entry);
+                }
             }
         }
-        // 3. Cursors only advance.
+        // 3. Cursors only advance here (only a withdrawal moves one back).
         for (job, slot) in cursor {
             let c = self.cursors.entry(job.to_string()).or_insert(slot);
             *c = (*c).max(slot);
+        }
+    }
+
+    fn push_history(&mut self, job: &str, entry: HistoryEntry) {
+        let list = self.history.entry(job.to_string()).or_default();
+        list.push(entry);
+        if list.len() > self.history_len * 2 {
+            list.drain(..list.len() - self.history_len);
         }
     }
 
@@ -380,7 +387,8 @@ impl RedisModel {
     }
 
     /// `Queue::release`: every staging list whose slot is at or before `now` moves into its
-    /// queue behind what the queue holds, oldest slot first.
+    /// queue behind what the queue holds, oldest slot first; a slot whose last list is moved
+    /// has its records wait for their history (`released:<slot>`), stamped with the instant.
     pub fn release(&mut self, token: u64, now: DateTime<Utc>) -> ReleaseOutcome {
         let until = now.timestamp();
         let due: Vec<(i64, u8)> = self
@@ -401,20 +409,7 @@ impl RedisModel {
                 self.queues[usize::from(priority)]
                     .extend(tasks.into_iter().map(|task| Queued { task, reached }));
                 self.staging_index.remove(&(slot, priority));
-            }
-        }
-        // A slot with no list left: its records wait for their history entries.
-        for slot in moved.keys() {
-            if self
-                .staging_index
-                .range((*slot, 0)..=(*slot, 2))
-                .next()
-                .is_none()
-            {
-                let clock = self.clock;
-                for (_, (fire, meta)) in self.staged_meta.remove(slot).unwrap_or_default() {
-                    self.released.push((clock, fire, meta));
-                }
+                self.mark_released(slot);
             }
         }
         ReleaseOutcome::Done(
@@ -428,26 +423,49 @@ impl RedisModel {
         )
     }
 
+    /// `mark.lua`: once a slot has no staging list left, its metas wait for their history.
+    fn mark_released(&mut self, slot: i64) {
+        if self
+            .staging_index
+            .range((slot, 0)..=(slot, u8::MAX))
+            .next()
+            .is_some()
+        {
+            return;
+        }
+        let Some(metas) = self.staged.remove(&slot) else {
+            return;
+        };
+        let released = self.released.entry(slot).or_default();
+        for (id, meta) in metas {
+            set_meta(released, id, meta);
+        }
+        let ms = self.clock.timestamp_millis();
+        self.released_index.entry(slot).or_insert(ms);
+    }
+
     /// `Queue::amend`: withdraw staged fires, then restage others with a newer spec, fenced,
     /// in one call. A withdrawn fire loses its task, its record and its dedupe mark, and its
-    /// job's cursor goes back to just before its slot (if it was there or later).
+    /// job's cursor goes back to just before its slot (if it was there or later); a restaged
+    /// one gets the new task (at the head of its priority's list) and record, and its job's
+    /// cursor is at least its slot.
     pub fn amend(
         &mut self,
         token: u64,
         withdraw: &[Fire],
-        restage: &[Item],
+        restage: &[StageFire],
         settings: &Arc<TaskSettings>,
-    ) -> Result<Vec<Amended>, u64> {
+    ) -> AmendOutcome {
         if withdraw.is_empty() && restage.is_empty() {
-            return Ok(Vec::new());
+            return AmendOutcome::Done(Vec::new());
         }
         if let Some(fence) = self.fenced(token) {
-            return Err(fence);
+            return AmendOutcome::Fenced { fence };
         }
         let mut out = Vec::with_capacity(withdraw.len() + restage.len());
         for fire in withdraw {
             let slot = fire.slot.timestamp();
-            match self.unstage(fire) {
+            match self.take(fire) {
                 Some(meta) => {
                     let minute = slot.div_euclid(DEDUPE_BUCKET_SECS);
                     self.bucket(minute).fires.remove(&fire.fire_id);
@@ -461,54 +479,57 @@ impl RedisModel {
                 }),
             }
         }
-        for (job, fire, version) in restage {
-            let slot = fire.slot.timestamp();
-            let Some(old) = self.unstage(fire) else {
+        for r in restage {
+            let slot = r.fire.slot.timestamp();
+            if self.take(&r.fire).is_none() {
                 out.push(Amended::NotStaged {
-                    queued: self.marked(fire),
+                    queued: self.marked(&r.fire),
                 });
                 continue;
-            };
-            let priority = job.spec.function.priority;
-            let meta = StagedMeta {
-                job_id: job.spec.id.clone(),
-                version: *version,
-                priority,
-                token,
-            };
+            }
+            let priority = r.job.spec.function.priority;
             self.staging_index.insert((slot, priority));
             self.staging
                 .entry((slot, priority))
                 .or_default()
                 .push(ModelTask {
-                    job: job.clone(),
-                    version: *version,
-                    fire: fire.clone(),
+                    job: r.job.clone(),
+                    version: r.version,
+                    fire: r.fire.clone(),
                     token,
-                    created_at: fire.slot,
+                    created_at: r.fire.slot,
                     settings: settings.clone(),
                 });
-            self.staged_meta
-                .entry(slot)
-                .or_default()
-                .insert(fire.fire_id, (fire.clone(), meta));
-            let _ = old;
+            let meta = StagedMeta {
+                version: r.version,
+                priority,
+                token,
+                job_id: r.job.spec.id.clone(),
+                node: settings.node.clone(),
+            };
+            set_meta(self.staged.entry(slot).or_default(), r.fire.fire_id, meta);
+            let c = self.cursors.entry(r.job.spec.id.clone()).or_insert(slot);
+            *c = (*c).max(slot);
             out.push(Amended::Replaced);
         }
-        Ok(out)
+        AmendOutcome::Done(out)
     }
 
-    /// Removes a staged fire's task and record; its record when it was staged.
-    fn unstage(&mut self, fire: &Fire) -> Option<StagedMeta> {
+    /// `amend.lua`'s take: removes a staged fire's task and record; its record, if staged.
+    fn take(&mut self, fire: &Fire) -> Option<StagedMeta> {
         let slot = fire.slot.timestamp();
-        let metas = self.staged_meta.get_mut(&slot)?;
-        let (_, meta) = metas.remove(&fire.fire_id)?;
+        let metas = self.staged.get_mut(&slot)?;
+        let i = metas.iter().position(|(id, _)| *id == fire.fire_id)?;
+        let (_, meta) = metas.remove(i);
         if metas.is_empty() {
-            self.staged_meta.remove(&slot);
+            self.staged.remove(&slot);
         }
         let key = (slot, meta.priority);
         if let Some(list) = self.staging.get_mut(&key) {
-            list.retain(|t| t.fire.fire_id != fire.fire_id);
+            // LREM from the head (the newest) of the one task with this fire id.
+            if let Some(j) = list.iter().rposition(|t| t.fire.fire_id == fire.fire_id) {
+                list.remove(j);
+            }
             if list.is_empty() {
                 self.staging.remove(&key);
             }
@@ -522,38 +543,63 @@ impl RedisModel {
         self.bucket(minute).fires.contains_key(&fire.fire_id)
     }
 
-    /// `Queue::read_staged`: the staged slots, every staged fire's record, and whether
-    /// released fires wait for their history.
-    pub fn read_staged(&self) -> StagedState {
-        StagedState {
-            slots: self.staged_slots(),
-            fires: self
-                .staged_meta
-                .iter()
-                .flat_map(|(slot, fires)| {
-                    let at = Utc.timestamp_opt(*slot, 0).single();
-                    fires
-                        .iter()
-                        .filter_map(move |(id, (_, meta))| Some((at?, *id, meta.clone())))
+    /// `Queue::staged`: the staged slots, every staged fire's record, and whether released
+    /// fires wait for their history.
+    pub fn staged(&self) -> StagedState {
+        let slots = self.staged_slots();
+        let fires = slots
+            .iter()
+            .flat_map(|at| {
+                let metas = self.staged.get(&at.timestamp());
+                metas.into_iter().flatten().map(move |(id, m)| StagedEntry {
+                    slot: *at,
+                    fire_id: *id,
+                    job_id: m.job_id.clone(),
+                    version: m.version,
+                    priority: m.priority,
                 })
-                .collect(),
-            unrecorded: !self.released.is_empty(),
+            })
+            .collect();
+        StagedState {
+            slots,
+            fires,
+            unrecorded: !self.released_index.is_empty(),
         }
     }
 
-    /// `Queue::record_released`, fenced: the history entries of released staged fires. (Today's
-    /// stage still writes a staged fire's history entry itself, as today's enqueue.lua does;
-    /// when the new scripts move it to the release, the entry is written here, its
-    /// `enqueued_at` the release instant in `released`.)
-    pub fn record_released(&mut self, token: u64) -> Result<bool, u64> {
-        if self.released.is_empty() {
-            return Ok(false);
+    /// `Queue::record_released`, fenced: the history entries of released staged fires, the
+    /// oldest released slots first (a few per call), each `enqueued_at` its slot's release.
+    pub fn record_released(&mut self, token: u64) -> RecordOutcome {
+        let mut order: Vec<(i64, String, i64)> = self
+            .released_index
+            .iter()
+            .map(|(slot, ms)| (*ms, slot.to_string(), *slot))
+            .collect();
+        order.sort();
+        order.truncate(RECORD_SLOTS_PER_CALL);
+        for (ms, _, slot) in order {
+            if let Some(fence) = self.fenced(token) {
+                return RecordOutcome::Fenced { fence };
+            }
+            let at = DateTime::from_timestamp_millis(ms).unwrap_or(self.clock);
+            for (id, meta) in self.released.remove(&slot).unwrap_or_default() {
+                let Some(slot_at) = Utc.timestamp_opt(slot, 0).single() else {
+                    continue;
+                };
+                let fire = Fire {
+                    job_id: meta.job_id.as_str().into(),
+                    slot: slot_at,
+                    fire_id: id,
+                    kind: FireKind::Scheduled,
+                };
+                let entry = history_entry(&fire, meta.token, &meta.node, at);
+                self.push_history(&meta.job_id, entry);
+            }
+            self.released_index.remove(&slot);
         }
-        if let Some(fence) = self.fenced(token) {
-            return Err(fence);
+        RecordOutcome::Done {
+            more: !self.released_index.is_empty(),
         }
-        self.released.clear();
-        Ok(false)
     }
 
     /// `Queue::staged_slots`.
@@ -591,7 +637,15 @@ impl RedisModel {
     }
 }
 
-/// A history entry as the script writes it: the slot in whole seconds, the instant in ms.
+/// HSET of one field: in place when it is there, appended when new.
+fn set_meta(metas: &mut Metas, id: Uuid, meta: StagedMeta) {
+    match metas.iter_mut().find(|(f, _)| *f == id) {
+        Some((_, m)) => *m = meta,
+        None => metas.push((id, meta)),
+    }
+}
+
+/// A history entry as the scripts write it: the slot in whole seconds, the instant in ms.
 fn history_entry(fire: &Fire, token: u64, node: &str, at: DateTime<Utc>) -> HistoryEntry {
     let secs = |t: DateTime<Utc>| Utc.timestamp_opt(t.timestamp(), 0).single().unwrap_or(t);
     let ms = Utc
