@@ -294,6 +294,7 @@ pub fn answered(w: &mut World, api: u64, reply: Option<Reply>) {
         Pending::Manual { job } => {
             if let Some(Reply::ManualRun(Ok(done))) = reply {
                 if done.enqueued {
+                    w.stats.manual += 1;
                     w.api.manual_runs.push(ManualRun {
                         job,
                         fire_id: done.fire.fire_id.to_string(),

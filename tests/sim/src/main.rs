@@ -104,7 +104,7 @@ fn many(from: u64, count: u64, cfg: Config, threads: usize) -> i32 {
     let faults: u64 = t.faults.values().sum();
     println!(
         "seeds: {count} (from {from}), simulated hours: {hours:.1}, faults injected: {faults} ({}), \
-         API changes answered: {}, manual runs: {}, slots owed: {}, delivered once: {}, tasks: {}, \
+         API requests answered: {}, manual runs enqueued: {}, slots owed: {}, delivered once: {}, tasks: {}, \
          terms: {}, fenced calls: {}, lost or late answers: {}, failed seeds: {}, wall: {:.1} s",
         t.faults
             .iter()
@@ -152,6 +152,7 @@ impl Totals {
             *self.faults.entry(k).or_default() += v;
         }
         self.changes += o.stats.answered;
+        self.manual += o.stats.manual;
         self.expected += o.report.expected as u64;
         self.delivered += o.report.delivered_once as u64;
         self.tasks += o.report.lateness.count as u64;

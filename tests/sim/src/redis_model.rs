@@ -468,7 +468,12 @@ impl RedisModel {
             match self.take(fire) {
                 Some(meta) => {
                     let minute = slot.div_euclid(DEDUPE_BUCKET_SECS);
-                    self.bucket(minute).fires.remove(&fire.fire_id);
+                    let bucket = self.bucket(minute);
+                    bucket.fires.remove(&fire.fire_id);
+                    if bucket.fires.is_empty() {
+                        // Redis deletes an emptied hash, and its TTL with it.
+                        self.dedupe.remove(&minute);
+                    }
                     if let Some(c) = self.cursors.get_mut(&meta.job_id) {
                         *c = (*c).min(slot - 1);
                     }

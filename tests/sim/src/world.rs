@@ -184,6 +184,8 @@ pub struct Stats {
     pub answered: u64,
     /// See `answered`.
     pub unanswered: u64,
+    /// Manual runs answered as enqueued.
+    pub manual: u64,
     /// Terms started (tokens seen by machines).
     pub terms: u64,
     /// Script calls refused by the fence.
