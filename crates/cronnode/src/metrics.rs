@@ -26,6 +26,10 @@ pub enum FireOutcomeLabel {
     Fenced,
     /// The Redis call failed (the fire is retried).
     Error,
+    /// Its job cannot become a task (no image, a bad header): dropped.
+    Invalid,
+    /// Not sent: its job was paused, deleted or changed before it went out.
+    Dropped,
 }
 
 impl FireOutcomeLabel {
@@ -35,6 +39,8 @@ impl FireOutcomeLabel {
             FireOutcomeLabel::Duplicate => "duplicate",
             FireOutcomeLabel::Fenced => "fenced",
             FireOutcomeLabel::Error => "error",
+            FireOutcomeLabel::Invalid => "invalid",
+            FireOutcomeLabel::Dropped => "dropped",
         }
     }
 }
@@ -55,6 +61,7 @@ pub struct Metrics {
     batch_size: Histogram,
     batch_duration: Histogram,
     fence_blocked: Gauge,
+    amended: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,7 +77,7 @@ impl Metrics {
         let fires = Family::<Labels, Counter>::default();
         r.register(
             "fires",
-            "Fires by outcome (enqueued, duplicate, fenced, error)",
+            "Fires by outcome (enqueued, duplicate, fenced, error, invalid, dropped)",
             fires.clone(),
         );
         // 1 ms .. ~65 s: on-time fires land in the first buckets, a Redis outage in the last.
@@ -140,6 +147,12 @@ impl Metrics {
             "1 while the Redis fence is above this leader's token (Consul rebuilt?): nothing is enqueued until `cronnode fence reset --yes`",
             fence_blocked.clone(),
         );
+        let amended = Family::<Labels, Counter>::default();
+        r.register(
+            "staged_amended",
+            "Staged tasks of paused, deleted or changed jobs, by result (withdrawn, restaged)",
+            amended.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             fires,
@@ -154,6 +167,7 @@ impl Metrics {
             batch_size,
             batch_duration,
             fence_blocked,
+            amended,
         }
     }
 
@@ -217,6 +231,16 @@ impl Metrics {
         self.batch_duration.observe(seconds);
     }
 
+    /// Counts staged tasks withdrawn or restaged after a job change.
+    pub fn amended(&self, withdrawn: u64, restaged: u64) {
+        self.amended
+            .get_or_create(&vec![("result", "withdrawn")])
+            .inc_by(withdrawn);
+        self.amended
+            .get_or_create(&vec![("result", "restaged")])
+            .inc_by(restaged);
+    }
+
     /// Sets the fence-blocked gauge.
     pub fn fence_blocked(&self, blocked: bool) {
         self.fence_blocked.set(i64::from(blocked));
@@ -233,6 +257,7 @@ mod tests {
         m.fires(FireOutcomeLabel::Enqueued, 3);
         m.redis_error("enqueue");
         m.catchup(2, 1);
+        m.amended(1, 2);
         let text = m.encode();
         for name in [
             "cronnode_fires_total{outcome=\"enqueued\"} 3",
@@ -246,6 +271,7 @@ mod tests {
             "cronnode_enqueue_batch_size_bucket",
             "cronnode_enqueue_batch_duration_seconds_bucket",
             "cronnode_fence_blocked",
+            "cronnode_staged_amended_total{result=\"restaged\"} 2",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }

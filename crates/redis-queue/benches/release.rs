@@ -263,6 +263,7 @@ async fn main() {
         let prepared = q
             .prepare_release(1, slot)
             .await
+            .unwrap()
             .expect("a backlog: prepared");
         usec(&mut conn, "exec").await;
         dump("prepare");

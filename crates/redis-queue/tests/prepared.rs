@@ -83,7 +83,7 @@ async fn a_prepared_release_keeps_the_backlog_first_and_marks_the_slot_released(
     let mut conn = raw(&server).await;
     let slot = t0() + secs(10);
     let batch = setup(&q, &mut conn, 300, 200, slot).await;
-    let p = q.prepare_release(7, slot).await.expect("prepared");
+    let p = q.prepare_release(7, slot).await.unwrap().expect("prepared");
     assert_eq!(p.slot(), slot);
     // Nothing moved before the slot.
     assert_eq!(ids(&mut conn).await.len(), 200);
@@ -106,7 +106,7 @@ async fn a_withdrawal_after_the_preparation_is_honoured() {
     let mut conn = raw(&server).await;
     let slot = t0() + secs(10);
     let batch = setup(&q, &mut conn, 10, 5, slot).await;
-    let p = q.prepare_release(7, slot).await.expect("prepared");
+    let p = q.prepare_release(7, slot).await.unwrap().expect("prepared");
     let out = q
         .amend(7, &[batch[3].fire.clone()], &[], &settings())
         .await
@@ -129,7 +129,7 @@ async fn a_newer_leader_after_the_preparation_refuses_it() {
     let mut conn = raw(&server).await;
     let slot = t0() + secs(10);
     setup(&q, &mut conn, 10, 5, slot).await;
-    let p = q.prepare_release(7, slot).await.expect("prepared");
+    let p = q.prepare_release(7, slot).await.unwrap().expect("prepared");
     assert_eq!(q.raise_fence(9).await.unwrap(), 9);
     let r = q.release_prepared(Some(p), 7, slot).await.unwrap();
     assert_eq!(r, ReleaseOutcome::Fenced { fence: 9 });
@@ -154,7 +154,7 @@ async fn an_empty_queue_or_a_fenced_token_is_not_prepared() {
     let slot = t0() + secs(10);
     setup(&q, &mut conn, 10, 0, slot).await;
     assert!(
-        q.prepare_release(7, slot).await.is_none(),
+        q.prepare_release(7, slot).await.unwrap().is_none(),
         "RENAME is cheaper"
     );
     let _: () = redis::cmd("LPUSH")
@@ -164,10 +164,13 @@ async fn an_empty_queue_or_a_fenced_token_is_not_prepared() {
         .await
         .unwrap();
     q.raise_fence(9).await.unwrap();
-    assert!(q.prepare_release(7, slot).await.is_none());
+    assert!(q.prepare_release(7, slot).await.unwrap().is_none());
     assert!(
-        q.prepare_release(9, slot + secs(1)).await.is_none(),
+        q.prepare_release(9, slot + secs(1))
+            .await
+            .unwrap()
+            .is_none(),
         "nothing staged there"
     );
-    assert!(q.prepare_release(9, slot).await.is_some());
+    assert!(q.prepare_release(9, slot).await.unwrap().is_some());
 }

@@ -11,9 +11,10 @@
 //! - `bench full --out FILE`: every scenario at the issue's sizes; writes the report's tables
 //!   section by section (a late failure keeps the earlier sections).
 //!
-//! Start reading at [`full`]; each scenario is one module: [`lateness`] (1, 2), [`memory`]
-//! (3), [`consul_load`] (4), [`failover`] (5), [`churn`] (6), [`peer`] (7).
+//! Start reading at [`full`]; each scenario is one module: [`lateness`] (1, 2), [`backlog`]
+//! (1b), [`memory`] (3), [`consul_load`] (4), [`failover`] (5), [`churn`] (6), [`peer`] (7).
 
+mod backlog;
 mod churn;
 mod cluster;
 mod consul_load;
@@ -64,7 +65,7 @@ struct FullArgs {
     /// Where the markdown goes (appended section by section).
     #[arg(long)]
     out: PathBuf,
-    /// Sections to run (lateness,memory,consul,failover,churn,peer); all when absent.
+    /// Sections to run (lateness,backlog,memory,consul,failover,churn,peer); all when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Job counts of the lateness runs.
@@ -73,6 +74,13 @@ struct FullArgs {
     /// Slot placements of the lateness runs (same, minute).
     #[arg(long, value_delimiter = ',', default_values_t = ["same".to_string(), "minute".to_string()])]
     lateness_spreads: Vec<String>,
+    /// Job count of the standing-backlog runs (all in one second).
+    #[arg(long, default_value_t = 10_000)]
+    backlog_jobs: usize,
+    /// Tasks already waiting in queue0 at the slot, one run each (0: the same measurement
+    /// without a backlog).
+    #[arg(long, value_delimiter = ',', default_values_t = [0usize, 9_500, 10_000])]
+    backlog_sizes: Vec<usize>,
     /// Job counts of the memory steps.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000usize, 100_000, 1_000_000])]
     memory_sizes: Vec<usize>,
@@ -248,6 +256,23 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
             let _ = write!(s, "\nFlat CPU profiles of the leader and of redis-server during the {n}-job run, {label} (perf, self time; full reports in target/bench/profiles/):\n\n```\n{p}\n```\n");
         }
         emit(&a.out, &s)?;
+    }
+    if want("backlog") {
+        let t = Instant::now();
+        let mut rows = Vec::new();
+        for &b in &a.backlog_sizes {
+            match backlog::run(bins, a.backlog_jobs, b).await {
+                Ok(o) => {
+                    eprintln!("backlog {b}: p99 {:.1} ms", o.seen.p99);
+                    rows.push(o);
+                }
+                Err(e) => failed.push(format!("backlog {b}: {e:#}")),
+            }
+        }
+        emit(
+            &a.out,
+            &(section("1b. Release into a standing backlog", t) + &report::backlog(&rows)),
+        )?;
     }
     if want("memory") {
         let t = Instant::now();

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::stats::fmt;
-use crate::{churn, consul_load, failover, lateness, memory, peer, procs};
+use crate::{backlog, churn, consul_load, failover, lateness, memory, peer, procs};
 
 /// A line on the machine and its load now.
 pub fn machine() -> String {
@@ -100,6 +100,35 @@ pub fn lateness(rows: &[lateness::Outcome]) -> String {
             goal(r.seen.max <= 250.0),
             fmt(r.recv.p99),
             fmt(r.recv.max)
+        );
+    }
+    s
+}
+
+/// Scenario 1b.
+pub fn backlog(rows: &[backlog::Outcome]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| jobs (one second) | tasks already in queue0 | in the queue − slot p50 / p99 / max (ms) | jobs loaded in (s) |");
+    let _ = writeln!(s, "|---:|---:|---|---:|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} / {} / {} | {} |",
+            r.n,
+            r.backlog,
+            fmt(r.seen.p50),
+            fmt(r.seen.p99),
+            fmt(r.seen.max),
+            fmt(r.load_s)
+        );
+    }
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "\nGoal (p99 ≤ 5 ms after the slot) with {} tasks waiting: p99 {} ms {}.",
+            r.backlog,
+            fmt(r.seen.p99),
+            goal(r.seen.p99 <= 5.0)
         );
     }
     s

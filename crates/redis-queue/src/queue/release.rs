@@ -181,23 +181,9 @@ impl Queue {
     /// Prepares the release of `slot` (see the module docs), when it is worth it: the slot
     /// has staged tasks, at most [`PREPARED_MAX_TASKS`], and one of their queues is not empty
     /// (an empty queue takes its staging list by RENAME, which nothing beats). `None` when not
-    /// prepared: the release at the slot is then the script's. A failure is `None` too (the
+    /// prepared: the release at the slot is then the script's (as it is after an error: the
     /// script release is always there).
     pub async fn prepare_release(
-        &self,
-        token: u64,
-        slot: DateTime<Utc>,
-    ) -> Option<PreparedRelease> {
-        match self.try_prepare(token, slot).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!(%slot, error = %e, "release not prepared");
-                None
-            }
-        }
-    }
-
-    async fn try_prepare(
         &self,
         token: u64,
         slot: DateTime<Utc>,
@@ -256,7 +242,9 @@ impl Queue {
 
     /// [`Queue::release`], starting with `prepared` when it is for a slot at or before `now`:
     /// its `EXEC` runs first (the time-critical step), then the script release moves whatever
-    /// else is due, including the prepared slot if its transaction was refused.
+    /// else is due, including the prepared slot if its transaction was refused. When `EXEC`
+    /// itself fails (the connection lost), the answer is that error: whether it ran is
+    /// unknown, and the next release (of the script) finds whatever is left.
     pub async fn release_prepared(
         &self,
         prepared: Option<PreparedRelease>,
@@ -276,8 +264,8 @@ impl Queue {
                 }
                 // A watched key moved: nothing ran; the script release below does it.
                 Ok(Value::Nil) => self.keep_release_connection(conn).await,
-                // Unknown: the connection is dropped; the script release finds what is left.
-                Ok(_) | Err(_) => {}
+                Ok(other) => return Err(QueueError::Protocol(format!("EXEC answered {other:?}"))),
+                Err(e) => return Err(QueueError::from_call(e)),
             }
         }
         let rest = self.release(token, now).await;
