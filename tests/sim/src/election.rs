@@ -419,6 +419,17 @@ impl Election {
         self.state = State::Idle { until: now + RETRY };
     }
 
+    /// Releases the key and destroys the session (answers ignored), and forgets it.
+    fn let_go(&mut self) {
+        if let Some(s) = self.session.clone() {
+            let (epoch, release) = (self.epoch, Req::Release(s.clone()));
+            self.out.push(Out::Call(Purpose::Cleanup, epoch, release));
+            self.out
+                .push(Out::Call(Purpose::Cleanup, epoch, Req::Destroy(s)));
+        }
+        self.drop_session();
+    }
+
     fn drop_session(&mut self) {
         self.session = None;
         self.epoch += 1;
@@ -430,16 +441,7 @@ impl Election {
     /// Leadership ends: published first, then the session is cleaned up in the background.
     fn lose(&mut self, now: Micros) {
         self.out.push(Out::Lead(None));
-        if let Some(s) = self.session.clone() {
-            self.out.push(Out::Call(
-                Purpose::Cleanup,
-                self.epoch,
-                Req::Release(s.clone()),
-            ));
-            self.out
-                .push(Out::Call(Purpose::Cleanup, self.epoch, Req::Destroy(s)));
-        }
-        self.drop_session();
+        self.let_go();
         self.state = State::Idle {
             until: now + self.s.lock_delay + REJOIN_PAUSE,
         };
@@ -450,16 +452,7 @@ impl Election {
         if self.token().is_some() {
             self.out.push(Out::Lead(None));
         }
-        if let Some(s) = self.session.clone() {
-            self.out.push(Out::Call(
-                Purpose::Cleanup,
-                self.epoch,
-                Req::Release(s.clone()),
-            ));
-            self.out
-                .push(Out::Call(Purpose::Cleanup, self.epoch, Req::Destroy(s)));
-        }
-        self.drop_session();
+        self.let_go();
         std::mem::take(&mut self.out)
     }
 }

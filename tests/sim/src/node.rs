@@ -262,6 +262,11 @@ fn election_outs(w: &mut World, n: usize, outs: Vec<Out>) {
                 node.leading = Some(token);
                 node.leader
                     .handle_leadership(now, Leadership::Leader { token, since: now });
+                if w.cfg.fresh_term_start && !w.nodes[n].consul_cut && !w.consul_down {
+                    w.nodes[n].jobs = w.jobs.clone();
+                    w.nodes[n].seen = w.consul.index();
+                }
+                let node = &mut w.nodes[n];
                 // Right after Leader{..}: the whole job set the watch holds.
                 let events = node
                     .jobs

@@ -446,21 +446,18 @@ impl World {
     pub fn send_consul(&mut self, n: usize, purpose: Purpose, epoch: u64, req: Req) {
         let inc = self.nodes[n].inc;
         let sent = self.now;
-        if !self.reaches_consul(n) {
-            // Refused at once in an outage; a partitioned node times out.
-            let after = if self.consul_down { MS } else { CONSUL_TIMEOUT };
-            let ev = Ev::ConsulAnswer {
-                node: n,
-                inc,
-                purpose,
-                epoch,
-                rep: Rep::Failed,
-                sent,
-            };
-            self.at(sent + after, ev);
-            return;
-        }
-        let fate = self.fate();
+        // Refused at once in an outage; a partitioned node, or a lost request, times out.
+        let failed = if self.consul_down {
+            Some(MS)
+        } else if self.nodes[n].consul_cut {
+            Some(CONSUL_TIMEOUT)
+        } else {
+            None
+        };
+        let fate = match failed {
+            Some(_) => Fate::LostRequest,
+            None => self.fate(),
+        };
         if fate == Fate::LostRequest {
             let ev = Ev::ConsulAnswer {
                 node: n,
@@ -470,7 +467,7 @@ impl World {
                 rep: Rep::Failed,
                 sent,
             };
-            self.at(sent + CONSUL_TIMEOUT, ev);
+            self.at(sent + failed.unwrap_or(CONSUL_TIMEOUT), ev);
             return;
         }
         let arrive = sent + self.latency();
