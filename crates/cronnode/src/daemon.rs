@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 
 use crate::api::{self, AppState};
 use crate::config::{redact_url, Config, LogFormat};
-use crate::leader::{self, LeaderLoop};
+use crate::leader::{self, JobSource, LeaderLoop};
 use crate::metrics::Metrics;
 
 /// Start-up retries back off from this delay…
@@ -203,7 +203,7 @@ pub async fn run_on(
         tasks,
         metrics,
         node.leadership(),
-        jobs,
+        JobSource::new(&store, consul.clone(), jobs),
         stop_tx.subscribe(),
     );
     let leader_task = tokio::spawn(leader_loop.run());

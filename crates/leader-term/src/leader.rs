@@ -60,7 +60,9 @@ impl Leader {
             Some((token, since)) => {
                 self.backoff.reset();
                 self.out.event(Event::TermStarted { token, since });
-                State::Leading(Box::new(Term::new(token, since)))
+                let lookahead =
+                    chrono::Duration::from_std(self.config.lookahead).unwrap_or_default();
+                State::Leading(Box::new(Term::new(token, since, lookahead)))
             }
             None => State::Following,
         };
@@ -140,10 +142,8 @@ impl Leader {
         let State::Leading(term) = &self.state else {
             return None;
         };
-        let work = term.next_work(
-            chrono::Duration::from_std(self.config.lookahead).unwrap_or_default(),
-            chrono::Duration::from_std(self.config.prepare_ahead).unwrap_or_default(),
-        )?;
+        let work = term
+            .next_work(chrono::Duration::from_std(self.config.prepare_ahead).unwrap_or_default())?;
         Some(self.backoff.until().map_or(work, |u| u.max(work)))
     }
 

@@ -1,7 +1,8 @@
 //! # leader-term: a node's leadership, as a sans-IO state machine
 //!
 //! Everything cronnode's leader decides over time lives here: raise the fence, take over what
-//! an earlier leader staged, catch up every job from its cursor by its policy, stage fires
+//! an earlier leader staged, wait for a job set as new as the store at the term's start, catch
+//! up every job from its cursor by its policy, stage fires
 //! ahead of their slot, release them at the slot, withdraw or restage staged tasks when a job
 //! is paused, deleted or changed, retry a failed call with the same fire ids after a backoff,
 //! stop at the first sign of a newer leader. It is *fully deterministic*: no I/O, no clock, no
@@ -72,8 +73,11 @@ pub use output::{
 /// fires (about 6-10 µs of Redis each) finishes before the slot; a change made later than
 /// this before a slot is applied to the staged task (withdrawn or restaged).
 pub const LOOKAHEAD: Duration = Duration::from_secs(2);
-/// How long before a staged slot the driver is asked to prepare its release.
-pub const PREPARE_AHEAD: Duration = Duration::from_millis(500);
+/// How long before a staged slot the driver is asked to prepare its release: after the
+/// staging (which starts `LOOKAHEAD` ahead and takes a few hundred ms for 10,000 fires), with
+/// time for the preparation itself (reading the slot's tasks back and queueing them: about as
+/// long again under load) before the slot.
+pub const PREPARE_AHEAD: Duration = Duration::from_secs(1);
 /// Most fires in one `Enqueue`, `Stage` or `Amend`: the driver splits them into script calls
 /// of a few hundred and pipelines those; thousands at once keep that pipeline full.
 pub const MAX_BATCH: usize = 5_000;

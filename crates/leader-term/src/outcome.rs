@@ -2,7 +2,7 @@
 //! ([`crate::Leader::handle_outcome`]).
 //!
 //! One variant per [`crate::Action`] that calls Redis. Every call can fail
-//! ([`Refused::Redis`]: refused, unreachable, or an answer lost on the way, which the machine
+//! ([`Refused::Failed`]: refused, unreachable, or an answer lost on the way, which the machine
 //! treats alike: the same call is made again after a backoff), and every fenced write can be
 //! refused by the fence ([`Refused::Fenced`]: the term ends). Plain values, no behaviour.
 
@@ -22,7 +22,7 @@ pub enum Refused {
     },
     /// The call failed, or its answer was lost (it may or may not have been applied). The
     /// message is for logs only: the machine never looks inside it.
-    Redis(String),
+    Failed(String),
 }
 
 /// The answer of one call.
@@ -31,6 +31,8 @@ pub type Answer<T> = Result<T, Refused>;
 /// The answer to the last [`crate::Action`] (other than `Reply`).
 #[derive(Debug, Clone)]
 pub enum Outcome {
+    /// To `ReadJobIndex`: the job store's index now.
+    JobIndex(Answer<u64>),
     /// To `RaiseFence`: the fence now (ours, or a higher one).
     FenceRaised(Answer<u64>),
     /// To `ResetFence`.

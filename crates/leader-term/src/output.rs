@@ -24,10 +24,15 @@ pub struct Planned {
     pub version: u64,
 }
 
-/// One thing for the driver to do. Every variant but [`Action::Reply`] is one Redis call
-/// (one redis-queue method); its answer goes back through [`crate::Leader::handle_outcome`].
+/// One thing for the driver to do. Every variant but [`Action::Reply`] is one call (to Redis:
+/// one redis-queue method; `ReadJobIndex`: one read of the job store); its answer goes back
+/// through [`crate::Leader::handle_outcome`].
 #[derive(Debug, Clone)]
 pub enum Action {
+    /// Read the job store's index now, consistently ([`crate::Outcome::JobIndex`]): the term
+    /// plans nothing until it holds a job set read at that index or later, so every job write
+    /// answered before the term began is in its view.
+    ReadJobIndex,
     /// Raise the fence to `token` if it is higher; answer the fence now
     /// ([`crate::Outcome::FenceRaised`]).
     RaiseFence {
@@ -183,9 +188,11 @@ pub enum Status {
     },
 }
 
-/// Which Redis call an event is about.
+/// Which call an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// [`Action::ReadJobIndex`].
+    JobIndex,
     /// [`Action::RaiseFence`].
     RaiseFence,
     /// [`Action::ResetFence`].
@@ -210,6 +217,7 @@ impl Op {
     /// A stable lower-case name (metrics labels, logs).
     pub fn name(self) -> &'static str {
         match self {
+            Op::JobIndex => "job_index",
             Op::RaiseFence => "raise_fence",
             Op::ResetFence => "reset_fence",
             Op::ReadStaged => "staged_slots",
@@ -341,8 +349,8 @@ pub enum Event {
         /// The job id.
         job: Arc<str>,
     },
-    /// A Redis call failed; the same call (the same fire ids) is retried after `retry_in`.
-    RedisFailed {
+    /// A call failed; the same call (the same fire ids) is made again after `retry_in`.
+    CallFailed {
         /// Which call.
         op: Op,
         /// The error, as the client said it.

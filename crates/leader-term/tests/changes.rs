@@ -8,8 +8,8 @@ mod common;
 use common::*;
 use cron_core::Job;
 use leader_term::{
-    Action, AmendOutcome, ChangeApplied, Command, CommandError, FireOutcome, JobEvent, Leadership,
-    Outcome, Reply, StagedFire, StagedRead,
+    Action, AmendOutcome, ChangeApplied, Command, CommandError, JobEvent, Leadership, Outcome,
+    Reply, StagedFire, StagedRead,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -318,6 +318,7 @@ fn a_change_a_dead_leader_did_not_apply_is_applied_by_its_successor_before_the_r
         fires: vec![staged("every", 3), staged("gone", 4), staged("unseen", 12)],
         unrecorded: false,
     })));
+    h.job_index();
     let _ = (gone, unseen.clone());
     match h.expect() {
         Action::Amend {
@@ -361,6 +362,7 @@ fn a_staged_fire_of_a_job_the_view_lacks_is_withdrawn_once_the_view_is_newer_tha
         }],
         unrecorded: false,
     })));
+    h.job_index();
     // The view (index 10) is older than the stage (12): nothing to say yet.
     assert!(h.next().is_none());
     // A newer view without the job: it was deleted after the stage; withdrawn.
@@ -435,6 +437,70 @@ fn a_command_while_fence_blocked_is_applied_to_the_view_and_refused() {
 }
 
 #[test]
+fn a_term_plans_nothing_before_its_view_holds_every_write_answered_before_it_began() {
+    // The store's watch lags: it still has `every` active at index 5, though the job was
+    // paused at index 11 (answered while no leader was there to be told).
+    let mut h = H::new();
+    let every = job("every", "* * * * * *", json!({}));
+    h.leadership(Leadership::Leader {
+        token: 20,
+        since: t0(),
+    });
+    h.jobs(5, vec![upsert(&every, 3)]);
+    h.expect();
+    h.answer(Outcome::FenceRaised(Ok(20)));
+    h.expect();
+    h.answer(Outcome::StagedRead(Ok(StagedRead::default())));
+    assert!(matches!(h.expect(), Action::ReadJobIndex));
+    h.answer(Outcome::JobIndex(Ok(11)));
+    // Nothing on a view older than the term's start, however long.
+    h.at(sec(5));
+    assert!(h.next().is_none());
+    assert_eq!(h.leader.poll_timeout(), None);
+    // The watch catches up: the pause is in the first view the term plans on.
+    h.jobs(11, vec![upsert(&changed(&every, |s| s.paused = true), 11)]);
+    assert!(h.next().is_none(), "a paused job has nothing to plan");
+    h.jobs(12, vec![upsert(&every, 12)]);
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+}
+
+#[test]
+fn slots_due_before_a_change_that_the_new_schedule_also_has_are_not_lost() {
+    let mut h = H::new();
+    let two = job("two", "*/2 * * * * *", json!({}));
+    h.lead(7, std::slice::from_ref(&two));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("two", sec(0))]);
+    let a = h.expect();
+    assert_eq!(sent(&a), vec![("two".into(), sec(2))]);
+    h.all_enqueued(1);
+    h.at(sec(2));
+    let mut a = h.expect();
+    while !matches!(a, Action::Release { .. }) {
+        h.answer(ok(&a));
+        a = h.expect();
+    }
+    // The release hangs (Redis slow to answer) until 10 s; at 9 s the job becomes */4.
+    h.at(sec(9));
+    change(
+        &mut h,
+        upsert(&changed(&two, |s| s.frequency = "*/4 * * * * *".into()), 2),
+    );
+    h.at(sec(10));
+    h.released(&[(sec(2), 1)]);
+    let mut direct = Vec::new();
+    while let Some(a) = h.next() {
+        if is_enqueue(&a) {
+            direct.extend(sent(&a));
+        }
+        h.answer(ok(&a));
+    }
+    // 4 and 8 were due under both schedules and never enqueued: they go out now (late);
+    // 6 and 10 are not slots of the new schedule.
+    assert_eq!(direct, vec![("two".into(), sec(4)), ("two".into(), sec(8))]);
+}
+
+#[test]
 fn the_same_inputs_give_the_same_actions() {
     let run = || {
         let mut h = H::new();
@@ -466,25 +532,4 @@ fn the_same_inputs_give_the_same_actions() {
     let (a, b) = (run(), run());
     assert!(a.len() > 10);
     assert_eq!(a, b);
-}
-
-/// A successful answer to `a`.
-fn ok(a: &Action) -> Outcome {
-    match a {
-        Action::Enqueue { fires, .. } | Action::Stage { fires, .. } => {
-            Outcome::Sent(Ok(vec![FireOutcome::Enqueued; fires.len()]))
-        }
-        Action::Amend {
-            withdraw, restage, ..
-        } => Outcome::Amended(Ok([
-            vec![AmendOutcome::Withdrawn; withdraw.len()],
-            vec![AmendOutcome::Replaced; restage.len()],
-        ]
-        .concat())),
-        Action::Release { .. } => Outcome::Released(Ok(vec![])),
-        Action::PrepareRelease { .. } => Outcome::Prepared { ready: true },
-        Action::RecordHistory { .. } => Outcome::Recorded(Ok(false)),
-        Action::ReadCursors { .. } => Outcome::Cursors(Ok(Default::default())),
-        other => panic!("{other:?}"),
-    }
 }

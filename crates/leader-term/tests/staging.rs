@@ -75,7 +75,7 @@ fn a_stage_whose_answer_is_lost_is_released_at_its_slot_and_retried_with_the_sam
     assert!(h
         .events
         .iter()
-        .any(|e| matches!(e, Event::RedisFailed { op: Op::Stage, retry_in, .. } if *retry_in == Duration::from_millis(100))));
+        .any(|e| matches!(e, Event::CallFailed { op: Op::Stage, retry_in, .. } if *retry_in == Duration::from_millis(100))));
     // No Redis call during the backoff.
     assert!(h.next().is_none());
     assert_eq!(h.leader.poll_timeout(), Some(at(100)));
@@ -114,7 +114,7 @@ fn one_backoff_doubles_up_to_its_ceiling_across_calls_and_resets_after_a_success
             Action::Release { .. } => Outcome::Released(Err(lost())),
             other => panic!("{other:?}"),
         });
-        let Some(Event::RedisFailed { retry_in, .. }) = h.events.last().cloned() else {
+        let Some(Event::CallFailed { retry_in, .. }) = h.events.last().cloned() else {
             panic!("{:?}", h.events.last())
         };
         pauses.push(retry_in.as_millis());
@@ -125,7 +125,7 @@ fn one_backoff_doubles_up_to_its_ceiling_across_calls_and_resets_after_a_success
     assert_eq!(pauses, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     // A success resets it.
     let a = h.expect();
-    h.answer(reply(&a));
+    h.answer(ok(&a));
     let a = h.expect();
     h.answer(match a {
         Action::Stage { .. } | Action::Enqueue { .. } => Outcome::Sent(Err(lost())),
@@ -134,7 +134,7 @@ fn one_backoff_doubles_up_to_its_ceiling_across_calls_and_resets_after_a_success
         other => panic!("{other:?}"),
     });
     assert!(
-        matches!(h.events.last(), Some(Event::RedisFailed { retry_in, .. }) if retry_in.as_millis() == 100)
+        matches!(h.events.last(), Some(Event::CallFailed { retry_in, .. }) if retry_in.as_millis() == 100)
     );
 }
 
@@ -199,7 +199,7 @@ fn a_burst_is_sent_in_batches_of_at_most_max_batch() {
     let mut h = H::new();
     h.leader = Leader::new(Config {
         max_batch: 2,
-        ..Config::default()
+        ..config()
     });
     let jobs: Vec<_> = (0..5)
         .map(|i| job(&format!("j{i}"), "* * * * * *", json!({})))
@@ -216,7 +216,7 @@ fn a_burst_is_sent_in_batches_of_at_most_max_batch() {
             Action::PrepareRelease { .. } => {}
             other => panic!("{other:?}"),
         }
-        h.answer(reply(&a));
+        h.answer(ok(&a));
     }
     // Ten fires (two slots of five jobs), in slot order, two at a time.
     assert_eq!(sizes, vec![2; 5]);
@@ -237,6 +237,7 @@ fn a_term_start_with_released_slots_awaiting_their_history_writes_it() {
         unrecorded: true,
         ..StagedRead::default()
     })));
+    h.job_index();
     assert!(matches!(h.expect(), Action::RecordHistory { .. }));
     // More than one call's worth: again.
     h.answer(Outcome::Recorded(Ok(true)));
@@ -245,23 +246,10 @@ fn a_term_start_with_released_slots_awaiting_their_history_writes_it() {
     assert!(h.next().is_none());
 }
 
-/// A successful answer to `a`.
-fn reply(a: &Action) -> Outcome {
-    match a {
-        Action::Enqueue { fires, .. } | Action::Stage { fires, .. } => {
-            Outcome::Sent(Ok(vec![FireOutcome::Enqueued; fires.len()]))
-        }
-        Action::Release { .. } => Outcome::Released(Ok(vec![])),
-        Action::PrepareRelease { .. } => Outcome::Prepared { ready: true },
-        Action::RecordHistory { .. } => Outcome::Recorded(Ok(false)),
-        other => panic!("{other:?}"),
-    }
-}
-
 impl H {
     /// Answers the next action with success.
     fn answer_next_ok(&mut self) {
         let a = self.expect();
-        self.answer(reply(&a));
+        self.answer(ok(&a));
     }
 }

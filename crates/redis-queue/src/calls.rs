@@ -75,8 +75,8 @@ pub enum ReleaseOutcome {
 /// What became of one fire of an amend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Amended {
-    /// Its staged task was removed; its dedupe mark too, and its job's cursor moved back to
-    /// just before its slot if it was at or past it.
+    /// Its staged task was removed; its dedupe mark too, and its job's cursor went back to
+    /// what it was when the fire was staged, if it was past that.
     Withdrawn,
     /// Its staged task was replaced by the new one.
     Replaced,

@@ -69,13 +69,24 @@ async fn a_withdrawn_fire_never_reaches_the_queue_and_leaves_no_mark_no_cursor_n
     let q = queue(&server).await;
     let mut conn = raw(&server).await;
     let slot = t0() + secs(10);
+    // An earlier slot of `a` was enqueued before: the cursor falls back to it.
+    let a0 = job("a", json!({"body": "a-v1"}));
+    let earlier = staged(&a0, t0() + secs(4), 1);
+    q.enqueue(
+        &[(a0.clone(), earlier.fire.clone())],
+        7,
+        &settings(),
+        t0() + secs(4),
+    )
+    .await
+    .unwrap();
     let (a, _b) = two_staged(&q, slot).await;
-    // An earlier slot of `a` was enqueued before: the cursor will fall back to just before
-    // the withdrawn slot, not further.
+    assert_eq!(q.cursors(&["a"]).await.unwrap()["a"], slot);
     let withdraw = [staged(&a, slot, 1).fire];
     let out = done(q.amend(7, &withdraw, &[], &settings()).await.unwrap());
     assert_eq!(out, vec![Amended::Withdrawn]);
-    assert_eq!(q.cursors(&["a"]).await.unwrap()["a"], slot - secs(1));
+    assert_eq!(q.cursors(&["a"]).await.unwrap()["a"], t0() + secs(4));
+    // `b` had no cursor before its staged slot; had it been withdrawn, it would have none.
     let st = q.staged().await.unwrap();
     assert_eq!(st.fires.len(), 1);
     assert_eq!(st.fires[0].job_id, "b");
@@ -84,11 +95,17 @@ async fn a_withdrawn_fire_never_reaches_the_queue_and_leaves_no_mark_no_cursor_n
     let again = done(q.amend(7, &withdraw, &[], &settings()).await.unwrap());
     assert_eq!(again, vec![Amended::NotStaged { queued: false }]);
 
-    // The slot is released: only `b`; the history has only `b`.
+    // The slot is released: only `b` (behind `a`'s earlier slot); the history has nothing of
+    // the withdrawn slot.
     q.release(7, slot).await.unwrap();
-    assert_eq!(queued(&mut conn).await, vec![("b".into(), "b-v1".into())]);
+    assert_eq!(
+        queued(&mut conn).await,
+        vec![("a".into(), "a-v1".into()), ("b".into(), "b-v1".into())]
+    );
     q.record_released(7).await.unwrap();
-    assert!(q.history("a").await.unwrap().is_empty());
+    let h = q.history("a").await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].slot, t0() + secs(4));
     assert_eq!(q.history("b").await.unwrap().len(), 1);
 
     // No dedupe mark is left: the slot may be enqueued again (a resume's catch-up).
@@ -106,21 +123,37 @@ async fn a_withdrawn_fire_never_reaches_the_queue_and_leaves_no_mark_no_cursor_n
 }
 
 #[tokio::test]
-async fn withdrawing_several_slots_of_a_job_moves_its_cursor_before_the_first() {
+async fn a_withdrawal_gives_the_cursor_back_to_what_it_was_before_the_fire_was_staged() {
     let server = RedisServer::start().unwrap();
     let q = queue(&server).await;
     let j = job("every", json!({}));
-    let slots: Vec<_> = (10..13).map(|s| t0() + secs(s)).collect();
-    let batch: Vec<_> = slots.iter().map(|s| staged(&j, *s, 1)).collect();
-    q.stage(&batch, 7, &settings(), t0()).await.unwrap();
-    assert_eq!(q.cursors(&["every"]).await.unwrap()["every"], slots[2]);
-    let withdraw: Vec<Fire> = batch.iter().rev().map(|f| f.fire.clone()).collect();
-    let out = done(q.amend(7, &withdraw, &[], &settings()).await.unwrap());
-    assert_eq!(out, vec![Amended::Withdrawn; 3]);
+    let s: Vec<_> = (10..14).map(|n| t0() + secs(n)).collect();
+    let f: Vec<_> = s.iter().map(|slot| staged(&j, *slot, 1)).collect();
+    // Never enqueued before: 10 and 11 staged in one call, 12 and 13 in another.
+    q.stage(&f[..2], 7, &settings(), t0()).await.unwrap();
+    q.stage(&f[2..], 7, &settings(), t0()).await.unwrap();
+    assert_eq!(q.cursors(&["every"]).await.unwrap()["every"], s[3]);
+    let cursor = |q: &redis_queue::Queue| {
+        let q = q.clone();
+        async move { q.cursors(&["every"]).await.unwrap().get("every").copied() }
+    };
+    // 13: back to 11, the cursor when it was staged.
+    let w = |i: usize| f[i].fire.clone();
+    done(q.amend(7, &[w(3)], &[], &settings()).await.unwrap());
+    assert_eq!(cursor(&q).await, Some(s[1]));
+    // 12 too: it was staged with 13 at the same cursor.
+    done(q.amend(7, &[w(2)], &[], &settings()).await.unwrap());
+    assert_eq!(cursor(&q).await, Some(s[1]));
+    // 10: before it, no cursor at all (its catch-up starts at the job's creation); 11, still
+    // staged, is found a duplicate by that catch-up.
+    done(q.amend(7, &[w(0)], &[], &settings()).await.unwrap());
+    assert_eq!(cursor(&q).await, None);
+    // 11 then: no cursor stays none.
     assert_eq!(
-        q.cursors(&["every"]).await.unwrap()["every"],
-        slots[0] - secs(1)
+        done(q.amend(7, &[w(1)], &[], &settings()).await.unwrap()),
+        vec![Amended::Withdrawn]
     );
+    assert_eq!(cursor(&q).await, None);
 }
 
 #[tokio::test]

@@ -52,24 +52,6 @@ async fn setup(
     batch
 }
 
-/// Task ids in queue0, in the order runners take them.
-async fn ids(conn: &mut Conn) -> Vec<String> {
-    let raw: Vec<String> = redis::cmd("LRANGE")
-        .arg("queue0")
-        .arg(0)
-        .arg(-1)
-        .query_async(conn)
-        .await
-        .unwrap();
-    raw.iter()
-        .rev()
-        .map(|t| {
-            let t: serde_json::Value = serde_json::from_str(t).unwrap();
-            t["id"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
-
 fn want(backlog: usize, batch: &[StageFire]) -> Vec<String> {
     let mut v: Vec<String> = (0..backlog).map(|i| format!("old-{i}")).collect();
     v.extend(batch.iter().map(|f| f.fire.fire_id.to_string()));
@@ -86,13 +68,13 @@ async fn a_prepared_release_keeps_the_backlog_first_and_marks_the_slot_released(
     let p = q.prepare_release(7, slot).await.unwrap().expect("prepared");
     assert_eq!(p.slot(), slot);
     // Nothing moved before the slot.
-    assert_eq!(ids(&mut conn).await.len(), 200);
+    assert_eq!(queued_ids(&mut conn, "queue0").await.len(), 200);
     let r = q.release_prepared(Some(p), 7, slot).await.unwrap();
     assert_eq!(
         r,
         ReleaseOutcome::Done(vec![ReleasedSlot { slot, tasks: 300 }])
     );
-    assert_eq!(ids(&mut conn).await, want(200, &batch));
+    assert_eq!(queued_ids(&mut conn, "queue0").await, want(200, &batch));
     assert!(q.staged().await.unwrap().slots.is_empty());
     assert!(q.staged().await.unwrap().unrecorded);
     q.record_released(7).await.unwrap();
@@ -119,7 +101,7 @@ async fn a_withdrawal_after_the_preparation_is_honoured() {
     );
     let mut rest = batch.clone();
     rest.remove(3);
-    assert_eq!(ids(&mut conn).await, want(5, &rest));
+    assert_eq!(queued_ids(&mut conn, "queue0").await, want(5, &rest));
 }
 
 #[tokio::test]
@@ -134,7 +116,7 @@ async fn a_newer_leader_after_the_preparation_refuses_it() {
     let r = q.release_prepared(Some(p), 7, slot).await.unwrap();
     assert_eq!(r, ReleaseOutcome::Fenced { fence: 9 });
     assert_eq!(
-        ids(&mut conn).await.len(),
+        queued_ids(&mut conn, "queue0").await.len(),
         5,
         "nothing released by the old leader"
     );

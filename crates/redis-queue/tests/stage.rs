@@ -67,24 +67,6 @@ fn jobs(n: usize, extra: serde_json::Value) -> Vec<Arc<Job>> {
         .collect()
 }
 
-/// The fire ids in `queue`, in the order a runner's RPOP takes them.
-async fn queued_ids(conn: &mut Conn, queue: &str) -> Vec<String> {
-    let raw: Vec<String> = redis::cmd("LRANGE")
-        .arg(queue)
-        .arg(0)
-        .arg(-1)
-        .query_async(conn)
-        .await
-        .unwrap();
-    raw.iter()
-        .rev()
-        .map(|t| {
-            let t: serde_json::Value = serde_json::from_str(t).unwrap();
-            t["id"].as_str().unwrap().to_string()
-        })
-        .collect()
-}
-
 async fn keys(conn: &mut Conn, pattern: &str) -> Vec<String> {
     redis::cmd("KEYS")
         .arg(pattern)

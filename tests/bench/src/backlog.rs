@@ -39,6 +39,9 @@ pub struct Outcome {
     pub seen: Summary,
     /// Time from writing the jobs to the leader having them all, s.
     pub load_s: f64,
+    /// What the leader's log says of the slot's release: whether it was prepared ahead, and
+    /// how long the preparation took (ms).
+    pub prepared: Option<(bool, f64)>,
 }
 
 /// Runs one measurement.
@@ -137,10 +140,39 @@ pub async fn run(bins: &Bins, n: usize, backlog: usize) -> Result<Outcome> {
         })
         .await;
     check_once(&consumer.select(in_slot), n, all)?;
+    let log = std::fs::read_to_string(cluster.nodes[leader].log_path()).unwrap_or_default();
     Ok(Outcome {
         n,
         backlog,
         seen: summary(arrivals),
         load_s,
+        prepared: prepared_line(&log, slot),
     })
+}
+
+/// From the leader's log line `release prepared slot=… prepared=… took=…` of `slot`: whether
+/// it was prepared and how long that took, in ms.
+fn prepared_line(log: &str, slot: i64) -> Option<(bool, f64)> {
+    let stamp = chrono::DateTime::from_timestamp(slot, 0)?
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    let line = log
+        .lines()
+        .find(|l| l.contains("release prepared") && l.contains(&stamp))?;
+    let field = |name: &str| {
+        line.split_whitespace().find_map(|w| {
+            w.strip_prefix(name)
+                .map(|v| v.trim_matches('"').to_string())
+        })
+    };
+    let prepared = field("prepared=")? == "true";
+    let took = field("took=")?;
+    let ms = if let Some(v) = took.strip_suffix("ms") {
+        v.parse().ok()?
+    } else if let Some(v) = took.strip_suffix("µs") {
+        v.parse::<f64>().ok()? / 1000.0
+    } else {
+        took.strip_suffix('s')?.parse::<f64>().ok()? * 1000.0
+    };
+    Some((prepared, ms))
 }

@@ -108,17 +108,23 @@ pub fn lateness(rows: &[lateness::Outcome]) -> String {
 /// Scenario 1b.
 pub fn backlog(rows: &[backlog::Outcome]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "| jobs (one second) | tasks already in queue0 | in the queue − slot p50 / p99 / max (ms) | jobs loaded in (s) |");
-    let _ = writeln!(s, "|---:|---:|---|---:|");
+    let _ = writeln!(s, "| jobs (one second) | tasks already in queue0 | in the queue − slot p50 / p99 / max (ms) | release prepared ahead (took ms) | jobs loaded in (s) |");
+    let _ = writeln!(s, "|---:|---:|---|---|---:|");
     for r in rows {
+        let prepared = match r.prepared {
+            Some((true, ms)) => format!("yes ({})", fmt(ms)),
+            Some((false, ms)) => format!("no ({})", fmt(ms)),
+            None => "not asked".to_string(),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} / {} / {} | {} |",
+            "| {} | {} | {} / {} / {} | {} | {} |",
             r.n,
             r.backlog,
             fmt(r.seen.p50),
             fmt(r.seen.p99),
             fmt(r.seen.max),
+            prepared,
             fmt(r.load_s)
         );
     }

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use cron_core::{Fire, Job};
 use leader_term::{ChangeApplied, JobEvent};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,47 +23,8 @@ pub const JOB_CHANGE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Commands waiting for the loop; more are refused as busy.
 const COMMAND_QUEUE: usize = 64;
 
-/// What this node's loop is doing, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaderStatus {
-    /// Not holding the lock.
-    Follower,
-    /// Holding the lock and enqueueing.
-    Leading {
-        /// This term's fencing token.
-        token: u64,
-        /// When the term started.
-        since: DateTime<Utc>,
-    },
-    /// Holding the lock, but the Redis fence is above our token: nothing is enqueued until an
-    /// operator resets the fence.
-    FenceBlocked {
-        /// This term's fencing token.
-        token: u64,
-        /// When the term started.
-        since: DateTime<Utc>,
-        /// The fence found in Redis.
-        fence: u64,
-    },
-}
-
-impl From<leader_term::Status> for LeaderStatus {
-    fn from(s: leader_term::Status) -> Self {
-        match s {
-            leader_term::Status::Follower => LeaderStatus::Follower,
-            leader_term::Status::Leading { token, since } => LeaderStatus::Leading { token, since },
-            leader_term::Status::FenceBlocked {
-                token,
-                since,
-                fence,
-            } => LeaderStatus::FenceBlocked {
-                token,
-                since,
-                fence,
-            },
-        }
-    }
-}
+/// What this node's loop is doing, as the API shows it: the machine's own status.
+pub use leader_term::Status as LeaderStatus;
 
 /// A request from the API to the leader loop.
 #[derive(Debug)]
@@ -149,7 +109,7 @@ pub struct LeaderHandle {
 impl LeaderHandle {
     /// What the loop is doing now.
     pub fn status(&self) -> LeaderStatus {
-        self.status.borrow().clone()
+        *self.status.borrow()
     }
 
     /// `true` while this node holds the lock (enqueueing or fence-blocked).

@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use consul_lock::{JobChange, JobSet, Leadership};
+use consul_lock::{Consul, ConsulError, JobChange, JobSet, JobStore, Leadership, Query};
 use cron_core::Fire;
-use leader_term::{Action, CommandId, Config, JobEvent, JobUpdate, Leader, Outcome, Reply};
+use leader_term::{
+    Action, CommandId, Config, JobEvent, JobUpdate, Leader, Outcome, Refused, Reply,
+};
 use redis_queue::{PreparedRelease, Queue, TaskSettings};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -39,6 +41,38 @@ pub use handle::{
 /// clock, so after an NTP step the distance is taken again at least this often.
 pub const MAX_SLEEP: Duration = Duration::from_secs(30);
 
+/// Where the loop learns the jobs: the store's coalesced watch, and the store's index now (a
+/// `?consistent` read of the shard stamps, the keys the watch blocks on: a set from the watch
+/// whose index is at least that holds every job write answered before the read).
+pub struct JobSource {
+    watch: watch::Receiver<JobSet>,
+    consul: Consul,
+    /// `<prefix>/job-shards/`, from the store's own key layout.
+    stamps: String,
+}
+
+impl JobSource {
+    /// The watch of `store`, read through `consul`.
+    pub fn new(store: &JobStore, consul: Consul, watch: watch::Receiver<JobSet>) -> JobSource {
+        // Any id's stamp key, cut after its folder.
+        let key = store.stamp_key("x").unwrap_or_default();
+        let stamps = key[..key.rfind('/').map_or(0, |i| i + 1)].to_string();
+        JobSource {
+            watch,
+            consul,
+            stamps,
+        }
+    }
+
+    async fn index_now(&self) -> Result<u64, ConsulError> {
+        let (_, index) = self
+            .consul
+            .kv_list(&self.stamps, Query::consistent())
+            .await?;
+        Ok(index)
+    }
+}
+
 /// The loop's inputs and outputs.
 pub struct LeaderLoop {
     /// This node's name (logs only; the task encoder has its own copy).
@@ -50,6 +84,8 @@ pub struct LeaderLoop {
     leadership: watch::Receiver<Leadership>,
     /// The job store's coalesced watch.
     jobs: watch::Receiver<JobSet>,
+    /// The store's index now.
+    source: JobSource,
     commands: mpsc::Receiver<Command>,
     status: watch::Sender<LeaderStatus>,
     shutdown: broadcast::Receiver<()>,
@@ -87,7 +123,7 @@ impl LeaderLoop {
         tasks: Arc<TaskSettings>,
         metrics: Metrics,
         leadership: watch::Receiver<Leadership>,
-        jobs: watch::Receiver<JobSet>,
+        jobs: JobSource,
         shutdown: broadcast::Receiver<()>,
     ) -> LeaderLoop {
         LeaderLoop {
@@ -96,7 +132,8 @@ impl LeaderLoop {
             tasks,
             metrics,
             leadership,
-            jobs,
+            jobs: jobs.watch.clone(),
+            source: jobs,
             commands: link.commands,
             status: link.status,
             shutdown,
@@ -134,14 +171,32 @@ impl LeaderLoop {
             }
             report::events(&mut d.machine, &self.node, &self.metrics);
             self.status
-                .send_if_modified(|s| replace(s, d.machine.status().into()));
+                .send_if_modified(|s| replace(s, d.machine.status()));
             if let Some(action) = call {
+                let perform = async {
+                    match action {
+                        Action::ReadJobIndex => Outcome::JobIndex(
+                            self.source
+                                .index_now()
+                                .await
+                                .map_err(|e| Refused::Failed(e.to_string())),
+                        ),
+                        action => {
+                            redis::perform(
+                                &self.queue,
+                                &self.tasks,
+                                &self.metrics,
+                                &mut d.prepared,
+                                action,
+                            )
+                            .await
+                        }
+                    }
+                };
                 tokio::select! {
                     biased;
                     _ = self.shutdown.recv() => return self.stop(&mut d),
-                    outcome = redis::perform(&self.queue, &self.tasks, &self.metrics, &mut d.prepared, action) => {
-                        d.outcome = Some(outcome);
-                    }
+                    outcome = perform => d.outcome = Some(outcome),
                 }
                 continue;
             }
@@ -187,9 +242,10 @@ impl LeaderLoop {
             d.machine.handle_leadership(now, l);
         }
         let term = match d.machine.status() {
-            leader_term::Status::Leading { token, .. }
-            | leader_term::Status::FenceBlocked { token, .. } => Some(token),
-            leader_term::Status::Follower => None,
+            LeaderStatus::Leading { token, .. } | LeaderStatus::FenceBlocked { token, .. } => {
+                Some(token)
+            }
+            LeaderStatus::Follower => None,
         };
         if term != d.fed {
             // A new term holds no job yet: its first update is the whole set.

@@ -22,7 +22,8 @@ use redis_queue::{
 
 use crate::metrics::{FireOutcomeLabel, Metrics};
 
-/// Makes the call `action` asks for (an `Action::Reply` has none: answered as a failure).
+/// Makes the Redis call `action` asks for (`ReadJobIndex` and `Reply` are not: answered as a
+/// failure).
 pub(super) async fn perform(
     queue: &Queue,
     tasks: &TaskSettings,
@@ -98,11 +99,13 @@ pub(super) async fn perform(
         Action::PrepareRelease { token, slot } => {
             // Only an optimisation: a failure is counted and logged, and the release at the
             // slot is the script's.
+            let started = Instant::now();
             *prepared = queue.prepare_release(token, slot).await.unwrap_or_else(|e| {
                 metrics.redis_error("prepare_release");
                 tracing::warn!(%slot, error = %e, "could not prepare the release; the slot is released by the script");
                 None
             });
+            tracing::info!(%slot, prepared = prepared.is_some(), took = ?started.elapsed(), "release prepared");
             Outcome::Prepared {
                 ready: prepared.is_some(),
             }
@@ -128,8 +131,9 @@ pub(super) async fn perform(
                 Err(e) => Err(failed(e)),
             })
         }
-        Action::Reply { .. } => {
-            Outcome::Recorded(Err(Refused::Redis("a reply is not a call".into())))
+        // Not Redis calls: the loop answers these itself.
+        Action::ReadJobIndex | Action::Reply { .. } => {
+            Outcome::Recorded(Err(Refused::Failed("not a Redis call".into())))
         }
     }
 }
@@ -183,7 +187,7 @@ fn sent(
             None => match answers.next() {
                 Some(redis_queue::FireOutcome::Enqueued) => Ok(FireOutcome::Enqueued),
                 Some(redis_queue::FireOutcome::Duplicate) => Ok(FireOutcome::Duplicate),
-                None => Err(Refused::Redis("fewer outcomes than fires".into())),
+                None => Err(Refused::Failed("fewer outcomes than fires".into())),
             },
         })
         .collect()
@@ -237,5 +241,5 @@ fn staged_read(s: redis_queue::StagedState) -> StagedRead {
 
 /// A failed call, as the machine takes it (the message is for the log only).
 fn failed(e: QueueError) -> Refused {
-    Refused::Redis(e.to_string())
+    Refused::Failed(e.to_string())
 }

@@ -119,7 +119,7 @@ fn event_line(event: &Event, node: &str, metrics: &Metrics) {
         Event::Invalid { job } => {
             tracing::debug!(%job, "a fire of a job that cannot become a task was dropped")
         }
-        Event::RedisFailed {
+        Event::CallFailed {
             op,
             error,
             retry_in,

@@ -78,6 +78,10 @@ impl Term {
         match &new {
             Some(k) if k.active() => {
                 if planned {
+                    // Slots already due under the old spec go out first (with the new spec
+                    // if it still has them: checked when they are sent); the upsert plans
+                    // from now on.
+                    self.plan(now);
                     self.fill_gap(now, &id);
                     self.planner.upsert(k.job.clone(), now);
                 } else {
@@ -148,7 +152,7 @@ impl Term {
     /// check. Called only while no Redis call is in flight, so a call made with the old spec
     /// before the change cannot land after the answer.
     pub(crate) fn flush_waiters(&mut self, out: &mut Out) {
-        if self.phase != Phase::Running || !self.view.loaded {
+        if self.phase != Phase::Running || !self.view_ready() {
             return;
         }
         let amends = &self.amends;

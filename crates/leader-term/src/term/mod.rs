@@ -2,8 +2,10 @@
 //!
 //! A term goes through phases: raise the fence ([`Phase::RaiseFence`]); wait for an
 //! operator's reset if the fence is above the token ([`Phase::Blocked`]); read what earlier
-//! leaders staged ([`Phase::ReadStaged`]); then run ([`Phase::Running`]), but only once the
-//! job set has arrived. Running, each step does the most urgent thing first (`poll.rs`):
+//! leaders staged ([`Phase::ReadStaged`]); read the job store's index
+//! ([`Phase::ReadJobIndex`]); then run ([`Phase::Running`]), but only once it holds a job set
+//! read at that index or later: every job write answered before the term began is then in its
+//! view (the watch may lag a change that no leader was there to be told of). Running, each step does the most urgent thing first (`poll.rs`):
 //! withdraw or restage staged tasks of a changed job whose slot is due, release due slots,
 //! enqueue fires due now, apply other changes, reset the fence, manual runs, enqueue or
 //! stage what the planner gives within the lookahead, read the cursors of jobs to catch up,
@@ -41,6 +43,8 @@ pub(crate) enum Phase {
     Blocked { fence: u64 },
     /// What earlier leaders staged must be read before anything is released or staged.
     ReadStaged,
+    /// The job store's index at the term's start must be known.
+    ReadJobIndex,
     /// The steady state.
     Running,
 }
@@ -53,6 +57,7 @@ pub(crate) enum Call {
         replies: Vec<CommandId>,
     },
     ReadStaged,
+    JobIndex,
     Cursors(Vec<Arc<str>>),
     Send {
         op: Op,
@@ -76,6 +81,7 @@ impl Call {
             Call::RaiseFence => Op::RaiseFence,
             Call::ResetFence { .. } => Op::ResetFence,
             Call::ReadStaged => Op::ReadStaged,
+            Call::JobIndex => Op::JobIndex,
             Call::Cursors(_) => Op::Cursors,
             Call::Send { op, .. } => *op,
             Call::Amend { .. } => Op::Amend,
@@ -98,6 +104,10 @@ pub(crate) struct Term {
     pub(crate) token: u64,
     pub(crate) since: DateTime<Utc>,
     pub(crate) phase: Phase,
+    /// How far ahead of a slot its fire is staged.
+    lookahead: chrono::Duration,
+    /// The job store's index when the term began: no work before the view reaches it.
+    job_index: u64,
     view: View,
     /// Jobs whose cursor was read, and that are active: their next slots.
     planner: Planner,
@@ -125,11 +135,13 @@ pub(crate) struct Term {
 }
 
 impl Term {
-    pub(crate) fn new(token: u64, since: DateTime<Utc>) -> Term {
+    pub(crate) fn new(token: u64, since: DateTime<Utc>, lookahead: chrono::Duration) -> Term {
         Term {
             token,
             since,
             phase: Phase::RaiseFence,
+            lookahead,
+            job_index: u64::MAX,
             view: View::default(),
             planner: Planner::new(),
             awaiting: BTreeSet::new(),
@@ -185,22 +197,23 @@ impl Term {
         }
     }
 
+    /// Whether the view holds every job write answered before the term began.
+    fn view_ready(&self) -> bool {
+        self.view.loaded && self.view.index >= self.job_index
+    }
+
     /// The earliest instant the term has something to do, ignoring the backoff; `None` when
     /// it waits for an input.
-    pub(crate) fn next_work(
-        &self,
-        lookahead: chrono::Duration,
-        prepare: chrono::Duration,
-    ) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_work(&self, prepare: chrono::Duration) -> Option<DateTime<Utc>> {
         let now_work = Some(DateTime::<Utc>::MIN_UTC);
         match self.phase {
-            Phase::RaiseFence | Phase::ReadStaged => return now_work,
+            Phase::RaiseFence | Phase::ReadStaged | Phase::ReadJobIndex => return now_work,
             Phase::Blocked { .. } => {
                 return (!self.resets.is_empty()).then_some(DateTime::<Utc>::MIN_UTC)
             }
             Phase::Running => {}
         }
-        if !self.view.loaded {
+        if !self.view_ready() {
             return None;
         }
         let immediate = !self.amends.is_empty()
@@ -219,7 +232,7 @@ impl Term {
             .first()
             .filter(|s| self.prepared != Some(*s))
             .map(|s| s - prepare);
-        let stage = self.planner.next_wakeup().map(|t| t - lookahead);
+        let stage = self.planner.next_wakeup().map(|t| t - self.lookahead);
         let later = self.later.keys().next().map(|k| k.0);
         [release, prepare, stage, later].into_iter().flatten().min()
     }

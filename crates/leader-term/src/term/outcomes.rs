@@ -31,7 +31,7 @@ impl Term {
             (Call::ResetFence { replies }, Outcome::FenceReset(r)) => {
                 let answer = match &r {
                     Ok(()) => Ok(self.token),
-                    Err(Refused::Redis(e)) => Err(CommandError::Redis(e.clone())),
+                    Err(Refused::Failed(e)) => Err(CommandError::Redis(e.clone())),
                     Err(Refused::Fenced { fence }) => Err(CommandError::Fenced(*fence)),
                 };
                 for id in replies {
@@ -40,6 +40,10 @@ impl Term {
                 r.map(|()| self.fence_reset(out))
             }
             (Call::ReadStaged, Outcome::StagedRead(r)) => r.map(|read| self.staged_read(read, out)),
+            (Call::JobIndex, Outcome::JobIndex(r)) => r.map(|index| {
+                self.job_index = index;
+                self.phase = Phase::Running;
+            }),
             (Call::Cursors(ids), Outcome::Cursors(r)) => r.map(|cursors| {
                 self.caught_up(now, &ids, &cursors, out);
             }),
@@ -57,11 +61,11 @@ impl Term {
                             out.reply(id, Reply::ManualRun(Ok(done)));
                         }
                     }
-                    (Err(Refused::Redis(e)), Some(id)) => {
+                    (Err(Refused::Failed(e)), Some(id)) => {
                         // Not retried: the user asked once and is told it failed.
                         out.reply(id, Reply::ManualRun(Err(CommandError::Redis(e.clone()))));
                     }
-                    (Err(Refused::Redis(_)), None) => {
+                    (Err(Refused::Failed(_)), None) => {
                         // The same fires again after the backoff; staged ones stay remembered.
                         for (fire, _) in &fires {
                             self.outbox.insert((fire.slot, fire.fire_id), fire.clone());
@@ -92,7 +96,7 @@ impl Term {
                 r.map(|slots| self.released(now, until, &slots, out))
             }
             (Call::Record, Outcome::Recorded(r)) => r.map(|more| self.unrecorded = more),
-            (call, outcome) => Err(Refused::Redis(format!(
+            (call, outcome) => Err(Refused::Failed(format!(
                 "the driver answered {:?} with {outcome:?}",
                 call.op()
             ))),
@@ -103,9 +107,9 @@ impl Term {
                 None
             }
             Err(Refused::Fenced { fence }) => Some(TermEnd::Deposed { fence }),
-            Err(Refused::Redis(error)) => {
+            Err(Refused::Failed(error)) => {
                 let retry_in = backoff.failed(now);
-                out.event(Event::RedisFailed {
+                out.event(Event::CallFailed {
                     op,
                     error,
                     retry_in,
@@ -162,7 +166,7 @@ impl Term {
             });
         }
         self.unrecorded |= read.unrecorded;
-        self.phase = Phase::Running;
+        self.phase = Phase::ReadJobIndex;
     }
 
     /// Cursors read: the jobs join the planner, and their missed slots by policy go out.

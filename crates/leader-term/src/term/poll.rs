@@ -45,14 +45,15 @@ impl Term {
         match self.phase {
             Phase::RaiseFence => return Some((Action::RaiseFence { token }, Call::RaiseFence)),
             Phase::ReadStaged => return Some((Action::ReadStaged, Call::ReadStaged)),
+            Phase::ReadJobIndex => return Some((Action::ReadJobIndex, Call::JobIndex)),
             Phase::Blocked { .. } => return self.reset(),
             Phase::Running => {}
         }
-        if !self.view.loaded {
+        if !self.view_ready() {
             return None;
         }
         self.flush_waiters(out);
-        self.plan(now, cfg);
+        self.plan(now);
         if let Some(call) = self.amend(now, cfg, true, out) {
             return Some(call);
         }
@@ -118,8 +119,8 @@ impl Term {
     }
 
     /// Takes the planner's fires due within the lookahead into the outbox (or `later`).
-    fn plan(&mut self, now: DateTime<Utc>, cfg: &Config) {
-        let horizon = now + chrono::Duration::from_std(cfg.lookahead).unwrap_or_default();
+    pub(super) fn plan(&mut self, now: DateTime<Utc>) {
+        let horizon = now + self.lookahead;
         if self.planner.next_wakeup().is_some_and(|t| t <= horizon) {
             for fire in self.planner.due(horizon) {
                 self.route(fire, now);

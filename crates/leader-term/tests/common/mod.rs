@@ -65,6 +65,14 @@ pub fn scheduled(job: &str, slot: DateTime<Utc>) -> Fire {
     Fire::scheduled(job.into(), slot, FireKind::Scheduled)
 }
 
+/// The tests' settings: the defaults, a release prepared 500 ms ahead.
+pub fn config() -> Config {
+    Config {
+        prepare_ahead: std::time::Duration::from_millis(500),
+        ..Config::default()
+    }
+}
+
 /// The machine, a clock, and what it said.
 pub struct H {
     pub leader: Leader,
@@ -75,9 +83,11 @@ pub struct H {
 }
 
 impl H {
+    /// The machine with the default settings, but preparing a release half a second ahead
+    /// (the instants the tests were written with).
     pub fn new() -> H {
         H {
-            leader: Leader::new(Config::default()),
+            leader: Leader::new(config()),
             now: t0(),
             events: Vec::new(),
             replies: Vec::new(),
@@ -165,6 +175,13 @@ impl H {
         self.answer(Outcome::FenceRaised(Ok(token)));
         assert!(matches!(self.expect(), Action::ReadStaged));
         self.answer(Outcome::StagedRead(Ok(StagedRead::default())));
+        self.job_index();
+    }
+
+    /// Answers the term's `ReadJobIndex` with 1 (a view read at any index is new enough).
+    pub fn job_index(&mut self) {
+        assert!(matches!(self.expect(), Action::ReadJobIndex));
+        self.answer(Outcome::JobIndex(Ok(1)));
     }
 
     /// Answers a `ReadCursors` with these cursors.
@@ -197,7 +214,7 @@ impl H {
 
 /// A call whose answer was lost.
 pub fn lost() -> Refused {
-    Refused::Redis("connection reset by peer".into())
+    Refused::Failed("connection reset by peer".into())
 }
 
 /// The fires of a send action, as (job, slot).
@@ -210,6 +227,32 @@ pub fn sent(action: &Action) -> Vec<(String, DateTime<Utc>)> {
         .iter()
         .map(|p| (p.fire.job_id.to_string(), p.fire.slot))
         .collect()
+}
+
+/// A successful answer to any call: every fire enqueued, every withdrawal and restage done,
+/// nothing released or staged, no cursor.
+pub fn ok(a: &Action) -> Outcome {
+    match a {
+        Action::RaiseFence { token } => Outcome::FenceRaised(Ok(*token)),
+        Action::ResetFence { .. } => Outcome::FenceReset(Ok(())),
+        Action::ReadStaged => Outcome::StagedRead(Ok(StagedRead::default())),
+        Action::ReadJobIndex => Outcome::JobIndex(Ok(0)),
+        Action::ReadCursors { .. } => Outcome::Cursors(Ok(Default::default())),
+        Action::Enqueue { fires, .. } | Action::Stage { fires, .. } => {
+            Outcome::Sent(Ok(vec![FireOutcome::Enqueued; fires.len()]))
+        }
+        Action::Amend {
+            withdraw, restage, ..
+        } => Outcome::Amended(Ok([
+            vec![AmendOutcome::Withdrawn; withdraw.len()],
+            vec![AmendOutcome::Replaced; restage.len()],
+        ]
+        .concat())),
+        Action::PrepareRelease { .. } => Outcome::Prepared { ready: true },
+        Action::Release { .. } => Outcome::Released(Ok(vec![])),
+        Action::RecordHistory { .. } => Outcome::Recorded(Ok(false)),
+        Action::Reply { .. } => panic!("a reply has no outcome"),
+    }
 }
 
 pub fn is_stage(a: &Action) -> bool {

@@ -13,14 +13,17 @@
 -- ARGV[1] token, ARGV[2] S, ARGV[3] B, ARGV[3 + s] slot s (unix seconds), then W and per
 -- withdrawn fire 4 fields (slot s, bucket b, fire id, job id), then R and per restaged fire
 -- 7 fields (slot s, bucket b, fire id, job id, priority, task JSON, meta).
--- A meta is '<version>\t<priority>\t<token>\t<job id>\t<node>' (enqueue.lua writes it).
+-- A stored meta is '<cursor before>\t<version>\t<priority>\t<token>\t<job id>\t<node>'
+-- (enqueue.lua writes it: the job's cursor before the fire was staged, '' if none, then the
+-- meta it was sent); a restage sends the part after the first tab.
 --
 -- Withdraw: the task leaves its staging list, the meta and the copy go, the dedupe mark goes
 -- (the slot may be enqueued again, by a resume's catch-up for instance), and the job's cursor
--- moves back to just before the slot if it was at or past it (the slot is not enqueued; every
--- slot of the job before it is). No history entry is ever written for it.
+-- goes back to what it was before the fire was staged, if it is past that (no cursor then: no
+-- cursor now; no cursor now: it stays so). No history entry is ever written for it.
 -- Restage: the old task leaves its list, the new one goes to the head of the list of its
--- (maybe new) priority, the meta and copy are replaced; the cursor is at least the slot.
+-- (maybe new) priority, the meta (keeping its cursor before) and copy are replaced; the cursor
+-- is at least the slot.
 -- A fire not staged (released already, withdrawn, or never staged) is left alone.
 --
 -- Answer: {0, fence} when the token is below the fence (nothing written), else {1, outcomes},
@@ -42,18 +45,20 @@ local function not_staged(b, f)
   return 'N'
 end
 
--- Removes the staged task of fire f of slot s; answers whether it was staged.
+-- Removes the staged task of fire f of slot s; answers the job's cursor before the fire was
+-- staged ('' if none), or nil when the fire was not staged.
 local function take(s, f)
   local meta = redis.call('HGET', skey(s, 1), f)
-  if not meta then return false end
+  if not meta then return nil end
   local task = redis.call('HGET', skey(s, 2), f)
-  local p = tonumber(string.match(meta, '^[^\t]*\t(%d)'))
+  local before, p = string.match(meta, '^([^\t]*)\t[^\t]*\t(%d)')
+  p = tonumber(p)
   if task and p then
     redis.call('LREM', skey(s, 3 + p), 1, task)
   end
   redis.call('HDEL', skey(s, 1), f)
   redis.call('HDEL', skey(s, 2), f)
-  return true
+  return before or ''
 end
 
 local out = {}
@@ -63,12 +68,14 @@ a = a + 1
 for _ = 1, nw do
   local s, b, f, job = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
   a = a + 4
-  if take(s, f) then
+  local before = take(s, f)
+  if before then
     redis.call('HDEL', KEYS[bkey0 + b], f)
-    local slot = tonumber(ARGV[3 + s])
     local c = redis.call('HGET', KEYS[2], job)
-    if c and tonumber(c) >= slot then
-      redis.call('HSET', KEYS[2], job, string.format('%d', slot - 1))
+    if c and before == '' then
+      redis.call('HDEL', KEYS[2], job)
+    elseif c and tonumber(c) > tonumber(before) then
+      redis.call('HSET', KEYS[2], job, before)
     end
     out[#out + 1] = 'W'
   else
@@ -81,11 +88,12 @@ for _ = 1, nr do
   local s, b, f, job = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
   local p, task, meta = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   a = a + 7
-  if take(s, f) then
+  local before = take(s, f)
+  if before then
     local slots = ARGV[3 + s]
     redis.call('ZADD', KEYS[3], slots, slots .. ':' .. p)
     redis.call('LPUSH', skey(s, 3 + tonumber(p)), task)
-    redis.call('HSET', skey(s, 1), f, meta)
+    redis.call('HSET', skey(s, 1), f, before .. '\t' .. meta)
     redis.call('HSET', skey(s, 2), f, task)
     local c = redis.call('HGET', KEYS[2], job)
     if (not c) or tonumber(c) < tonumber(slots) then

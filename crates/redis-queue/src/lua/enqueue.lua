@@ -13,7 +13,8 @@
 -- KEYS[6] staging index    sorted set, score slot (unix seconds), member '<slot>:<priority>'
 -- KEYS[6 + t]              target list t = 1..T: a platform queue, or a staging list
 -- KEYS[6 + T + b]          dedupe bucket b (a hash per slot minute, field fire id), b = 1..B
--- KEYS[6 + T + B + 2h - 1] staged meta of staged slot h = 1..H (hash, fire id -> meta)
+-- KEYS[6 + T + B + 2h - 1] staged meta of staged slot h = 1..H (hash, fire id -> meta: the
+--                          job's cursor before this call ('' if none), a tab, the meta sent)
 -- KEYS[6 + T + B + 2h]     staged task copies of slot h (hash, fire id -> task JSON)
 -- KEYS[6 + T + B + 2H + j] the history list (oldest first) of the j-th distinct job, in the
 --                          order the jobs first appear among the fires (direct calls only)
@@ -103,8 +104,10 @@ for b = 1, nb do
   bids[b] = {}
   bat[b] = {}
 end
--- The history key of each job, as the jobs first appear (direct calls only).
+-- The history key of each job, as the jobs first appear (direct calls); the jobs of a staged
+-- call, to read their cursors before the call moves them.
 local hkey, nj = {}, hkey0 + 2 * nh
+local sjobs, seen_job = {}, {}
 local a, i = first, 0
 while a <= nargs do
   local count, b = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
@@ -114,12 +117,15 @@ while a <= nargs do
   for k = 1, count do
     ids[m + k] = ARGV[p]
     at[m + k] = i + k
+    local job = ARGV[p + 1]
     if nh == 0 then
-      local job = ARGV[p + 1]
       if not hkey[job] then
         nj = nj + 1
         hkey[job] = KEYS[nj]
       end
+    elseif not seen_job[job] then
+      seen_job[job] = true
+      sjobs[#sjobs + 1] = job
     end
     p = p + per_fire
   end
@@ -153,6 +159,14 @@ for b = 1, nb do
       end
     end
   end
+end
+
+-- A staged fire's meta starts with its job's cursor before this call: a withdrawal gives the
+-- cursor back to it (amend.lua).
+local before = {}
+if #sjobs > 0 then
+  local got = hmget(KEYS[2], sjobs)
+  for x, job in ipairs(sjobs) do before[job] = got[x] or '' end
 end
 
 -- 2. The new fires: push (or stage), history or staged record, cursor candidates.
@@ -211,7 +225,7 @@ while a <= nargs do
       if h > 0 then
         local m = #meta
         meta[m + 1] = ARGV[p]
-        meta[m + 2] = ARGV[p + 3]
+        meta[m + 2] = before[job] .. '\t' .. ARGV[p + 3]
         copy[m + 1] = ARGV[p]
         copy[m + 2] = ARGV[p + 2]
       else

@@ -87,7 +87,7 @@ pub struct EnqueueCall<'k> {
     data: Vec<u8>,
     ends: Vec<usize>,
     /// The last slot seen and its RFC3339 form (fires of a call mostly share a slot).
-    slot: Option<(i64, String)>,
+    slot: Option<(DateTime<Utc>, String)>,
 }
 
 impl<'k> EnqueueCall<'k> {
@@ -129,9 +129,10 @@ impl<'k> EnqueueCall<'k> {
     /// before anything is sent). `version` is the spec's version, recorded for a staged fire.
     pub fn push(&mut self, job: &Job, fire: &Fire, version: u64) -> Result<(), QueueError> {
         let secs = fire.slot.timestamp();
+        // Keyed by the instant itself: a manual fire's slot has milliseconds.
         let slot = match &self.slot {
-            Some((s, text)) if *s == secs => text,
-            _ => &self.slot.insert((secs, rfc3339(fire.slot))).1,
+            Some((s, text)) if *s == fire.slot => text,
+            _ => &self.slot.insert((fire.slot, rfc3339(fire.slot))).1,
         };
         let mut id = Uuid::encode_buffer();
         self.data

@@ -184,6 +184,9 @@ pub(crate) fn parse_staging_member(member: &str) -> Option<(i64, u8)> {
 /// What a staged fire's meta records (`staged:<slot>`, `released:<slot>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Meta {
+    /// Its job's cursor before it was staged (unix seconds; `None`: no cursor then), written
+    /// by the script: a withdrawal gives the cursor back to it.
+    pub(crate) before: Option<i64>,
     /// The version of the spec its task was built from.
     pub(crate) version: u64,
     /// The priority list its task waits in.
@@ -197,9 +200,10 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    /// `<version>\t<priority>\t<token>\t<job id>\t<node>`: the priority second, where
-    /// amend.lua reads it. Job ids hold no tab (cron-core's rule); the node comes last, so
-    /// nothing in it can shift a field.
+    /// What the caller sends: `<version>\t<priority>\t<token>\t<job id>\t<node>`; the script
+    /// puts the cursor before, and a tab, in front. The priority comes right after the
+    /// version, where amend.lua reads it. Job ids hold no tab (cron-core's rule); the node
+    /// comes last, so nothing in it can shift a field.
     pub(crate) fn format(
         version: u64,
         priority: u8,
@@ -210,14 +214,20 @@ impl Meta {
         format!("{version}\t{priority}\t{token}\t{job_id}\t{node}")
     }
 
+    /// A stored meta (the cursor before, then what [`Meta::format`] made).
     pub(crate) fn parse(s: &str) -> Option<Meta> {
-        let mut it = s.splitn(5, '\t');
+        let mut it = s.splitn(6, '\t');
+        let before = match it.next()? {
+            "" => None,
+            c => Some(c.parse().ok()?),
+        };
         let version = it.next()?.parse().ok()?;
         let priority = it.next()?.parse().ok()?;
         let token = it.next()?.parse().ok()?;
         let job_id = it.next()?.to_string();
         let node = it.next()?.to_string();
         Some(Meta {
+            before,
             version,
             priority,
             token,
@@ -285,10 +295,14 @@ mod tests {
 
     #[test]
     fn metas_round_trip_whatever_the_node_name() {
-        let m = Meta::format(42, 2, 7, "job-1", "node\twith\ttabs");
+        let m = format!(
+            "1700000000\t{}",
+            Meta::format(42, 2, 7, "job-1", "node\twith\ttabs")
+        );
         assert_eq!(
             Meta::parse(&m),
             Some(Meta {
+                before: Some(1_700_000_000),
                 version: 42,
                 priority: 2,
                 token: 7,
@@ -296,7 +310,9 @@ mod tests {
                 node: "node\twith\ttabs".into()
             })
         );
-        assert_eq!(Meta::parse("1\t2\t3"), None);
-        assert_eq!(Meta::parse("x\t0\t1\tj\tn"), None);
+        let fresh = format!("\t{}", Meta::format(1, 0, 1, "j", "n"));
+        assert_eq!(Meta::parse(&fresh).map(|m| m.before), Some(None));
+        assert_eq!(Meta::parse("\t1\t2\t3"), None);
+        assert_eq!(Meta::parse("\tx\t0\t1\tj\tn"), None);
     }
 }

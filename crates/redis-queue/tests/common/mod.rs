@@ -49,13 +49,34 @@ pub async fn queue(server: &RedisServer) -> Queue {
         .unwrap()
 }
 
-/// A plain connection for checking what is in Redis (not through the crate's API).
+/// A plain connection for checking what is in Redis (not through the crate's API). Its
+/// answers may take long on a loaded machine (a 20,000-task LRANGE): no short timeout.
 pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(120)));
     redis::Client::open(server.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&cfg)
         .await
         .unwrap()
+}
+
+/// The ids of the tasks in `queue`, in the order a runner's RPOP takes them (not consumed).
+pub async fn queued_ids(conn: &mut redis::aio::MultiplexedConnection, queue: &str) -> Vec<String> {
+    let raw: Vec<String> = redis::cmd("LRANGE")
+        .arg(queue)
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .unwrap();
+    raw.iter()
+        .rev()
+        .map(|t| {
+            let t: serde_json::Value = serde_json::from_str(t).unwrap();
+            t["id"].as_str().unwrap().to_string()
+        })
+        .collect()
 }
 
 /// Plays IronFunctions' Reserve: RPOP queue2, then queue1, then queue0; every task parsed.
