@@ -98,6 +98,7 @@ fn write(w: &mut World, id: &str, job: Option<Arc<Job>>) -> u64 {
         None => w.consul.delete_job(id, now),
     };
     w.consul_moved();
+    w.job_index = version;
     match job {
         Some(j) => {
             w.jobs.insert(id.to_string(), (j, version));

@@ -60,9 +60,6 @@ pub struct Config {
     pub lock_delay: Micros,
     /// How often things go wrong.
     pub rates: Rates,
-    /// The driver reads the job store afresh when a term starts, instead of handing the
-    /// machine the set its watch last read (an experiment: the daemon's driver does not).
-    pub fresh_term_start: bool,
     /// Whether clock-step faults strike (off: every node keeps the true clock; the rest of
     /// the seed's schedule is unchanged).
     pub clock_steps: bool,
@@ -77,7 +74,6 @@ impl Default for Config {
             ttl: 10 * SEC,
             lock_delay: SEC,
             rates: Rates::default(),
-            fresh_term_start: false,
             clock_steps: true,
         }
     }

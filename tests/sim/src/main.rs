@@ -32,9 +32,6 @@ struct Args {
     /// With --seed: print what happens to this job (`*`: every job) as it happens.
     #[arg(long)]
     trace: Option<String>,
-    /// Experiment: the driver reads the job store afresh when a term starts.
-    #[arg(long)]
-    fresh_term_start: bool,
     /// Experiment: no clock steps (the rest of each seed's schedule unchanged).
     #[arg(long)]
     no_clock_steps: bool,
@@ -174,7 +171,6 @@ impl Totals {
 fn main() {
     let args = Args::parse();
     let mut cfg = config(args.minutes.max(1));
-    cfg.fresh_term_start = args.fresh_term_start;
     cfg.clock_steps = !args.no_clock_steps;
     let threads = args
         .threads

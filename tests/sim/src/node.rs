@@ -204,7 +204,7 @@ pub fn watch(w: &mut World, n: usize) {
         w.at(w.now + crate::world::SEC, Ev::Watch { node: n, inc });
         return;
     }
-    let index = w.consul.index();
+    let index = w.job_index;
     let node = &w.nodes[n];
     let mut events = Vec::new();
     for (id, (job, version)) in &w.jobs {
@@ -262,11 +262,6 @@ fn election_outs(w: &mut World, n: usize, outs: Vec<Out>) {
                 node.leading = Some(token);
                 node.leader
                     .handle_leadership(now, Leadership::Leader { token, since: now });
-                if w.cfg.fresh_term_start && !w.nodes[n].consul_cut && !w.consul_down {
-                    w.nodes[n].jobs = w.jobs.clone();
-                    w.nodes[n].seen = w.consul.index();
-                }
-                let node = &mut w.nodes[n];
                 // Right after Leader{..}: the whole job set the watch holds.
                 let events = node
                     .jobs
@@ -336,9 +331,10 @@ fn drive(w: &mut World, n: usize) {
 /// The failed outcome of `action` (the client's error, or a lost answer).
 pub fn failed(action: &Action, why: &str) -> Outcome {
     fn e<T>(why: &str) -> Result<T, Refused> {
-        Err(Refused::Redis(why.to_string()))
+        Err(Refused::Failed(why.to_string()))
     }
     match action {
+        Action::ReadJobIndex => Outcome::JobIndex(e(why)),
         Action::RaiseFence { .. } => Outcome::FenceRaised(e(why)),
         Action::ResetFence { .. } => Outcome::FenceReset(e(why)),
         Action::ReadStaged => Outcome::StagedRead(e(why)),
@@ -456,6 +452,8 @@ fn perform(w: &mut World, n: usize, action: &Action) -> Outcome {
     let settings = w.nodes[n].settings.clone();
     let r = &mut w.redis;
     match action {
+        // A consistent read of the job store (world.rs sends it to Consul, not Redis).
+        Action::ReadJobIndex => Outcome::JobIndex(Ok(w.job_index)),
         Action::RaiseFence { token } => Outcome::FenceRaised(Ok(r.raise_fence(*token))),
         Action::ResetFence { token } => {
             r.reset_fence(*token);

@@ -83,6 +83,9 @@ pub struct Bucket {
 /// What a stage records of each staged fire (`staged:<slot>`, the meta enqueue.lua writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedMeta {
+    /// The job's cursor before the call that staged it (`None`: it had none); a withdrawal
+    /// gives the cursor back to it.
+    pub cursor_before: Option<i64>,
     /// The spec version its task was built from.
     pub version: u64,
     /// The staging list it is on.
@@ -96,10 +99,11 @@ pub struct StagedMeta {
 }
 
 impl StagedMeta {
-    /// As Redis holds it: `<version>\t<priority>\t<token>\t<job id>\t<node>`.
+    /// As Redis holds it: `<cursor before>\t<version>\t<priority>\t<token>\t<job id>\t<node>`.
     pub fn text(&self) -> String {
+        let before = self.cursor_before.map_or(String::new(), |c| c.to_string());
         format!(
-            "{}\t{}\t{}\t{}\t{}",
+            "{before}\t{}\t{}\t{}\t{}\t{}",
             self.version, self.priority, self.token, self.job_id, self.node
         )
     }
@@ -343,6 +347,8 @@ impl RedisModel {
             match mode {
                 Mode::Staged => {
                     let meta = StagedMeta {
+                        // The cursors move at the end of the call: this is the one before it.
+                        cursor_before: self.cursors.get(&job.spec.id).copied(),
                         version: *version,
                         priority: f.priority,
                         token,
@@ -446,9 +452,10 @@ impl RedisModel {
 
     /// `Queue::amend`: withdraw staged fires, then restage others with a newer spec, fenced,
     /// in one call. A withdrawn fire loses its task, its record and its dedupe mark, and its
-    /// job's cursor goes back to just before its slot (if it was there or later); a restaged
-    /// one gets the new task (at the head of its priority's list) and record, and its job's
-    /// cursor is at least its slot.
+    /// job's cursor goes back to what it was before the fire was staged (if it is past that;
+    /// none then, none now); a restaged one gets the new task (at the head of its priority's
+    /// list) and record (keeping the cursor of before), and its job's cursor is at least its
+    /// slot.
     pub fn amend(
         &mut self,
         token: u64,
@@ -474,8 +481,15 @@ impl RedisModel {
                         // Redis deletes an emptied hash, and its TTL with it.
                         self.dedupe.remove(&minute);
                     }
-                    if let Some(c) = self.cursors.get_mut(&meta.job_id) {
-                        *c = (*c).min(slot - 1);
+                    // The cursor goes back to what it was before the stage, if past it.
+                    match (self.cursors.get(&meta.job_id).copied(), meta.cursor_before) {
+                        (Some(_), None) => {
+                            self.cursors.remove(&meta.job_id);
+                        }
+                        (Some(c), Some(before)) if c > before => {
+                            self.cursors.insert(meta.job_id.clone(), before);
+                        }
+                        _ => {}
                     }
                     out.push(Amended::Withdrawn);
                 }
@@ -486,12 +500,12 @@ impl RedisModel {
         }
         for r in restage {
             let slot = r.fire.slot.timestamp();
-            if self.take(&r.fire).is_none() {
+            let Some(old) = self.take(&r.fire) else {
                 out.push(Amended::NotStaged {
                     queued: self.marked(&r.fire),
                 });
                 continue;
-            }
+            };
             let priority = r.job.spec.function.priority;
             self.staging_index.insert((slot, priority));
             self.staging
@@ -506,6 +520,7 @@ impl RedisModel {
                     settings: settings.clone(),
                 });
             let meta = StagedMeta {
+                cursor_before: old.cursor_before,
                 version: r.version,
                 priority,
                 token,

@@ -77,7 +77,7 @@ pub enum Ev {
     BlockTimeout { watcher: u64 },
     /// The server's timers (session TTLs, check TTLs).
     ServerTimers,
-    /// A Redis call reaches the server.
+    /// A Redis call reaches the server (or the machine's read of the job store, Consul).
     RedisCall {
         node: usize,
         inc: u64,
@@ -214,6 +214,9 @@ pub struct World {
     pub redis_down: bool,
     /// The job store's truth: id → (spec, version).
     pub jobs: BTreeMap<String, (Arc<Job>, u64)>,
+    /// The job store's index: that of its last write (the shard stamps' index a watch and a
+    /// consistent read of them answer).
+    pub job_index: u64,
     pub stats: Stats,
     /// Set when faults stop, so that nothing new breaks during the settle time.
     pub healed: bool,
@@ -261,6 +264,7 @@ impl World {
             redis: RedisModel::default(),
             redis_down: false,
             jobs: BTreeMap::new(),
+            job_index: 0,
             stats: Stats::default(),
             healed: false,
             api: crate::api::Api::default(),
@@ -653,7 +657,12 @@ impl World {
     }
 
     fn redis_call(&mut self, n: usize, inc: u64, action: Action, fate: Fate) {
-        let (at, outcome) = if self.redis_down {
+        // The one machine action that is a Consul read: it fails with Consul, not Redis.
+        let down = match action {
+            Action::ReadJobIndex => !self.reaches_consul(n),
+            _ => self.redis_down,
+        };
+        let (at, outcome) = if down {
             // The client's reconnection attempts run out, then the call fails.
             let after = self.rng.range(MS, 2 * SEC);
             (self.now + after, crate::node::failed(&action, "redis down"))
