@@ -17,7 +17,8 @@
 //!   active with [`JobUnderTest::schedule`] (spec version 0) at its creation. A slot is *owed*
 //!   when it is after the creation, at or before the end of the run window, and the job was
 //!   active with the slot in its schedule from the slot's instant to the end of the window:
-//!   exactly one task must carry it. Any other slot may be carried at most once (a slot of a
+//!   exactly one task must carry it. (With clocks apart, a leader sees a change at its own
+//!   clock's instant: the slots within [`Evidence::clock_skew`] after a change are not owed.) Any other slot may be carried at most once (a slot of a
 //!   paused stretch caught up after a resume, a slot delivered before a later change), and
 //!   only if some schedule of the job's timeline has it; a task for a slot no schedule has, or
 //!   for an unknown job, fails. Each task's `id` must be its slot's fire id (a manual run's id
@@ -414,12 +415,15 @@ fn check_slots(
             let JobState::Active { schedule, .. } = state else {
                 continue;
             };
-            // This stretch's slots: after the creation, from its answer (inclusive: the state
-            // before was in force until then) to the next answer (exclusive) or the end.
+            // This stretch's slots: after the creation, from its write (inclusive: the state
+            // before was in force until then) to the next write (exclusive) or the end. The
+            // leader sees a change at its own clock's instant: the slots within the clock skew
+            // after the write are the cluster's to judge either way (not owed).
             let mut at = if i == 0 {
                 job.created
             } else {
-                (*from - chrono::TimeDelta::nanoseconds(1)).max(job.created)
+                let skew = evidence.clock_skew.abs();
+                (*from + skew - chrono::TimeDelta::nanoseconds(1)).max(job.created)
             };
             let next_from = timeline.get(i + 1).map(|(t, _, _)| *t);
             let later: Vec<&JobState> = timeline[i + 1..]

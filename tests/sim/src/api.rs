@@ -245,10 +245,17 @@ fn run(w: &mut World, n: usize, id: String, job: Arc<Job>) {
     );
 }
 
-/// Tells the leader (the node the lock key names) and waits for its reply; with no leader, a
-/// change is answered at once (the next leader reads the store) and a run refused.
+/// Tells the leader (this node's own machine if it leads, else the node the lock key names, as
+/// the API's `on_leader` does) and waits for its reply; with no leader, a change is answered at
+/// once (the next leader reads the store) and a run refused.
 fn forward(w: &mut World, n: usize, pending: Pending, cmd: Command) {
-    let Some(leader) = w.consul.holder() else {
+    // As the API's `on_leader`: this node's own machine if it leads, else the lock's holder.
+    let leading = !matches!(w.nodes[n].leader.status(), leader_term::Status::Follower);
+    let target = if leading { Some(n) } else { w.consul.holder() };
+    if w.trace.is_some() {
+        w.say(format_args!("API n{n}: {pending:?} told to {target:?}"));
+    }
+    let Some(leader) = target else {
         let id = w.next_id();
         w.api.pending.insert(id, (n, pending));
         let at = w.now + w.latency();
