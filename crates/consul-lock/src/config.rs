@@ -76,11 +76,8 @@ impl ConsulConfig {
             cfg = cfg.with_token(token.trim());
         }
         if let Some(ssl) = non_empty(ENV_SSL) {
-            cfg.ssl = parse_bool(&ssl).ok_or_else(|| {
-                ConsulError::Config(format!(
-                    "{ENV_SSL}={ssl:?}: expected true or false (or 1/0)"
-                ))
-            })?;
+            cfg.ssl =
+                parse_ssl(&ssl).map_err(|e| ConsulError::Config(format!("{ENV_SSL}: {e}")))?;
         }
         cfg.ca_cert = non_empty(ENV_CACERT).map(PathBuf::from);
         if non_empty(ENV_CLIENT_CERT).is_some() {
@@ -124,11 +121,13 @@ impl ConsulConfig {
     }
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "yes" => Some(true),
-        "0" | "f" | "false" | "no" => Some(false),
-        _ => None,
+/// A `CONSUL_HTTP_SSL` value, read as Consul's Go client reads it (`strconv.ParseBool`: 1, t,
+/// T, TRUE, true, True and their false forms); blank means unset, that is false.
+pub fn parse_ssl(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "" | "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        other => Err(format!("{other:?} is not allowed: true or false (or 1/0)")),
     }
 }
 

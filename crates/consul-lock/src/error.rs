@@ -1,4 +1,4 @@
-//! The errors of talking to Consul.
+//! The errors of talking to Consul ([`ConsulError`]) and of the job store ([`StoreError`]).
 //!
 //! Every variant names the endpoint (method and path, never the token), and when Consul answered,
 //! the status and Consul's own message, so an operator can act on a log line alone. A 403 gets its
@@ -8,6 +8,8 @@
 //! the calls that can meet them return them as values.
 
 use std::time::Duration;
+
+use cron_core::JobError;
 
 /// An error talking to Consul.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -124,6 +126,44 @@ fn message_of(body: &[u8]) -> String {
         end -= 1;
     }
     text[..end].to_string()
+}
+
+/// Why a job store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The spec (or the id) was refused; nothing was written.
+    #[error("invalid job: {0}")]
+    Invalid(#[from] JobError),
+    /// The id cannot name a key.
+    #[error("invalid job id {id:?}: {reason}")]
+    BadId {
+        /// The id given.
+        id: String,
+        /// What is allowed.
+        reason: String,
+    },
+    /// The job exists (create), or changed since the version given (update).
+    #[error("conflict on job {id:?}: {message}")]
+    Conflict {
+        /// The job id.
+        id: String,
+        /// What happened.
+        message: String,
+    },
+    /// No such job.
+    #[error("job {0:?} not found")]
+    NotFound(String),
+    /// The stored entry does not validate (written by hand?).
+    #[error("stored job at {key} is invalid: {error}")]
+    Stored {
+        /// The full key.
+        key: String,
+        /// Why.
+        error: String,
+    },
+    /// Consul failed.
+    #[error(transparent)]
+    Consul(#[from] ConsulError),
 }
 
 #[cfg(test)]

@@ -16,24 +16,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use cron_core::JobSpec;
-
 use crate::kv::RawEntry;
-use crate::store::{check_id, InvalidEntry, StoredJob};
-
-/// Shards of the job store: `<prefix>/jobs/00/` to `<prefix>/jobs/ff/`.
-pub const SHARDS: usize = 256;
-
-/// The shard of a job id: the low 8 bits of the 32-bit FNV-1a hash of its bytes. Part of the
-/// stored layout: changing it would strand every stored job in the wrong folder.
-pub fn shard_of(id: &str) -> u8 {
-    const OFFSET: u32 = 0x811c_9dc5;
-    const PRIME: u32 = 0x0100_0193;
-    let hash = id
-        .bytes()
-        .fold(OFFSET, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME));
-    (hash & 0xff) as u8
-}
+use crate::stored_job::{
+    decode_entry, is_folder, shard_dir, shard_of, InvalidEntry, StoredJob, SHARDS,
+};
 
 /// The jobs of one shard, as read at one stamp.
 #[derive(Debug, Default)]
@@ -238,55 +224,6 @@ impl<'a> Iterator for ShardDiff<'a> {
     }
 }
 
-/// `<dir><xx>/`: the folder of shard `shard` under `dir` (`<prefix>/jobs/`).
-pub(crate) fn shard_dir(dir: &str, shard: u8) -> String {
-    format!("{dir}{shard:02x}/")
-}
-
-/// Whether a key below a shard folder is the folder itself (an empty "folder" key made in the
-/// Consul UI), which is no entry at all.
-pub(crate) fn is_folder(e: &RawEntry) -> bool {
-    e.key.ends_with('/') && e.value.as_deref().is_none_or(str::is_empty)
-}
-
-/// Validates one listed entry of shard `shard` under `dir` (`<prefix>/jobs/`).
-pub(crate) fn decode_entry(dir: &str, shard: u8, e: &RawEntry) -> Result<StoredJob, String> {
-    decode_value(dir, shard, &e.key, &e.value_bytes()?, e.modify_index)
-}
-
-/// Validates the value of `key` in shard `shard` under `dir`.
-pub(crate) fn decode_value(
-    dir: &str,
-    shard: u8,
-    key: &str,
-    value: &[u8],
-    version: u64,
-) -> Result<StoredJob, String> {
-    let folder = shard_dir(dir, shard);
-    let id = key.strip_prefix(&folder).unwrap_or(key);
-    check_id(id).map_err(|err| format!("the key does not name a job: {err}"))?;
-    let home = shard_of(id);
-    if home != shard {
-        return Err(format!(
-            "job {id:?} is in the wrong shard folder: it must be in its shard folder \
-             {}; re-create it through the API",
-            shard_dir(dir, home)
-        ));
-    }
-    let spec = JobSpec::from_json(value).map_err(|err| err.to_string())?;
-    if spec.id != id {
-        return Err(format!(
-            "id {:?} does not match the key's id {id:?}",
-            spec.id
-        ));
-    }
-    let job = spec.validate().map_err(|err| err.to_string())?;
-    Ok(StoredJob {
-        job: Arc::new(job),
-        version,
-    })
-}
-
 /// Builds shard `shard` from its listing, reusing `old`'s job wherever the entry's
 /// ModifyIndex is the version already held (nothing to parse or validate again).
 pub(crate) fn decode_shard(
@@ -352,14 +289,6 @@ mod tests {
             .filter(|id| shard_of(id) == shard)
             .take(n)
             .collect()
-    }
-
-    #[test]
-    fn shard_of_is_fnv1a_low_byte() {
-        // FNV-1a 32 of "" is the offset basis 0x811c9dc5; of "a" 0xe40c292c.
-        assert_eq!(shard_of(""), 0xc5);
-        assert_eq!(shard_of("a"), 0x2c);
-        assert_eq!(shard_dir("p/jobs/", 0x0a), "p/jobs/0a/");
     }
 
     #[test]

@@ -14,13 +14,16 @@
 //! - `election.rs`: the leader election (consul-api.md §7) and the fencing token. **Start
 //!   here** to understand leadership; [`node`] wires it with the service registration.
 //! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`].
-//! - `store.rs`: the [`JobStore`]: the sharded layout (jobs at `<prefix>/jobs/<xx>/<id>`,
-//!   `xx` = [`shard_of`]`(id)` in hex; a stamp per shard at `<prefix>/job-shards/<xx>` moved
-//!   by the same txn as every job write) and the writes.
+//! - `stored_job.rs`: a job as stored ([`StoredJob`]): the sharded layout (jobs at
+//!   `<prefix>/jobs/<xx>/<id>`, `xx` = [`shard_of`]`(id)` in hex), the id check
+//!   ([`check_job_id`]) and the decoding of an entry. The store's other files build on it.
+//! - `store.rs`: the [`JobStore`] and its writes (a stamp per shard at
+//!   `<prefix>/job-shards/<xx>` moved by the same txn as every job write).
 //! - `job_set.rs`: [`JobSet`], 256 shared shards (O(1) clone, [`JobSet::changes_since`]).
-//! - `store_watch.rs`: the watch: the stamps, then only the shards whose stamp moved.
+//! - `store_watch.rs`: [`JobStore::list`] and the watch: the stamps, then only the shards
+//!   whose stamp moved.
 //! - `store_page.rs`: [`JobStore::list_page`], the API's paged listing.
-//! - `settings.rs`: [`LockSettings`] and its checks.
+//! - `settings.rs`: [`LockSettings`], its defaults and bounds, and the check of each setting.
 //!
 //! **Architecture Invariant:** a [`Leadership::Leader`] token is the lock key's ModifyIndex
 //! right after the acquiring write, never the LockIndex (which a delete or a plain PUT resets):
@@ -49,24 +52,28 @@ mod settings;
 mod store;
 mod store_page;
 mod store_watch;
+mod stored_job;
 
 pub use agent::{check_id, nodes, service_id, NodeStatus, LEADER_TAG, SERVICE_NAME};
 pub use config::{
-    ConsulConfig, DEFAULT_ADDR, ENV_ADDR, ENV_CACERT, ENV_CLIENT_CERT, ENV_SSL, ENV_TOKEN,
+    parse_ssl, ConsulConfig, DEFAULT_ADDR, ENV_ADDR, ENV_CACERT, ENV_CLIENT_CERT, ENV_SSL,
+    ENV_TOKEN,
 };
 pub use election::{FOLLOW_WAIT, LOCK_DELAY_RETRY, REJOIN_PAUSE, RENEW_RETRY};
-pub use error::ConsulError;
+pub use error::{ConsulError, StoreError};
 pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
-pub use job_set::{shard_of, JobChange, JobSet, SHARDS};
+pub use job_set::{JobChange, JobSet};
 pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG, MAX_WAIT};
 pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
 pub use node::{Node, NodeHandle};
 pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
 pub use session::SessionInfo;
 pub use settings::{
-    host_name, lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX,
-    DEFAULT_SESSION_TTL, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL,
+    check_lock_delay, check_node, check_prefix, check_session_ttl, duration_text, host_name,
+    lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX, DEFAULT_SESSION_TTL,
+    MAX_LOCK_DELAY, MAX_NODE_LEN, MAX_PREFIX_LEN, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
-pub use store::{check_id as check_job_id, InvalidEntry, JobStore, StoreError, StoredJob};
+pub use store::JobStore;
 pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
 pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};
+pub use stored_job::{check_job_id, shard_of, InvalidEntry, StoredJob, SHARDS};

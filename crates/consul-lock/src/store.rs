@@ -1,126 +1,36 @@
 //! The job store: one job spec as JSON per key `<prefix>/jobs/<shard>/<id>`, written with
 //! check-and-set, plus a stamp per shard that every write moves.
 //!
-//! - `<shard>` is [`shard_of`]`(id)` as two lowercase hex digits (256 shards). Each shard has
+//! - `<shard>` is [`shard_of`]`(id)` as two lowercase hex digits (256 shards, see
+//!   `stored_job.rs`, which also checks every id before a key is built from it). Each shard has
 //!   a stamp key `<prefix>/job-shards/<shard>`; every write (create, update, delete) is ONE
 //!   Consul txn of the job's operation (`cas`, or `delete-cas`) and a `set` of the stamp, so
 //!   the stamp's ModifyIndex moves whenever a job of its shard changes and the watch re-reads
 //!   only that shard. The stamp's value names the write (`create <id>`, `update <id> <from>`,
 //!   `delete <id> <from>`): Consul skips a `set` that changes nothing, and keeps the
 //!   ModifyIndex then, so a constant value would not move the stamp.
-//! - Every id is checked ([`check_id`]) before a key is built from it, so no id makes a key
-//!   outside the prefix. `created_at`/`updated_at` are set here, never taken from the caller.
+//! - `created_at`/`updated_at` are set here, never taken from the caller.
 //! - A job's `version` is its key's ModifyIndex; the txn answer carries the new version.
 //! - Entries that fail validation (written by hand, or in the wrong folder) are reported with
 //!   their key and error while the valid ones load; keys directly under `<prefix>/jobs/` (the
 //!   unsharded layout of older builds) are reported too, by full reads.
 //!
-//! The set is in `job_set.rs`, the watch in `store_watch.rs`, API paging in `store_page.rs`.
+//! The set is in `job_set.rs`; reading it (`list`, the watch) in `store_watch.rs`, API paging
+//! in `store_page.rs`: they extend [`JobStore`] and this file uses none of them.
 //! Must not: schedule anything (cron-core's planner does).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use cron_core::{Job, JobError, JobSpec};
+use cron_core::JobSpec;
 
-use crate::error::ConsulError;
+use crate::error::{ConsulError, StoreError};
 use crate::http::Consul;
-use crate::job_set::{decode_value, shard_dir, shard_of, JobSet};
 use crate::kv::{KvOp, Query, TxnResults};
+use crate::stored_job::{check_job_id, decode_value, shard_dir, shard_of, StoredJob};
 
 /// Attempts of an update without a version, or of a delete, when another writer keeps winning.
 const UPDATE_ATTEMPTS: usize = 5;
-
-/// A job as stored, validated, with its version.
-#[derive(Debug, Clone)]
-pub struct StoredJob {
-    /// The validated job (its spec carries `created_at`/`updated_at`).
-    pub job: Arc<Job>,
-    /// The key's ModifyIndex: pass it to [`JobStore::update`] for check-and-set.
-    pub version: u64,
-}
-
-impl StoredJob {
-    /// The job's id.
-    pub fn id(&self) -> &str {
-        &self.job.spec.id
-    }
-}
-
-/// A stored entry that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidEntry {
-    /// The full Consul key.
-    pub key: String,
-    /// Why it was refused.
-    pub error: String,
-}
-
-/// Why a job store call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The spec (or the id) was refused; nothing was written.
-    #[error("invalid job: {0}")]
-    Invalid(#[from] JobError),
-    /// The id cannot name a key.
-    #[error("invalid job id {id:?}: {reason}")]
-    BadId {
-        /// The id given.
-        id: String,
-        /// What is allowed.
-        reason: String,
-    },
-    /// The job exists (create), or changed since the version given (update).
-    #[error("conflict on job {id:?}: {message}")]
-    Conflict {
-        /// The job id.
-        id: String,
-        /// What happened.
-        message: String,
-    },
-    /// No such job.
-    #[error("job {0:?} not found")]
-    NotFound(String),
-    /// The stored entry does not validate (written by hand?).
-    #[error("stored job at {key} is invalid: {error}")]
-    Stored {
-        /// The full key.
-        key: String,
-        /// Why.
-        error: String,
-    },
-    /// Consul failed.
-    #[error(transparent)]
-    Consul(#[from] ConsulError),
-}
-
-/// File extensions Consul (1.21.5 and later) refuses at the end of a KV key, because proxies
-/// may cache such paths. A job id ending in one could never be stored.
-const CONSUL_REFUSED_EXTENSIONS: &[&str] = &[
-    "js", "css", "htm", "html", "xml", "json", "txt", "log", "php", "asp", "jsp", "cgi", "pl",
-    "py", "rb", "sh", "exe", "dll", "bat", "cmd", "com", "scr", "vbs", "pdf", "doc", "docx", "xls",
-    "xlsx", "ppt", "pptx", "zip", "rar", "tar", "gz", "7z", "bz2", "jpg", "jpeg", "png", "gif",
-    "svg", "ico", "bmp", "mp3", "mp4", "avi", "mov", "wmv", "flv", "swf", "woff", "woff2", "ttf",
-    "eot", "otf",
-];
-
-/// Checks a job id: cron-core's rule (`[A-Za-z0-9_.-]{1,128}`, no leading `.`, no `..`), which
-/// also keeps every key inside the prefix, plus Consul's own refusal of some key endings.
-pub fn check_id(id: &str) -> Result<(), StoreError> {
-    cron_core::job::check_id(id).map_err(|e| StoreError::BadId {
-        id: id.to_string(),
-        reason: e.to_string(),
-    })?;
-    if let Some((_, ext)) = id.rsplit_once('.') {
-        if CONSUL_REFUSED_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
-            return Err(StoreError::BadId {
-                id: id.to_string(),
-                reason: format!("Consul refuses keys ending in \".{ext}\"; choose another id"),
-            });
-        }
-    }
-    Ok(())
-}
 
 /// The job store under one prefix. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -151,18 +61,18 @@ impl JobStore {
         }
     }
 
-    /// The key of a job: `<prefix>/jobs/<shard>/<id>` (after [`check_id`]).
+    /// The key of a job: `<prefix>/jobs/<shard>/<id>` (after [`check_job_id`]).
     pub fn key(&self, id: &str) -> Result<String, StoreError> {
-        check_id(id)?;
+        check_job_id(id)?;
         Ok(format!("{}{id}", shard_dir(&self.dir, shard_of(id))))
     }
 
-    /// The stamp key of a job's shard: `<prefix>/job-shards/<shard>` (after [`check_id`]).
+    /// The stamp key of a job's shard: `<prefix>/job-shards/<shard>` (after [`check_job_id`]).
     /// A writer that bypasses the store must `set` it in the same txn as the job, to a value
     /// that differs from its current one (Consul does not move the ModifyIndex of a `set` that
     /// changes nothing), or the watches never see the write.
     pub fn stamp_key(&self, id: &str) -> Result<String, StoreError> {
-        check_id(id)?;
+        check_job_id(id)?;
         Ok(format!("{}{:02x}", self.stamps, shard_of(id)))
     }
 
@@ -311,16 +221,6 @@ impl JobStore {
                 .map_err(|error| StoreError::Stored { key, error }),
         }
     }
-
-    /// Reads every job: all 256 shards and the stray keys (at startup, or for a test; the API
-    /// pages with [`JobStore::list_page`], a node reads its watch).
-    pub async fn list(&self) -> Result<JobSet, StoreError> {
-        let (stamps, index) = self.consul.kv_list_raw(&self.stamps, Query::now()).await?;
-        let set = self
-            .read_shards(&JobSet::default(), &stamps, index, true)
-            .await?;
-        Ok(set.unwrap_or_default())
-    }
 }
 
 /// The version a txn gave the job: the ModifyIndex of its first result (the job's `cas`).
@@ -349,29 +249,4 @@ fn encode(spec: &JobSpec) -> Vec<u8> {
 fn created_at(value: &[u8]) -> Option<DateTime<Utc>> {
     let v: serde_json::Value = serde_json::from_slice(value).ok()?;
     serde_json::from_value(v.get("created_at")?.clone()).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_cannot_escape_the_prefix() {
-        for bad in [
-            "",
-            "../leader",
-            "a/b",
-            ".hidden",
-            "a..b",
-            "a%2F..",
-            "x y",
-            "ä",
-        ] {
-            assert!(check_id(bad).is_err(), "{bad:?} accepted");
-        }
-        for good in ["report", "a.b-c_d", "A1"] {
-            check_id(good).unwrap();
-        }
-        assert!(check_id(&"a".repeat(129)).is_err());
-    }
 }

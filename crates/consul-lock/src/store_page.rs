@@ -9,9 +9,12 @@
 //!
 //! Must not: hold anything between pages (the cursor is the whole state).
 
-use crate::job_set::{decode_entry, is_folder, shard_dir, shard_of, SHARDS};
+use crate::error::StoreError;
 use crate::kv::Query;
-use crate::store::{check_id, InvalidEntry, JobStore, StoreError, StoredJob};
+use crate::store::JobStore;
+use crate::stored_job::{
+    check_job_id, decode_entry, is_folder, shard_dir, shard_of, InvalidEntry, StoredJob, SHARDS,
+};
 
 /// Jobs per page when the caller does not say.
 pub const DEFAULT_PAGE_LIMIT: usize = 1000;
@@ -43,7 +46,7 @@ impl JobStore {
         app: Option<&str>,
     ) -> Result<JobPage, StoreError> {
         if let Some(a) = after {
-            check_id(a)?;
+            check_job_id(a)?;
         }
         let limit = limit.clamp(1, MAX_PAGE_LIMIT);
         let mut page = JobPage::default();
@@ -68,7 +71,7 @@ impl JobStore {
                     continue;
                 }
                 // Only keys that could be a cursor count: the next page must start here.
-                if check_id(id).is_ok() && shard_of(id) == shard {
+                if check_job_id(id).is_ok() && shard_of(id) == shard {
                     walked += 1;
                     last_key = Some(id);
                 }

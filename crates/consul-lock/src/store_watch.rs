@@ -1,5 +1,5 @@
-//! The job store's watch: a blocking read of the shard stamps, then only the shards whose
-//! stamp moved.
+//! Reading the job store's set: [`JobStore::list`] (every shard once) and the watch (a blocking
+//! read of the shard stamps, then only the shards whose stamp moved).
 //!
 //! One pass: a blocking recursive read of `<prefix>/job-shards/` (the 256 stamps, a few bytes
 //! each); for every stamp whose ModifyIndex differs from the one its held shard was read at,
@@ -23,10 +23,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::job_set::{decode_shard, shard_dir, JobSet, Shard, SHARDS};
+use crate::error::StoreError;
+use crate::job_set::{decode_shard, JobSet, Shard};
 use crate::kv::{next_index, Query, RawEntry};
 use crate::retry::Backoff;
-use crate::store::{InvalidEntry, JobStore, StoreError};
+use crate::store::JobStore;
+use crate::stored_job::{check_job_id, shard_dir, shard_of, InvalidEntry, SHARDS};
 
 /// Shortest time between the starts of two passes.
 pub const COALESCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -36,6 +38,16 @@ pub const WATCH_WAIT: Duration = Duration::from_secs(120);
 pub const SHARD_READS_IN_FLIGHT: usize = 8;
 
 impl JobStore {
+    /// Reads every job: all 256 shards and the stray keys (at startup, or for a test; the API
+    /// pages with [`JobStore::list_page`], a node reads its watch).
+    pub async fn list(&self) -> Result<JobSet, StoreError> {
+        let (stamps, index) = self.consul.kv_list_raw(&self.stamps, Query::now()).await?;
+        let set = self
+            .read_shards(&JobSet::default(), &stamps, index, true)
+            .await?;
+        Ok(set.unwrap_or_default())
+    }
+
     /// Watches the jobs (needs a tokio runtime). The receiver starts with an empty set of
     /// index 0, replaced by the first full read; then every change, bursts coalesced so that a
     /// pass starts at most once a second. Clone the receiver to share one watch.
@@ -116,8 +128,8 @@ impl JobStore {
                 if rest.is_empty() || is_shard {
                     return None;
                 }
-                let home = match crate::store::check_id(rest) {
-                    Ok(()) => shard_dir(&self.dir, crate::job_set::shard_of(rest)),
+                let home = match check_job_id(rest) {
+                    Ok(()) => shard_dir(&self.dir, shard_of(rest)),
                     Err(_) => format!("{}<xx>/", self.dir),
                 };
                 let error = format!(

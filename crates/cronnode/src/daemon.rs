@@ -16,13 +16,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use consul_lock::{Consul, ConsulConfig, JobStore, LockSettings, Node};
-use redis_queue::{Queue, QueueConfig, TaskSettings};
+use consul_lock::{Consul, JobStore, Node};
+use redis_queue::Queue;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 use crate::api::{self, AppState};
-use crate::config::{redact_url, Config, LogFormat};
+use crate::config::{Config, LogFormat};
 use crate::leader::{self, JobSource, LeaderLoop};
 use crate::metrics::Metrics;
 
@@ -118,9 +118,9 @@ pub async fn run_on(
     let config = Arc::new(config);
     tracing::info!(
         node = %config.node,
-        api = %config.advertise,
+        api = %config.advertise(),
         consul = %config.consul_addr,
-        redis = %redact_url(&config.redis_url),
+        redis = %config.redis_url,
         version = env!("CARGO_PKG_VERSION"),
         "starting"
     );
@@ -135,29 +135,10 @@ pub async fn run_on(
 
     let metrics = Metrics::new();
 
-    let mut consul_cfg = ConsulConfig::new(&config.consul_addr);
-    if let Some(t) = &config.consul_token {
-        consul_cfg = consul_cfg.with_token(t.clone());
-    }
-    if let Some(ca) = &config.consul_cacert {
-        consul_cfg = consul_cfg.with_ca_cert(ca.clone());
-    }
-    let consul = Consul::new(consul_cfg).context("Consul client (--consul, --consul-token)")?;
+    let consul = Consul::new(config.consul_config())
+        .context("Consul client (--consul, --consul-token, --consul-cacert)")?;
 
-    let tasks = Arc::new(TaskSettings {
-        functions_url: config.functions_url.clone(),
-        default_image: config.default_image.clone(),
-        node: config.node.clone(),
-    });
-    let settings = LockSettings {
-        prefix: config.prefix.clone(),
-        session_ttl: config.session_ttl,
-        lock_delay: config.lock_delay,
-        node: config.node.clone(),
-        api_addr: config.advertise.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    settings.validate().context("lock settings")?;
+    let task_settings = Arc::new(config.task_settings());
     let store = JobStore::new(consul.clone(), &config.prefix);
     // One watch of the store per node, shared by the API (status counts) and the leader loop.
     let jobs = store.watch();
@@ -171,19 +152,14 @@ pub async fn run_on(
         store: store.clone(),
         jobs: jobs.clone(),
         queue: queue_slot.clone(),
-        tasks: tasks.clone(),
+        task_settings: task_settings.clone(),
         metrics: metrics.clone(),
         leader,
     });
     let api_task = tokio::spawn(api::serve(listener, state, stop_tx.subscribe()));
 
     // Redis before the election: a node that cannot enqueue must not take the lock.
-    let queue_cfg = QueueConfig {
-        url: config.redis_url.clone(),
-        queue_prefix: config.queue_prefix.clone(),
-        key_prefix: config.redis_prefix.clone(),
-        ..QueueConfig::default()
-    };
+    let queue_cfg = config.queue_config();
     let Some(queue) = with_backoff("connecting to Redis", &mut startup_stop, || {
         Queue::connect(queue_cfg.clone())
     })
@@ -195,19 +171,20 @@ pub async fn run_on(
     let _ = queue_slot.set(queue.clone());
 
     // Registration and election retry on their own while Consul is unreachable.
-    let node = Node::start(consul.clone(), settings);
+    // The lock settings passed consul-lock's checks when the configuration was validated.
+    let node = Node::start(consul.clone(), config.lock_settings());
     let leader_loop = LeaderLoop::new(
         link,
         config.node.clone(),
         queue,
-        tasks,
+        task_settings,
         metrics,
         node.leadership(),
         JobSource::new(&store, consul.clone(), jobs),
         stop_tx.subscribe(),
     );
     let leader_task = tokio::spawn(leader_loop.run());
-    tracing::info!(api = %config.advertise, "ready: serving the API and following the election");
+    tracing::info!(api = %config.advertise(), "ready: serving the API and following the election");
 
     // Wait for the signal.
     let _ = startup_stop.recv().await;

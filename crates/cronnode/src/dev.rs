@@ -5,15 +5,16 @@
 //!   which is exactly the "Consul rebuilt" case for a Redis that kept its fence — so when dev
 //!   mode starts its own Consul it also uses a fresh Redis key prefix per run unless
 //!   `--redis-prefix` is given (see [`dev_redis_prefix`]).
-//! - Redis: `REDIS_URL` (or `--redis`, default `redis://127.0.0.1:6379`) when something answers
-//!   there; otherwise a `redis-server` child on a free loopback port (and when none is
-//!   installed, exit saying how to install one).
+//! - Redis: `REDIS_URL` (or `--redis`, default redis-queue's `redis://127.0.0.1:6379/`) when
+//!   something answers there; otherwise a `redis-server` child on a free loopback port
+//!   (dev-harness's, as in the tests; when none is installed, exit saying how to install one).
 //! - A node (`crate::daemon::run_on`) with the API on `--listen` (default 127.0.0.1:8765).
 //! - An example job every 5 seconds unless `--no-example`.
 //!
-//! It prints where everything is. Ctrl-C stops it all. Not for production: one node, no ACLs.
+//! The settings are those of `run` (node name `dev` unless given), validated once before
+//! anything starts; the agent's and the child's addresses then replace the defaults. It prints
+//! where everything is. Ctrl-C stops it all. Not for production: one node, no ACLs.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,12 +24,10 @@ use tokio::net::TcpListener;
 
 use crate::cli::{DevArgs, EXIT_BAD_CONFIG, EXIT_FAILURE};
 use crate::client::ApiClient;
-use crate::config::RawConfig;
+use crate::config::{RawConfig, RedisUrl};
 
 /// The example job's id.
 pub const EXAMPLE_JOB_ID: &str = "example";
-/// How long dev mode waits for its own redis-server to answer.
-const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long dev mode waits for the node's API to answer.
 const API_START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,98 +47,75 @@ pub fn example_job() -> serde_json::Value {
     })
 }
 
-/// A redis-server child, killed when dropped.
-struct RedisChild {
-    _child: tokio::process::Child,
-    url: String,
-    port: u16,
+/// Dev mode's own defaults, under every source of settings.
+fn dev_defaults() -> RawConfig {
+    RawConfig {
+        node: Some("dev".into()),
+        ..RawConfig::default()
+    }
 }
 
 /// Runs dev mode; returns the exit status.
 pub async fn run(args: DevArgs) -> i32 {
-    let raw = match args.settings.to_raw() {
+    let raw = match args.settings.raw() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_BAD_CONFIG;
         }
     };
-    let log_format = RawConfig {
-        log_format: raw.log_format.clone(),
-        node: Some("dev".into()),
-        ..Default::default()
-    }
-    .validate()
-    .map(|c| c.log_format)
-    .unwrap_or(crate::config::LogFormat::Pretty);
-    crate::daemon::init_logs(log_format);
-
-    // Consul: a real one when named, else the embedded agent.
-    let mut agent = None;
-    let consul_url = match &raw.consul {
-        Some(url) => url.clone(),
-        None => match consul_dev::DevAgent::start(consul_dev::DevConfig {
-            node: "cronnode-dev".into(),
-            ..Default::default()
-        })
-        .await
-        {
-            Ok(a) => {
-                let url = a.url();
-                agent = Some(a);
-                url
-            }
-            Err(e) => {
-                eprintln!("error: cannot start the embedded Consul-compatible agent: {e}");
-                return EXIT_FAILURE;
-            }
-        },
-    };
-
-    // Redis: what answers at REDIS_URL, else our own child.
-    let wanted = raw
-        .redis
-        .clone()
-        .unwrap_or_else(|| crate::config::DEFAULT_REDIS_URL.to_string());
-    let mut redis_child = None;
-    let redis_url = if redis_answers(&wanted).await {
-        wanted
-    } else {
-        match start_redis().await {
-            Ok(child) => {
-                let url = child.url.clone();
-                redis_child = Some(child);
-                url
-            }
-            Err(msg) => {
-                eprintln!("error: no Redis answers at {wanted} and {msg}");
-                return EXIT_FAILURE;
-            }
-        }
-    };
-
-    let redis_prefix = raw.redis_prefix.clone().or_else(|| {
-        // With a fresh embedded Consul every run, a shared Redis would hold the fence of the
-        // previous run (above the new agent's indexes): start clean instead.
-        agent
-            .as_ref()
-            .and(redis_child.is_none().then(dev_redis_prefix))
-    });
-    let config = RawConfig {
-        consul: Some(consul_url.clone()),
-        redis: Some(redis_url.clone()),
-        node: raw.node.clone().or_else(|| Some("dev".into())),
-        redis_prefix,
-        ..raw
-    }
-    .validate();
-    let config = match config {
+    let consul_given = raw.consul_addr.is_some();
+    let redis_prefix_given = raw.redis_prefix.is_some();
+    // One validation, before anything starts: a bad setting exits 64 at once.
+    let mut config = match raw.or(dev_defaults()).validate() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_BAD_CONFIG;
         }
     };
+    crate::daemon::init_logs(config.log_format);
+
+    // Consul: a real one when named, else the embedded agent.
+    let mut agent = None;
+    if !consul_given {
+        match consul_dev::DevAgent::start(consul_dev::DevConfig {
+            node: "cronnode-dev".into(),
+            ..Default::default()
+        })
+        .await
+        {
+            Ok(a) => {
+                config.consul_addr = a.url();
+                agent = Some(a);
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the embedded Consul-compatible agent: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    }
+
+    // Redis: what answers at REDIS_URL, else our own child.
+    let mut redis_child = None;
+    if !redis_answers(config.redis_url.expose()).await {
+        match start_redis().await {
+            Ok(child) => {
+                config.redis_url = RedisUrl::new(child.url());
+                redis_child = Some(child);
+            }
+            Err(msg) => {
+                eprintln!("error: no Redis answers at {} and {msg}", config.redis_url);
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    // With a fresh embedded Consul every run, a shared Redis would hold the fence of the
+    // previous run (above the new agent's indexes): start clean instead.
+    if !redis_prefix_given && agent.is_some() && redis_child.is_none() {
+        config.redis_prefix = dev_redis_prefix();
+    }
+
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -153,12 +129,11 @@ pub async fn run(args: DevArgs) -> i32 {
     let api_addr = listener
         .local_addr()
         .map(|a| a.to_string())
-        .unwrap_or_else(|_| config.advertise.clone());
-    let config = crate::config::Config {
-        advertise: api_addr.clone(),
-        ..config
-    };
-    let api_token = config.api_token.clone();
+        .unwrap_or_else(|_| config.advertise());
+    config.advertise = Some(api_addr.clone());
+    let consul_url = config.consul_addr.clone();
+    let redis_url = config.redis_url.clone();
+    let api_token = config.api_token.as_ref().map(|t| t.expose().to_string());
     let queue_prefix = config.queue_prefix.clone();
     let node = tokio::spawn(crate::daemon::run_on(
         config,
@@ -186,8 +161,8 @@ pub async fn run(args: DevArgs) -> i32 {
 
     let redis_port = redis_child
         .as_ref()
-        .map(|c| c.port.to_string())
-        .unwrap_or_else(|| port_of(&redis_url));
+        .map(|c| c.port().to_string())
+        .unwrap_or_else(|| port_of(redis_url.expose()));
     println!();
     println!("cronnode dev mode is running (Ctrl-C stops it)");
     println!("  API:          http://{api_addr}   (try: curl -s http://{api_addr}/v1/cronjobs)");
@@ -202,7 +177,7 @@ pub async fn run(args: DevArgs) -> i32 {
     );
     println!(
         "  Redis:        {}   ({})",
-        crate::config::redact_url(&redis_url),
+        redis_url,
         if redis_child.is_some() {
             "a redis-server child of this process"
         } else {
@@ -264,62 +239,29 @@ async fn redis_answers(url: &str) -> bool {
     )
 }
 
-async fn start_redis() -> Result<RedisChild, String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))?;
-    let child = tokio::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "redis-server is not installed. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
+/// A redis-server child of this process (dev-harness's), killed when dropped.
+async fn start_redis() -> Result<dev_harness::RedisServer, String> {
+    let started = tokio::task::spawn_blocking(dev_harness::RedisServer::start).await;
+    match started {
+        Ok(Ok(server)) => Ok(server),
+        Ok(Err(dev_harness::RedisServerError::Spawn(e)))
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err("redis-server is not installed. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
                  Fedora: `sudo dnf install redis`; macOS: `brew install redis`), or run `scripts/dev`, \
                  which installs it, or set REDIS_URL to a Redis you run"
-                    .to_string()
-            } else {
-                format!("redis-server could not be started: {e}")
-            }
-        })?;
-    let url = format!("redis://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + REDIS_START_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if redis_answers(&url).await {
-            return Ok(RedisChild {
-                _child: child,
-                url,
-                port,
-            });
+                .to_string())
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(Err(e)) => Err(format!("redis-server could not be started: {e}")),
+        Err(e) => Err(format!("redis-server could not be started: {e}")),
     }
-    Err(format!(
-        "the redis-server started on port {port} did not answer within {REDIS_START_TIMEOUT:?}"
-    ))
 }
 
 async fn wait_for_api(client: &ApiClient) -> bool {
-    let deadline = tokio::time::Instant::now() + API_START_TIMEOUT;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(r) = client.send(Method::GET, "/ready", None, &[]).await {
-            if r.status.is_success() {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    dev_harness::poll_async("the node's API", API_START_TIMEOUT, || async {
+        let answer = client.send(Method::GET, "/ready", None, &[]).await;
+        answer.ok().filter(|r| r.status.is_success())
+    })
+    .await
+    .is_ok()
 }

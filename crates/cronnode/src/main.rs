@@ -6,7 +6,9 @@
 //!
 //! Modules: `config` (settings raw → validated), `cli` (subcommands), `daemon` (wiring of a
 //! node and its shutdown path), `leader` (the leader loop), `api` (HTTP), `client` (the API
-//! client of the CLI), `metrics`, `dev` (the embedded dev mode).
+//! client of the CLI and of forwarding), `metrics`, `dev` (the embedded dev mode); two leaves
+//! that the API and the CLI share, so neither imports the other: `preview` (a schedule's next
+//! slots) and `percent` (URL encoding).
 
 mod api;
 mod cli;
@@ -16,6 +18,8 @@ mod daemon;
 mod dev;
 mod leader;
 mod metrics;
+mod percent;
+mod preview;
 
 use clap::Parser;
 
@@ -44,7 +48,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 async fn dispatch(command: Command) -> i32 {
     match command {
         Command::Run(args) => {
-            let config = match args.settings.to_raw().and_then(config::RawConfig::validate) {
+            let config = match args.settings.raw().and_then(config::RawConfig::validate) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");

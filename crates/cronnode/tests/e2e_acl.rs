@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{http, wait_for, Consul, Node};
-use redis_queue::test_server::RedisServer;
+use dev_harness::RedisServer;
 use serde_json::Value;
 
 const CONSUL_TOKEN: &str = "e2e-consul-token";

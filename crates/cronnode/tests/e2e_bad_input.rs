@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::{http, job, Consul, Node};
-use redis_queue::test_server::RedisServer;
+use dev_harness::RedisServer;
 use serde_json::Value;
 
 const TOKEN: &str = "e2e-secret";
@@ -316,6 +316,9 @@ fn bad_configuration_exits_64_naming_every_setting() {
             "xml",
             "--listen",
             "nowhere",
+            // Refused by consul-lock's rule, at validation (64), not at start-up.
+            "--prefix",
+            "a,b",
         ])
         .env_remove("CRONNODE_CONFIG")
         .output()
@@ -328,6 +331,7 @@ fn bad_configuration_exits_64_naming_every_setting() {
         "--log-format",
         "pretty or json",
         "--listen",
+        "--prefix",
     ] {
         assert!(err.contains(needle), "{needle} missing in {err}");
     }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{check_task, tasks_of, wait_for};
-use redis_queue::test_server::RedisServer;
+use dev_harness::RedisServer;
 
 #[test]
 fn dev_mode_runs_the_example_job_and_stops_on_sigterm() {

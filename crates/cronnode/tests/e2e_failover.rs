@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{job, slot_of, tasks_of, wait_for, Consul, Node};
-use redis_queue::test_server::RedisServer;
+use dev_harness::{Location, RedisServer, ServerOptions};
 use serde_json::Value;
 
 /// The instances of service `cronnode` that carry the `leader` tag.
@@ -209,9 +209,9 @@ fn a_redis_outage_delays_fires_but_loses_and_doubles_none() {
 #[test]
 fn a_node_started_before_redis_waits_for_it_and_then_leads() {
     let consul = Consul::start();
-    let port = common::free_port();
+    let port = dev_harness::free_port().unwrap();
     let url = format!("redis://127.0.0.1:{port}/");
-    let api_port = common::free_port();
+    let api_port = dev_harness::free_port().unwrap();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_cronnode"))
         .args([
@@ -241,21 +241,11 @@ fn a_node_started_before_redis_waits_for_it_and_then_leads() {
     );
 
     // Redis comes up on that port: the node goes on without a restart.
-    let dir = tempfile::tempdir().unwrap();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let at = Location {
+        port: Some(port),
+        ..Location::default()
+    };
+    let redis = RedisServer::start_at(at, ServerOptions::default()).unwrap();
     let leader = wait_for("the node to lead", Duration::from_secs(60), || {
         let r = common::http::get(api_port, "/v1/leader", None).ok()?;
         (r.status == 200)
@@ -267,8 +257,7 @@ fn a_node_started_before_redis_waits_for_it_and_then_leads() {
     assert_eq!(leader, "early");
     let _ = node.kill();
     let _ = node.wait();
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 }
 
 /// kill -9 of a leader always lands between a stage and its release: the leader stages each

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{job, tasks_of, wait_for, Consul, Node};
-use redis_queue::test_server::RedisServer;
+use dev_harness::RedisServer;
 use serde_json::Value;
 
 /// A fence left by an older Consul cluster whose Raft indexes had gone far higher.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{check_task, job, slot_of, tasks_of, wait_for, Consul, Node};
-use redis_queue::test_server::RedisServer;
+use dev_harness::RedisServer;
 use serde_json::Value;
 
 /// Lateness the test accepts (the goal, 100 ms, is reported; a loaded CI machine may exceed it).

@@ -140,7 +140,8 @@ pub async fn run(bins: &Bins, n: usize, backlog: usize) -> Result<Outcome> {
         })
         .await;
     check_once(&consumer.select(in_slot), n, all)?;
-    let log = std::fs::read_to_string(cluster.nodes[leader].log_path()).unwrap_or_default();
+    let log =
+        strip_ansi(&std::fs::read_to_string(cluster.nodes[leader].log_path()).unwrap_or_default());
     Ok(Outcome {
         n,
         backlog,
@@ -148,6 +149,24 @@ pub async fn run(bins: &Bins, n: usize, backlog: usize) -> Result<Outcome> {
         load_s,
         prepared: prepared_line(&log, slot),
     })
+}
+
+/// The text without its terminal colour sequences (`ESC [ ... m`: the node's pretty log).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// From the leader's log line `release prepared slot=… prepared=… took=…` of `slot`: whether

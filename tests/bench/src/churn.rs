@@ -72,7 +72,7 @@ fn cpu_times(c: &Cluster) -> Vec<(String, std::time::Duration)> {
     ));
     out.push((
         "redis".into(),
-        crate::procs::cpu_time(c.redis.proc.pid()).unwrap_or_default(),
+        crate::procs::cpu_time(c.redis.pid()).unwrap_or_default(),
     ));
     out.push((
         "bench (load generator)".into(),

@@ -19,8 +19,9 @@ use tempfile::TempDir;
 use consul_lock::{Consul, ConsulConfig, JobStore};
 
 use crate::http::Http;
-use crate::procs::{Bins, ConsulDev, Node, Redis};
+use crate::procs::{Bins, ConsulDev, Node};
 use crate::proxy::Proxy;
+use dev_harness::{Location, RedisServer, ServerOptions};
 
 /// Operations per `/v1/txn` call (Consul's limit since 1.14).
 const TXN_OPS: usize = 128;
@@ -66,8 +67,9 @@ pub struct Cluster {
     pub proxies: Vec<Proxy>,
     /// The agent.
     pub consul: ConsulDev,
-    /// The queue.
-    pub redis: Redis,
+    /// The queue: no persistence (the benchmark measures the scheduler, not the disk), its
+    /// files and log in `dir`'s `redis/`.
+    pub redis: RedisServer,
     /// HTTP pool.
     pub http: Http,
     /// Logs and Redis' dir (kept when `BENCH_KEEP` is set).
@@ -80,7 +82,13 @@ impl Cluster {
         let dir = tempfile::Builder::new()
             .prefix("cronnode-bench-")
             .tempdir()?;
-        let redis = Redis::start(dir.path()).await?;
+        let at = Location {
+            dir: Some(dir.path().join("redis")),
+            ..Location::default()
+        };
+        let redis =
+            tokio::task::spawn_blocking(|| RedisServer::start_at(at, ServerOptions::default()))
+                .await??;
         let consul = ConsulDev::start(bins, dir.path()).await?;
         let mut nodes = Vec::new();
         let mut proxies = Vec::new();

@@ -150,11 +150,7 @@ pub async fn run(
         let d = Duration::from_secs(len as u64 + STAGE_MARGIN_S as u64 + 2);
         Some((
             Profiler::start(pid, &format!("cronnode-{n}-{spread:?}"), d)?,
-            Profiler::start(
-                cluster.redis.proc.pid(),
-                &format!("redis-{n}-{spread:?}"),
-                d,
-            )?,
+            Profiler::start(cluster.redis.pid(), &format!("redis-{n}-{spread:?}"), d)?,
         ))
     } else {
         None
@@ -202,7 +198,7 @@ pub async fn run(
     let task_bytes = recs.iter().map(|r| r.bytes).sum::<usize>() / recs.len().max(1);
 
     let redis_lpush = if redis_bench {
-        Some(redis_benchmark_lpush(cluster.redis.port, task_bytes).await?)
+        Some(redis_benchmark_lpush(cluster.redis.port(), task_bytes).await?)
     } else {
         None
     };

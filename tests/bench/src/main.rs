@@ -3,8 +3,9 @@
 //! Every scenario starts its own processes (redis-server, consul-dev, cronnode nodes, Celery
 //! beat) on free loopback ports and measures from the outside: a consumer popping the queue
 //! (what the platform's runners see), counting proxies in front of Consul, /proc for memory and
-//! CPU, the nodes' /metrics for who leads. Nothing here links the daemon's crates: the
-//! binaries under test are the release builds.
+//! CPU, the nodes' /metrics for who leads. The binaries under test are the release builds; of
+//! the workspace it links only consul-lock, for the job store's key layout (the bulk loader
+//! writes jobs as the store does), and dev-harness, for its redis-server.
 //!
 //! - `bench quick`: a smoke run for the test command (a couple of minutes); fails loudly when
 //!   the pipeline loses, doubles or cannot fail over.

@@ -95,7 +95,7 @@ pub async fn run(bins: &Bins, sizes: &[usize]) -> Result<Outcome> {
             hwm,
             per_job: (rss.saturating_sub(baseline) * 1024) as f64 / n as f64,
             consul_rss: cluster.consul.proc.rss_kib()?.0,
-            redis_rss: cluster.redis.proc.rss_kib()?.0,
+            redis_rss: rss_kib(cluster.redis.pid())?.0,
             load_s,
         });
         eprintln!("memory: {n} jobs: leader RSS {rss} KiB (loaded in {load_s:.1} s)");

@@ -1,12 +1,12 @@
-//! The processes a benchmark runs: redis-server, consul-dev, cronnode nodes (and Celery beat),
-//! each on a free loopback port, each with its log in the run's temp dir.
+//! The processes a benchmark runs: consul-dev, cronnode nodes (and Celery beat), each on a free
+//! loopback port, each with its log in the run's temp dir; redis-server is dev-harness's
+//! `RedisServer` (see `cluster.rs`).
 //!
 //! Owns starting, signalling and reading /proc (RSS, CPU time) of the children. Every child is
 //! killed when its handle drops, so a failing benchmark leaves nothing behind. Must not know
 //! what a benchmark measures.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,9 +17,8 @@ use anyhow::{bail, Context, Result};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free loopback port (bound, then released: a small race we accept in a benchmark).
-pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
-    Ok(l.local_addr()?.port())
+fn free_port() -> Result<u16> {
+    dev_harness::free_port().context("binding a free port")
 }
 
 /// A child process, killed (SIGKILL) on drop.
@@ -129,17 +128,13 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
 
 /// Waits until something accepts connections on `port`.
 pub async fn wait_port(port: u16) -> Result<()> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bail!("nothing listens on 127.0.0.1:{port} after {START_TIMEOUT:?}")
+    let what = format!("something to listen on 127.0.0.1:{port}");
+    dev_harness::poll_async(&what, START_TIMEOUT, || async move {
+        let connected = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        connected.ok().map(drop)
+    })
+    .await?;
+    Ok(())
 }
 
 /// Where the benchmark's binaries are (target/release).
@@ -159,42 +154,6 @@ impl Bins {
             );
         }
         Ok(p)
-    }
-}
-
-/// A private redis-server.
-pub struct Redis {
-    /// Its process.
-    pub proc: Proc,
-    /// Its port.
-    pub port: u16,
-}
-
-impl Redis {
-    /// Starts one with no persistence (the benchmark measures the scheduler, not the disk).
-    pub async fn start(dir: &Path) -> Result<Redis> {
-        let port = free_port()?;
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-        ])
-        .arg(dir);
-        let proc = Proc::spawn("redis", dir, cmd)?;
-        wait_port(port).await?;
-        Ok(Redis { proc, port })
-    }
-
-    /// `redis://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
     }
 }
 

@@ -1,33 +1,31 @@
 //! Handlers about the cluster and the process: health, readiness, metrics, the leader, the
-//! nodes, the status summary, the fence reset, and the schedule preview.
-//!
-//! Also [`on_leader`]: how a request that only the leader may carry out (a manual run, a fence
-//! reset) reaches it — handled here when this node leads, else forwarded once to the leader's
-//! API address read from the lock key.
+//! nodes, the status summary, the fence reset, and the schedule preview. A fence reset reaches
+//! the leader through `forward.rs`.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::routes::Answer;
-use super::{json_response, ApiError, AppState, FORWARDED_HEADER};
-use crate::client::ApiClient;
-use crate::leader::{CommandError, LeaderStatus};
+use super::errors::{ApiError, ApiResult};
+use super::forward::{command_error, on_leader};
+use super::reply::{body_response, json_response};
+use super::state::AppState;
+use crate::leader::LeaderStatus;
+use crate::preview::{parse_instant, preview, DEFAULT_PREVIEW, MAX_PREVIEW};
 
 /// How long `/ready` waits for Consul and for Redis.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /health`: the process answers. Depends on nothing else, by design.
-pub fn health() -> Answer {
+pub fn health() -> ApiResult {
     Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
 }
 
 /// `GET /ready`: Consul and Redis answer (503 naming the one that does not).
-pub async fn ready(state: &AppState) -> Answer {
+pub async fn ready(state: &AppState) -> ApiResult {
     let consul = tokio::time::timeout(
         READY_TIMEOUT,
         consul_lock::leader_info(&state.consul, &state.config.prefix),
@@ -67,15 +65,12 @@ pub async fn ready(state: &AppState) -> Answer {
 }
 
 /// `GET /metrics`.
-pub fn metrics(state: &AppState) -> Answer {
-    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+pub fn metrics(state: &AppState) -> ApiResult {
+    Ok(body_response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
         state.metrics.encode(),
-    )));
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(resp)
+    ))
 }
 
 fn ts(t: chrono::DateTime<Utc>) -> String {
@@ -138,7 +133,7 @@ async fn leader_json(state: &AppState) -> Result<Value, ApiError> {
 }
 
 /// `GET /v1/leader`.
-pub async fn leader(state: &AppState) -> Answer {
+pub async fn leader(state: &AppState) -> ApiResult {
     Ok(json_response(StatusCode::OK, &leader_json(state).await?))
 }
 
@@ -163,7 +158,7 @@ async fn nodes_json(state: &AppState) -> Result<Vec<Value>, ApiError> {
 }
 
 /// `GET /v1/nodes`.
-pub async fn nodes(state: &AppState) -> Answer {
+pub async fn nodes(state: &AppState) -> ApiResult {
     Ok(json_response(
         StatusCode::OK,
         &json!({"nodes": nodes_json(state).await?}),
@@ -171,7 +166,7 @@ pub async fn nodes(state: &AppState) -> Answer {
 }
 
 /// `GET /v1/status`: everything `cronnode status` prints.
-pub async fn status(state: &AppState) -> Answer {
+pub async fn status(state: &AppState) -> ApiResult {
     let mut v = leader_json(state).await?;
     let nodes = nodes_json(state).await?;
     // The node's own watched set: no read of every job from Consul per request.
@@ -206,7 +201,7 @@ pub async fn status(state: &AppState) -> Answer {
 }
 
 /// `POST /v1/leader/fence/reset`.
-pub async fn fence_reset(state: &AppState, headers: &hyper::HeaderMap) -> Answer {
+pub async fn fence_reset(state: &AppState, headers: &hyper::HeaderMap) -> ApiResult {
     on_leader(
         state,
         headers,
@@ -224,28 +219,25 @@ pub async fn fence_reset(state: &AppState, headers: &hyper::HeaderMap) -> Answer
 }
 
 /// `GET /v1/schedule?frequency=&tz=&n=&from=`.
-pub fn schedule(query: &HashMap<String, String>) -> Answer {
+pub fn schedule(query: &HashMap<String, String>) -> ApiResult {
     let frequency = query
         .get("frequency")
         .ok_or_else(|| ApiError::bad_request("query parameter `frequency` is required"))?;
     let n = match query.get("n") {
-        None => crate::cli::next::DEFAULT_PREVIEW,
+        None => DEFAULT_PREVIEW,
         Some(t) => t.parse::<usize>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "n: {t:?} is not a number 1-{}",
-                crate::cli::next::MAX_PREVIEW
-            ))
+            ApiError::bad_request(format!("n: {t:?} is not a number 1-{}", MAX_PREVIEW))
         })?,
     };
     let from = match query.get("from") {
         None => Utc::now(),
-        Some(t) => crate::cli::next::parse_instant("from", t).map_err(ApiError::bad_request)?,
+        Some(t) => parse_instant("from", t).map_err(ApiError::bad_request)?,
     };
     let tz = query
         .get("tz")
         .map(String::as_str)
         .filter(|t| !t.is_empty());
-    let slots = crate::cli::next::preview(frequency, tz, from, n).map_err(|e| {
+    let slots = preview(frequency, tz, from, n).map_err(|e| {
         if e.starts_with("n:") {
             ApiError::bad_request(e)
         } else {
@@ -256,74 +248,4 @@ pub fn schedule(query: &HashMap<String, String>) -> Answer {
         StatusCode::OK,
         &json!({"frequency": frequency, "timezone": tz.unwrap_or("UTC"), "slots": slots}),
     ))
-}
-
-/// A leader loop refusal as an API error.
-pub fn command_error(e: CommandError) -> ApiError {
-    match e {
-        CommandError::NotLeader => {
-            ApiError::no_leader("this node is not the leader (any more); retry")
-        }
-        e @ CommandError::FenceBlocked { .. } => ApiError::fence_blocked(e.to_string()),
-        e @ CommandError::Fenced(_) => ApiError::no_leader(format!("{e}; retry")),
-        e @ CommandError::Redis(_) => ApiError::unavailable(e.to_string()),
-        e @ CommandError::Unavailable(_) => ApiError::unavailable(e.to_string()),
-    }
-}
-
-/// Runs `local` when this node leads; otherwise forwards the request once to the leader.
-pub async fn on_leader<F, Fut>(
-    state: &AppState,
-    headers: &hyper::HeaderMap,
-    method: Method,
-    path: &str,
-    local: F,
-) -> Answer
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Answer>,
-{
-    if state.leader.is_leader() {
-        return local().await;
-    }
-    if headers.contains_key(FORWARDED_HEADER) {
-        // We were named leader by the node that forwarded this, but are not (any more).
-        return Err(ApiError::no_leader(
-            "this node is not the leader (any more); retry",
-        ));
-    }
-    let info = consul_lock::leader_info(&state.consul, &state.config.prefix)
-        .await
-        .map_err(|e| {
-            state.metrics.consul_error("leader_info");
-            ApiError::unavailable(format!("consul: {e}"))
-        })?
-        .ok_or_else(|| {
-            ApiError::no_leader("no node holds the leader lock right now; retry in a few seconds")
-        })?;
-    if info.node == state.config.node {
-        return Err(ApiError::no_leader(
-            "the lock names this node but its term has ended; retry",
-        ));
-    }
-    let client = ApiClient::new(&info.api_addr, state.config.api_token.clone())
-        .map_err(|e| ApiError::internal(format!("leader API address {:?}: {e}", info.api_addr)))?;
-    let raw = client
-        .send(
-            method,
-            path,
-            None,
-            &[(FORWARDED_HEADER, &state.config.node)],
-        )
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(format!("forwarding to the leader {}: {e}", info.node))
-        })?;
-    let mut resp = hyper::Response::new(http_body_util::Full::new(raw.body));
-    *resp.status_mut() = raw.status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
 }

@@ -1,7 +1,7 @@
 //! The API's error answers: `{"error": {"code": "...", "message": "..."}}` with a fitting status.
 //!
-//! Every handler returns `Result<Response, ApiError>`; the codes are a closed set (documented in
-//! the OpenAPI document) so scripts can branch on them. A message names the thing that is wrong
+//! Every handler returns an [`ApiResult`]; the codes are a closed set (documented in the OpenAPI
+//! document) so scripts can branch on them. A message names the thing that is wrong
 //! (the field, the header, the id) and, where it helps, what is allowed.
 
 use bytes::Bytes;
@@ -9,6 +9,11 @@ use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use serde_json::json;
+
+use super::reply::json_response;
+
+/// What a handler returns: an answer, or an error answer.
+pub type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +132,7 @@ impl ApiError {
     /// The HTTP answer.
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut resp = super::json_response(self.status, &body);
+        let mut resp = json_response(self.status, &body);
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 WWW_AUTHENTICATE,

@@ -19,8 +19,10 @@ use cron_core::{Job, JobSpec};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::routes::Answer;
-use super::{json_response, ApiError, AppState};
+use super::errors::{ApiError, ApiResult};
+use super::forward::{command_error, on_leader, tell_leader};
+use super::reply::json_response;
+use super::state::AppState;
 
 /// Fields the API adds to a job; ignored on input.
 pub const READ_ONLY_FIELDS: &[&str] = &[
@@ -85,7 +87,7 @@ pub fn parse_job(
         .validate()
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
     state
-        .tasks
+        .task_settings
         .check_job(&job)
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
     Ok((spec, Arc::new(job), version))
@@ -171,7 +173,7 @@ pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
 
 /// `GET /v1/cronjobs[?app=&limit=&after=]`: one page; follow `next` (as `after`) until it is
 /// null. A filtered page may hold fewer than `limit` jobs, even none, before the end.
-pub async fn list(state: &AppState, query: &HashMap<String, String>) -> Answer {
+pub async fn list(state: &AppState, query: &HashMap<String, String>) -> ApiResult {
     let limit = page_limit(query.get("limit").map(String::as_str))?;
     let app = query
         .get("app")
@@ -208,7 +210,7 @@ pub async fn list(state: &AppState, query: &HashMap<String, String>) -> Answer {
 }
 
 /// `POST /v1/cronjobs`.
-pub async fn create(state: &AppState, body: &Bytes) -> Answer {
+pub async fn create(state: &AppState, body: &Bytes) -> ApiResult {
     let (spec, _job, _version) = parse_job(state, body, None)?;
     let stored = state
         .store
@@ -220,14 +222,20 @@ pub async fn create(state: &AppState, body: &Bytes) -> Answer {
 }
 
 /// `GET /v1/cronjobs/{id}`.
-pub async fn get(state: &AppState, id: &str) -> Answer {
+pub async fn get(state: &AppState, id: &str) -> ApiResult {
     let stored = stored_or_404(state, id).await?;
     let cursor = last_starts(state, &[id]).await.get(id).copied();
     Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
 }
 
-/// `PUT /v1/cronjobs/{id}`.
-pub async fn replace(state: &AppState, id: &str, body: &Bytes) -> Answer {
+/// `PUT /v1/cronjobs/{id}`: answered once the leader has restaged (or withdrawn) what it
+/// staged of the job.
+pub async fn replace(
+    state: &AppState,
+    id: &str,
+    body: &Bytes,
+    headers: &hyper::HeaderMap,
+) -> ApiResult {
     let (spec, _job, version) = parse_job(state, body, Some(id))?;
     let stored = state
         .store
@@ -235,12 +243,14 @@ pub async fn replace(state: &AppState, id: &str, body: &Bytes) -> Answer {
         .await
         .map_err(|e| store_error("update", state, e))?;
     tracing::info!(job = %id, version = stored.version, "job replaced");
+    tell_leader(state, headers, id).await;
     let cursor = last_starts(state, &[id]).await.get(id).copied();
     Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
 }
 
-/// `DELETE /v1/cronjobs/{id}`.
-pub async fn delete(state: &AppState, id: &str) -> Answer {
+/// `DELETE /v1/cronjobs/{id}`: answered once the leader has withdrawn what it staged of the
+/// job.
+pub async fn delete(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> ApiResult {
     // Read first: DELETE of a missing key is a success in Consul, but a 404 here.
     stored_or_404(state, id).await?;
     state
@@ -249,11 +259,18 @@ pub async fn delete(state: &AppState, id: &str) -> Answer {
         .await
         .map_err(|e| store_error("delete", state, e))?;
     tracing::info!(job = %id, "job deleted");
+    tell_leader(state, headers, id).await;
     Ok(json_response(StatusCode::OK, &json!({"deleted": id})))
 }
 
-/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set.
-pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> Answer {
+/// `POST /v1/cronjobs/{id}/pause` and `/resume`: sets `paused` with check-and-set; a pause is
+/// answered once the leader has withdrawn what it staged of the job.
+pub async fn set_paused(
+    state: &AppState,
+    id: &str,
+    paused: bool,
+    headers: &hyper::HeaderMap,
+) -> ApiResult {
     for _ in 0..CAS_ATTEMPTS {
         let stored = stored_or_404(state, id).await?;
         if stored.job.spec.paused == paused {
@@ -265,6 +282,7 @@ pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> Answer {
         match state.store.update(spec, Some(stored.version)).await {
             Ok(stored) => {
                 tracing::info!(job = %id, paused, "job {}", if paused { "paused" } else { "resumed" });
+                tell_leader(state, headers, id).await;
                 let cursor = last_starts(state, &[id]).await.get(id).copied();
                 return Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)));
             }
@@ -279,15 +297,15 @@ pub async fn set_paused(state: &AppState, id: &str, paused: bool) -> Answer {
 }
 
 /// `POST /v1/cronjobs/{id}/run`: a manual fire, enqueued by the leader.
-pub async fn run(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> Answer {
+pub async fn run(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> ApiResult {
     let stored = stored_or_404(state, id).await?;
-    let path = format!("/v1/cronjobs/{}/run", super::routes::percent_encode(id));
-    super::cluster::on_leader(state, headers, Method::POST, &path, || async {
+    let path = format!("/v1/cronjobs/{}/run", crate::percent::encode(id));
+    on_leader(state, headers, Method::POST, &path, || async {
         let run = state
             .leader
             .manual_run(stored.job.clone())
             .await
-            .map_err(super::cluster::command_error)?;
+            .map_err(command_error)?;
         Ok(json_response(
             StatusCode::ACCEPTED,
             &json!({
@@ -304,7 +322,7 @@ pub async fn run(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> Answ
 }
 
 /// `GET /v1/cronjobs/{id}/fires`: the capped history kept in Redis, newest first.
-pub async fn fires(state: &AppState, id: &str) -> Answer {
+pub async fn fires(state: &AppState, id: &str) -> ApiResult {
     let history = state.queue()?.history(id).await.map_err(|e| {
         state.metrics.redis_error("history");
         ApiError::unavailable(format!("redis: {e}"))

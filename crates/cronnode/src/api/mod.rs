@@ -1,34 +1,25 @@
 //! The HTTP API, served by every node (hyper 1, HTTP/1.1, JSON).
 //!
-//! Routes (the OpenAPI document at `/v1/openapi.json` describes the same list, see [`openapi`]):
+//! The routes are the table in [`routes`] (`routes::ROUTES`): one row per route, which both
+//! dispatches and makes the OpenAPI document served at `/v1/openapi.json` ([`openapi`]). The
+//! README's "The HTTP API" section documents them for users.
 //!
-//! | method | path | what |
-//! |---|---|---|
-//! | GET | `/health` | alive (never touches Consul or Redis; no token needed) |
-//! | GET | `/ready` | Consul and Redis answer |
-//! | GET | `/metrics` | Prometheus text |
-//! | GET | `/v1/openapi.json` | this API's OpenAPI 3.0 document |
-//! | POST, GET | `/v1/cronjobs` | create (201, 409 when the id exists); list, paged (`?app=&limit=&after=`) |
-//! | GET, PUT, DELETE | `/v1/cronjobs/{id}` | read; replace (`version` → 409 when stale); delete |
-//! | POST | `/v1/cronjobs/{id}/pause`, `/resume` | set `paused` (check-and-set) |
-//! | POST | `/v1/cronjobs/{id}/run` | a manual fire now, enqueued by the leader |
-//! | GET | `/v1/cronjobs/{id}/fires` | the job's fire history |
-//! | GET | `/v1/leader` | the leader (node, API address, since, token) and the fence |
-//! | POST | `/v1/leader/fence/reset` | set the fence to the leader's token (operator, after Consul was rebuilt) |
-//! | GET | `/v1/nodes` | the nodes and their check status |
-//! | GET | `/v1/status` | leader, nodes, job count, fence, queue depths (`cronnode status`) |
-//! | GET | `/v1/schedule?frequency=&tz=&n=&from=` | slot preview (as `cronnode next`) |
-//!
-//! This module owns the listener, the connection limit, the bearer token, the body limit and
-//! graceful shutdown; [`routes`] maps a request to a handler; [`jobs`] and [`cluster`] hold the
-//! handlers; [`errors`] the error body. Handlers never enqueue: manual runs and fence resets go to
-//! the leader loop (`crate::leader`), on this node or forwarded to the leader's API.
+//! This module owns the listener, the connection limit, the bearer token (every route but the
+//! open ones, `/health`), the body limit and graceful shutdown. The layers below it only look
+//! down: [`routes`] (the table) → [`router`] (matching, ids, queries) and the handlers,
+//! [`jobs`] and [`cluster`] → [`forward`] (reaching the leader) → [`state`], [`errors`],
+//! [`reply`]. Handlers never enqueue: manual runs and fence resets go to the leader loop
+//! (`crate::leader`), on this node or forwarded to the leader's API.
 
 pub mod cluster;
 pub mod errors;
+pub mod forward;
 pub mod jobs;
 pub mod openapi;
+pub mod reply;
+pub mod router;
 pub mod routes;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,18 +27,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
 
 pub use errors::ApiError;
+pub use state::AppState;
 
-use crate::config::Config;
-use crate::leader::LeaderHandle;
-use crate::metrics::Metrics;
+use router::{Body, Call};
 
 /// Largest request body accepted (a job spec's body is at most 256 KiB, JSON escaping included).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -59,53 +49,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(10);
 /// …doubling up to this ceiling.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Header set on requests forwarded to the leader, so that a node which is not the leader any
-/// more answers 503 instead of forwarding again (no forwarding loops).
-pub const FORWARDED_HEADER: &str = "x-cronnode-forwarded";
-
-/// What the handlers share.
-pub struct AppState {
-    /// The node's configuration.
-    pub config: Arc<Config>,
-    /// Consul client.
-    pub consul: consul_lock::Consul,
-    /// The job store in Consul KV.
-    pub store: consul_lock::JobStore,
-    /// The node's watch of the job store (shared with the leader loop): `/v1/status` counts
-    /// from it instead of reading every job from Consul.
-    pub jobs: tokio::sync::watch::Receiver<consul_lock::JobSet>,
-    /// The Redis queue, once connected (the API serves before that: `/health` must not wait
-    /// for Redis, and `/ready` says what is missing).
-    pub queue: Arc<std::sync::OnceLock<redis_queue::Queue>>,
-    /// How fires become tasks (default image, functions URL, node).
-    pub tasks: Arc<redis_queue::TaskSettings>,
-    /// Metrics registry.
-    pub metrics: Metrics,
-    /// This node's leader loop: its state, and where to send manual runs and fence resets.
-    pub leader: LeaderHandle,
-}
-
-impl AppState {
-    /// The Redis queue, or 503 while the node still waits for Redis at start-up.
-    pub fn queue(&self) -> Result<&redis_queue::Queue, ApiError> {
-        self.queue
-            .get()
-            .ok_or_else(|| ApiError::unavailable("redis: not connected yet (the node is starting)"))
-    }
-}
-
-/// A JSON answer.
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 /// Serves the API on `listener` until `shutdown` fires, then gives in-flight requests
 /// [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve(
@@ -137,7 +80,7 @@ pub async fn serve(
         let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+            async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
         });
         let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
             .http1_only()
@@ -158,22 +101,33 @@ pub async fn serve(
     }
 }
 
-/// One request: token, body limit, routing; every failure becomes an error body.
-pub async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// One request: route, token, body limit, query, then the route's handler; every failure
+/// becomes an error body.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    // /health is open so that load balancers and `systemctl` probes need no secret.
-    if path != "/health" {
-        if let Err(e) = check_token(state.config.api_token.as_deref(), &parts.headers) {
-            return e.into_response();
+    let found = router::find(&routes::ROUTES, &parts.method, &path);
+    let answer = async {
+        if !found.open {
+            let token = state.config.api_token.as_ref().map(|t| t.expose());
+            check_token(token, &parts.headers)?;
         }
-    }
-    let body = match read_body(&parts.headers, body).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+        let body = read_body(&parts.headers, body).await?;
+        let query = router::parse_query(parts.uri.query().unwrap_or(""))?;
+        let (route, id) = found.route?;
+        if route.body == Body::Json {
+            router::check_json_content_type(&parts.headers)?;
+        }
+        let call = Call {
+            state: state.clone(),
+            id,
+            query,
+            body,
+            headers: parts.headers.clone(),
+        };
+        (route.handler)(call).await
     };
-    let req = Request::from_parts(parts, body);
-    match routes::route(state, req).await {
+    match answer.await {
         Ok(resp) => resp,
         Err(e) => {
             if e.status.is_server_error() {

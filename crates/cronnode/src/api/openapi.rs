@@ -1,9 +1,60 @@
-//! The OpenAPI 3.0 document served at `/v1/openapi.json`.
+//! The OpenAPI 3.0 document served at `/v1/openapi.json`, made from the route table.
 //!
-//! Written by hand next to the routes; a unit test checks that it lists exactly
-//! [`super::routes::ROUTES`], so a route cannot be added or removed without updating it.
+//! [`document`] lists every route of the table it is given, under its path and method, with the
+//! operation the route's row points to (one function below per operation: summary, parameters,
+//! responses) and what follows from the row itself: the `{id}` path parameter, the 401, 413
+//! and 503 every route with the token can answer, and no security on an open route. So the
+//! document cannot list a route that does not dispatch, or miss one that does.
+//!
+//! Must not: decide anything about routing (`router.rs`) or hold the table (`routes.rs`).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use super::router::{Access, Route, ID};
+
+/// The document, for the routes of `routes`.
+pub fn document(routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for route in routes {
+        let item = paths.entry(route.path).or_insert_with(|| json!({}));
+        if route.path.contains(ID) {
+            item["parameters"] = json!([id_param()]);
+        }
+        item[route.method.as_str().to_ascii_lowercase()] = operation(route);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "cronnode",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A distributed cron for serverless functions. Every node serves this API; writes go to Consul, manual runs and fence resets are carried out by the leader. Errors are {\"error\":{\"code\",\"message\"}}."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+/// The route's operation, completed by what its row says.
+fn operation(route: &Route) -> Value {
+    let mut op = (route.doc)();
+    match route.access {
+        Access::Open => op["security"] = json!([]),
+        Access::Token => {
+            let common = [
+                ("401", err("Missing or wrong bearer token")),
+                ("413", err("Body over the limit")),
+                ("503", err("Consul or Redis unavailable, or no leader")),
+            ];
+            if let Some(responses) = op["responses"].as_object_mut() {
+                for (status, answer) in common {
+                    responses.entry(status).or_insert(answer);
+                }
+            }
+        }
+    }
+    op
+}
 
 fn err(desc: &str) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -31,155 +82,184 @@ fn any_object() -> Value {
     json!({"type": "object"})
 }
 
-/// The document.
-pub fn document() -> Value {
-    let common = json!({
-        "401": err("Missing or wrong bearer token"),
-        "413": err("Body over the limit"),
-        "503": err("Consul or Redis unavailable, or no leader")
-    });
-    let with = |mut responses: Value| {
-        if let (Value::Object(r), Value::Object(c)) = (&mut responses, &common) {
-            for (k, v) in c {
-                r.entry(k.clone()).or_insert(v.clone());
-            }
-        }
-        responses
-    };
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "cronnode",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "A distributed cron for serverless functions. Every node serves this API; writes go to Consul, manual runs and fence resets are carried out by the leader. Errors are {\"error\":{\"code\",\"message\"}}."
-        },
-        "security": [{"bearer": []}],
-        "paths": {
-            "/health": {"get": {"summary": "Alive (no token needed; never touches Consul or Redis)", "security": [],
-                "responses": {"200": ok("Alive", any_object())}}},
-            "/ready": {"get": {"summary": "Consul and Redis answer",
-                "responses": with(json!({"200": ok("Ready", any_object())}))}},
-            "/metrics": {"get": {"summary": "Prometheus text",
-                "responses": with(json!({"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}))}},
-            "/v1/openapi.json": {"get": {"summary": "This document",
-                "responses": with(json!({"200": ok("OpenAPI document", any_object())}))}},
-            "/v1/cronjobs": {
-                "get": {"summary": "List jobs, one page at a time: follow `next` (as `after`) until it is null",
-                    "description": "Jobs come in a stable order (by shard, then id). A page holds at most `limit` jobs; a page filtered by `app` may hold fewer, even none, before the end.",
-                    "parameters": [
-                        {"name": "app", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the jobs of this app"},
-                        {"name": "limit", "in": "query", "required": false,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": consul_lock::MAX_PAGE_LIMIT, "default": consul_lock::DEFAULT_PAGE_LIMIT},
-                         "description": "Most jobs in this page"},
-                        {"name": "after", "in": "query", "required": false, "schema": {"type": "string"},
-                         "description": "The `next` of the previous page; absent for the first page"}
-                    ],
-                    "responses": with(json!({"200": ok("A page of jobs, and entries that fail validation", json!({"type": "object", "required": ["jobs", "invalid", "next"], "properties": {
-                        "jobs": {"type": "array", "items": job_ref()},
-                        "invalid": {"type": "array", "description": "Stored entries that fail validation among those this page walked (the first page also lists keys outside the shard folders)",
-                            "items": {"type": "object", "properties": {"key": {"type": "string"}, "error": {"type": "string"}}}},
-                        "next": {"type": "string", "nullable": true, "description": "Pass as `after` for the next page; null at the end"}}}))
-                        , "400": err("Bad `limit` (the message says what is allowed) or `after`")}))},
-                "post": {"summary": "Create a job", "requestBody": job_body(),
-                    "responses": with(json!({"201": ok("Created", job_ref()),
-                        "400": err("Malformed JSON, not an object, or an unknown field"),
-                        "409": err("A job with this id exists"),
-                        "415": err("Content-Type is not JSON"),
-                        "422": err("Invalid job: the message names the field and what is allowed")}))}
-            },
-            "/v1/cronjobs/{id}": {
-                "parameters": [id_param()],
-                "get": {"summary": "Read a job", "responses": with(json!({"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job")}))},
-                "put": {"summary": "Replace a job (a `version` in the body makes it a check-and-set)", "requestBody": job_body(),
-                    "responses": with(json!({"200": ok("Replaced", job_ref()), "400": err("Malformed JSON, bad id or unknown field"),
-                        "404": err("No such job"), "409": err("Stale version"), "415": err("Content-Type is not JSON"), "422": err("Invalid job")}))},
-                "delete": {"summary": "Delete a job", "responses": with(json!({"200": ok("Deleted", any_object()), "400": err("Bad id"), "404": err("No such job")}))}
-            },
-            "/v1/cronjobs/{id}/pause": {"parameters": [id_param()], "post": {"summary": "Pause a job",
-                "responses": with(json!({"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}))}},
-            "/v1/cronjobs/{id}/resume": {"parameters": [id_param()], "post": {"summary": "Resume a job (missed slots follow its catch-up policy)",
-                "responses": with(json!({"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}))}},
-            "/v1/cronjobs/{id}/run": {"parameters": [id_param()], "post": {"summary": "Enqueue one manual call now (carried out by the leader)",
-                "responses": with(json!({"202": ok("Enqueued", json!({"type": "object", "properties": {
-                    "job_id": {"type": "string"}, "fire_id": {"type": "string", "format": "uuid"}, "slot": {"type": "string", "format": "date-time"},
-                    "outcome": {"type": "string"}, "leader_node": {"type": "string"}, "token": {"type": "integer"}}})),
-                    "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}))}},
-            "/v1/cronjobs/{id}/fires": {"parameters": [id_param()], "get": {"summary": "Recent fires (capped history), newest first",
-                "responses": with(json!({"200": ok("History", json!({"type": "object", "properties": {"job_id": {"type": "string"}, "fires": {"type": "array", "items": {"$ref": "#/components/schemas/FireRecord"}}}})),
-                    "400": err("Bad id"), "404": err("No such job")}))}},
-            "/v1/leader": {"get": {"summary": "The leader (node, API address, since, token) and the fence",
-                "responses": with(json!({"200": ok("Leader", any_object())}))}},
-            "/v1/leader/fence/reset": {"post": {"summary": "Set the Redis fence to the leader's token (after Consul was rebuilt; forwarded to the leader)",
-                "responses": with(json!({"200": ok("Fence now", json!({"type": "object", "properties": {"fence": {"type": "integer"}, "node": {"type": "string"}}}))}))}},
-            "/v1/nodes": {"get": {"summary": "The nodes (from Consul's health endpoint) and their check status",
-                "responses": with(json!({"200": ok("Nodes", any_object())}))}},
-            "/v1/status": {"get": {"summary": "Leader, nodes, job count, fence and queue depths",
-                "responses": with(json!({"200": ok("Status", any_object())}))}},
-            "/v1/schedule": {"get": {"summary": "Preview a schedule's next slots",
-                "parameters": [
-                    {"name": "frequency", "in": "query", "required": true, "schema": {"type": "string"}},
-                    {"name": "tz", "in": "query", "required": false, "schema": {"type": "string"}, "description": "IANA zone, default UTC"},
-                    {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::cli::next::MAX_PREVIEW}},
-                    {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}}
-                ],
-                "responses": with(json!({"200": ok("Slots", json!({"type": "object", "properties": {"slots": {"type": "array", "items": {"type": "string", "format": "date-time"}}}})),
-                    "400": err("Missing or bad parameter"), "422": err("Bad expression or time zone")}))}}
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Required when the node runs with --api-token"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "enum": super::errors::ERROR_CODES}, "message": {"type": "string"}}}}},
-                "Job": {"type": "object", "required": ["id", "function", "frequency"], "additionalProperties": false, "properties": {
-                    "id": {"type": "string"},
-                    "function": {"type": "object", "required": ["app", "path"], "additionalProperties": false, "properties": {
-                        "app": {"type": "string"}, "path": {"type": "string"},
-                        "headers": {"type": "array", "items": {"type": "string"}, "description": "`Name: value` lines"},
-                        "body": {"type": "string", "maxLength": cron_core::job::MAX_BODY_BYTES},
-                        "image": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 2},
-                        "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
-                        "delay": {"type": "integer", "minimum": 0, "maximum": cron_core::job::MAX_DELAY_SECS}}},
-                    "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s"},
-                    "timezone": {"type": "string", "description": "IANA zone, default UTC"},
-                    "paused": {"type": "boolean"},
-                    "catchup": {"type": "object", "properties": {"policy": {"type": "string", "enum": ["skip", "latest", "all"]}, "window": {"type": "string"}}},
-                    "description": {"type": "string"},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "next_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
-                    "last_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
-                    "created_at": {"type": "string", "format": "date-time", "readOnly": true},
-                    "updated_at": {"type": "string", "format": "date-time", "readOnly": true},
-                    "version": {"type": "integer", "description": "Read-only; send it back on PUT for check-and-set"}}},
-                "FireRecord": {"type": "object", "properties": {
-                    "slot": {"type": "string", "format": "date-time"}, "enqueued_at": {"type": "string", "format": "date-time"},
-                    "lateness_ms": {"type": "integer"}, "fire_id": {"type": "string", "format": "uuid"},
-                    "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual"]},
-                    "leader_node": {"type": "string"}, "token": {"type": "integer"}, "outcome": {"type": "string"}}}
-            }
-        }
-    })
+/// `GET /health`.
+pub fn health() -> Value {
+    json!({"summary": "Alive (no token needed; never touches Consul or Redis)",
+        "responses": {"200": ok("Alive", any_object())}})
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
+/// `GET /ready`.
+pub fn ready() -> Value {
+    json!({"summary": "Consul and Redis answer",
+        "responses": {"200": ok("Ready", any_object())}})
+}
 
-    #[test]
-    fn document_lists_exactly_the_routes() {
-        let doc = document();
-        let mut documented = BTreeSet::new();
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, _) in item.as_object().unwrap() {
-                if method != "parameters" {
-                    documented.insert((method.to_uppercase(), path.clone()));
-                }
-            }
+/// `GET /metrics`.
+pub fn metrics() -> Value {
+    json!({"summary": "Prometheus text",
+        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}})
+}
+
+/// `GET /v1/openapi.json`.
+pub fn openapi() -> Value {
+    json!({"summary": "This document",
+        "responses": {"200": ok("OpenAPI document", any_object())}})
+}
+
+/// `GET /v1/cronjobs`.
+pub fn list_jobs() -> Value {
+    json!({"summary": "List jobs, one page at a time: follow `next` (as `after`) until it is null",
+        "description": "Jobs come in a stable order (by shard, then id). A page holds at most `limit` jobs; a page filtered by `app` may hold fewer, even none, before the end.",
+        "parameters": [
+            {"name": "app", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the jobs of this app"},
+            {"name": "limit", "in": "query", "required": false,
+             "schema": {"type": "integer", "minimum": 1, "maximum": consul_lock::MAX_PAGE_LIMIT, "default": consul_lock::DEFAULT_PAGE_LIMIT},
+             "description": "Most jobs in this page"},
+            {"name": "after", "in": "query", "required": false, "schema": {"type": "string"},
+             "description": "The `next` of the previous page; absent for the first page"}
+        ],
+        "responses": {"200": ok("A page of jobs, and entries that fail validation", json!({"type": "object", "required": ["jobs", "invalid", "next"], "properties": {
+            "jobs": {"type": "array", "items": job_ref()},
+            "invalid": {"type": "array", "description": "Stored entries that fail validation among those this page walked (the first page also lists keys outside the shard folders)",
+                "items": {"type": "object", "properties": {"key": {"type": "string"}, "error": {"type": "string"}}}},
+            "next": {"type": "string", "nullable": true, "description": "Pass as `after` for the next page; null at the end"}}})),
+            "400": err("Bad `limit` (the message says what is allowed) or `after`")}})
+}
+
+/// `POST /v1/cronjobs`.
+pub fn create_job() -> Value {
+    json!({"summary": "Create a job", "requestBody": job_body(),
+        "responses": {"201": ok("Created", job_ref()),
+            "400": err("Malformed JSON, not an object, or an unknown field"),
+            "409": err("A job with this id exists"),
+            "415": err("Content-Type is not JSON"),
+            "422": err("Invalid job: the message names the field and what is allowed")}})
+}
+
+/// `GET /v1/cronjobs/{id}`.
+pub fn get_job() -> Value {
+    json!({"summary": "Read a job",
+        "responses": {"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job")}})
+}
+
+/// `PUT /v1/cronjobs/{id}`.
+pub fn replace_job() -> Value {
+    json!({"summary": "Replace a job (a `version` in the body makes it a check-and-set)", "requestBody": job_body(),
+        "responses": {"200": ok("Replaced", job_ref()), "400": err("Malformed JSON, bad id or unknown field"),
+            "404": err("No such job"), "409": err("Stale version"), "415": err("Content-Type is not JSON"), "422": err("Invalid job")}})
+}
+
+/// `DELETE /v1/cronjobs/{id}`.
+pub fn delete_job() -> Value {
+    json!({"summary": "Delete a job",
+        "responses": {"200": ok("Deleted", any_object()), "400": err("Bad id"), "404": err("No such job")}})
+}
+
+/// `POST /v1/cronjobs/{id}/pause`.
+pub fn pause_job() -> Value {
+    json!({"summary": "Pause a job",
+        "responses": {"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}})
+}
+
+/// `POST /v1/cronjobs/{id}/resume`.
+pub fn resume_job() -> Value {
+    json!({"summary": "Resume a job (missed slots follow its catch-up policy)",
+        "responses": {"200": ok("The job", job_ref()), "400": err("Bad id"), "404": err("No such job"), "409": err("Kept changing")}})
+}
+
+/// `POST /v1/cronjobs/{id}/run`.
+pub fn run_job() -> Value {
+    json!({"summary": "Enqueue one manual call now (carried out by the leader)",
+        "responses": {"202": ok("Enqueued", json!({"type": "object", "properties": {
+            "job_id": {"type": "string"}, "fire_id": {"type": "string", "format": "uuid"}, "slot": {"type": "string", "format": "date-time"},
+            "outcome": {"type": "string"}, "leader_node": {"type": "string"}, "token": {"type": "integer"}}})),
+            "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}})
+}
+
+/// `POST /v1/cronjobs/{id}/sync`.
+pub fn sync_job() -> Value {
+    json!({"summary": "Have the leader apply the job as stored now to the tasks it staged (withdraw or restage them); the API's own writes do it, forwarded to the leader",
+        "responses": {"200": ok("Applied", json!({"type": "object", "properties": {
+            "job_id": {"type": "string"}, "withdrawn": {"type": "integer"}, "restaged": {"type": "integer"},
+            "leader_node": {"type": "string"}}})),
+            "400": err("Bad id"), "409": err("Fence blocked"), "503": err("No leader, or it did not answer")}})
+}
+
+/// `GET /v1/cronjobs/{id}/fires`.
+pub fn job_fires() -> Value {
+    json!({"summary": "Recent fires (capped history), newest first",
+        "responses": {"200": ok("History", json!({"type": "object", "properties": {"job_id": {"type": "string"}, "fires": {"type": "array", "items": {"$ref": "#/components/schemas/FireRecord"}}}})),
+            "400": err("Bad id"), "404": err("No such job")}})
+}
+
+/// `GET /v1/leader`.
+pub fn leader() -> Value {
+    json!({"summary": "The leader (node, API address, since, token) and the fence",
+        "responses": {"200": ok("Leader", any_object())}})
+}
+
+/// `POST /v1/leader/fence/reset`.
+pub fn fence_reset() -> Value {
+    json!({"summary": "Set the Redis fence to the leader's token (after Consul was rebuilt; forwarded to the leader)",
+        "responses": {"200": ok("Fence now", json!({"type": "object", "properties": {"fence": {"type": "integer"}, "node": {"type": "string"}}}))}})
+}
+
+/// `GET /v1/nodes`.
+pub fn nodes() -> Value {
+    json!({"summary": "The nodes (from Consul's health endpoint) and their check status",
+        "responses": {"200": ok("Nodes", any_object())}})
+}
+
+/// `GET /v1/status`.
+pub fn status() -> Value {
+    json!({"summary": "Leader, nodes, job count, fence and queue depths",
+        "responses": {"200": ok("Status", any_object())}})
+}
+
+/// `GET /v1/schedule`.
+pub fn schedule() -> Value {
+    json!({"summary": "Preview a schedule's next slots",
+        "parameters": [
+            {"name": "frequency", "in": "query", "required": true, "schema": {"type": "string"}},
+            {"name": "tz", "in": "query", "required": false, "schema": {"type": "string"}, "description": "IANA zone, default UTC"},
+            {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::preview::MAX_PREVIEW}},
+            {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}}
+        ],
+        "responses": {"200": ok("Slots", json!({"type": "object", "properties": {"slots": {"type": "array", "items": {"type": "string", "format": "date-time"}}}})),
+            "400": err("Missing or bad parameter"), "422": err("Bad expression or time zone")}})
+}
+
+fn components() -> Value {
+    json!({
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Required when the node runs with --api-token"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "enum": super::errors::ERROR_CODES}, "message": {"type": "string"}}}}},
+            "Job": {"type": "object", "required": ["id", "function", "frequency"], "additionalProperties": false, "properties": {
+                "id": {"type": "string"},
+                "function": {"type": "object", "required": ["app", "path"], "additionalProperties": false, "properties": {
+                    "app": {"type": "string"}, "path": {"type": "string"},
+                    "headers": {"type": "array", "items": {"type": "string"}, "description": "`Name: value` lines"},
+                    "body": {"type": "string", "maxLength": cron_core::job::MAX_BODY_BYTES},
+                    "image": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 2},
+                    "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "delay": {"type": "integer", "minimum": 0, "maximum": cron_core::job::MAX_DELAY_SECS}}},
+                "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s"},
+                "timezone": {"type": "string", "description": "IANA zone, default UTC"},
+                "paused": {"type": "boolean"},
+                "catchup": {"type": "object", "properties": {"policy": {"type": "string", "enum": ["skip", "latest", "all"]}, "window": {"type": "string"}}},
+                "description": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "next_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "last_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "created_at": {"type": "string", "format": "date-time", "readOnly": true},
+                "updated_at": {"type": "string", "format": "date-time", "readOnly": true},
+                "version": {"type": "integer", "description": "Read-only; send it back on PUT for check-and-set"}}},
+            "FireRecord": {"type": "object", "properties": {
+                "slot": {"type": "string", "format": "date-time"}, "enqueued_at": {"type": "string", "format": "date-time"},
+                "lateness_ms": {"type": "integer"}, "fire_id": {"type": "string", "format": "uuid"},
+                "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual"]},
+                "leader_node": {"type": "string"}, "token": {"type": "integer"}, "outcome": {"type": "string"}}}
         }
-        let served: BTreeSet<_> = super::super::routes::ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
-        assert_eq!(documented, served);
-    }
+    })
 }

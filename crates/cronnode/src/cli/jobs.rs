@@ -93,7 +93,7 @@ pub async fn run(cmd: &JobsCommand) -> i32 {
 }
 
 fn job_path(id: &str) -> String {
-    format!("/v1/cronjobs/{}", crate::api::routes::percent_encode(id))
+    format!("/v1/cronjobs/{}", crate::percent::encode(id))
 }
 
 fn read_spec(file: &str) -> Result<Bytes, ClientError> {
@@ -120,13 +120,13 @@ async fn list(app: Option<&str>, limit: Option<usize>, api: &ApiArgs) -> Result<
     loop {
         let mut query = Vec::new();
         if let Some(a) = app {
-            query.push(format!("app={}", crate::api::routes::percent_encode(a)));
+            query.push(format!("app={}", crate::percent::encode(a)));
         }
         if let Some(l) = limit {
             query.push(format!("limit={l}"));
         }
         if let Some(a) = &after {
-            query.push(format!("after={}", crate::api::routes::percent_encode(a)));
+            query.push(format!("after={}", crate::percent::encode(a)));
         }
         let path = if query.is_empty() {
             "/v1/cronjobs".to_string()

@@ -1,6 +1,6 @@
 //! The command line: clap definitions and one module per subcommand.
 //!
-//! - `run`: the daemon (settings in [`SettingsArgs`], see `crate::config`);
+//! - `run`: the daemon (its settings: [`settings`], one flag per setting of `crate::config`);
 //! - `dev`: the embedded dev mode (`crate::dev`);
 //! - `next`: a schedule preview, offline ([`next`]);
 //! - `jobs`, `status`, `fence`: clients of a node's HTTP API ([`jobs`], [`status`], [`fence`]).
@@ -12,13 +12,12 @@
 pub mod fence;
 pub mod jobs;
 pub mod next;
+pub mod settings;
 pub mod status;
-
-use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, RawConfig};
+pub use settings::SettingsArgs;
 
 /// Exit status of a failure at run time.
 pub const EXIT_FAILURE: i32 = 1;
@@ -29,8 +28,10 @@ pub const EXIT_BAD_CONFIG: i32 = 64;
 
 /// Environment variable of the API base URL the client commands talk to.
 pub const ENV_API_URL: &str = "CRONNODE_API";
-/// Default API base URL of the client commands (the daemon's default listen address).
-pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8765";
+/// Default API base URL of the client commands: the daemon's default listen address.
+pub fn default_api_url() -> String {
+    format!("http://{}", crate::config::DEFAULT_LISTEN)
+}
 
 /// cronnode: a distributed cron for serverless functions.
 #[derive(Debug, Parser)]
@@ -79,102 +80,14 @@ pub struct DevArgs {
     pub settings: SettingsArgs,
 }
 
-/// The daemon's settings as flags with environment fallbacks (names in `crate::config`).
-#[derive(Debug, Clone, Default, Args)]
-pub struct SettingsArgs {
-    /// A TOML file of settings (keys are the flag names); flags and environment win over it.
-    #[arg(long, value_name = "FILE", env = "CRONNODE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Consul HTTP address.
-    #[arg(long, value_name = "ADDR", env = config::ENV_CONSUL_ADDR)]
-    pub consul: Option<String>,
-    /// Consul ACL token.
-    #[arg(long, value_name = "TOKEN", env = config::ENV_CONSUL_TOKEN, hide_env_values = true)]
-    pub consul_token: Option<String>,
-    /// Use https to Consul even for a plain HOST:PORT (true or false).
-    #[arg(long, value_name = "BOOL", env = config::ENV_CONSUL_SSL)]
-    pub consul_ssl: Option<String>,
-    /// A PEM CA file to trust for https to Consul.
-    #[arg(long, value_name = "FILE", env = config::ENV_CONSUL_CACERT)]
-    pub consul_cacert: Option<String>,
-    /// Redis URL of the platform's queue.
-    #[arg(long, value_name = "URL", env = config::ENV_REDIS_URL, hide_env_values = true)]
-    pub redis: Option<String>,
-    /// Where the HTTP API listens [default: 127.0.0.1:8765].
-    #[arg(long, value_name = "IP:PORT", env = config::ENV_LISTEN)]
-    pub listen: Option<String>,
-    /// The API address other nodes and Consul see [default: the listen address].
-    #[arg(long, value_name = "HOST:PORT", env = config::ENV_ADVERTISE)]
-    pub advertise: Option<String>,
-    /// This node's name [default: the host name].
-    #[arg(long, value_name = "NAME", env = config::ENV_NODE)]
-    pub node: Option<String>,
-    /// Consul KV prefix [default: cronnode].
-    #[arg(long, value_name = "PREFIX", env = config::ENV_PREFIX)]
-    pub prefix: Option<String>,
-    /// Prefix of the platform's queue keys (IronFunctions' MQ_URL path) [default: empty].
-    #[arg(long, value_name = "PREFIX", env = config::ENV_QUEUE_PREFIX)]
-    pub queue_prefix: Option<String>,
-    /// Prefix of cronnode's own Redis keys [default: {cronnode}:].
-    #[arg(long, value_name = "PREFIX", env = config::ENV_REDIS_PREFIX)]
-    pub redis_prefix: Option<String>,
-    /// The functions server URL, for the tasks' REQUEST_URL [default: http://127.0.0.1:8080].
-    #[arg(long, value_name = "URL", env = config::ENV_FUNCTIONS_URL)]
-    pub functions_url: Option<String>,
-    /// Image for jobs that name none.
-    #[arg(long, value_name = "IMAGE", env = config::ENV_DEFAULT_IMAGE)]
-    pub default_image: Option<String>,
-    /// Lock session TTL, 10s-24h [default: 10s].
-    #[arg(long, value_name = "DURATION", env = config::ENV_SESSION_TTL)]
-    pub session_ttl: Option<String>,
-    /// Lock delay, 0s-60s [default: 1s].
-    #[arg(long, value_name = "DURATION", env = config::ENV_LOCK_DELAY)]
-    pub lock_delay: Option<String>,
-    /// Bearer token required by every API endpoint but /health.
-    #[arg(long, value_name = "TOKEN", env = config::ENV_API_TOKEN, hide_env_values = true)]
-    pub api_token: Option<String>,
-    /// Log format: pretty or json (RUST_LOG sets the levels) [default: pretty].
-    #[arg(long, value_name = "FORMAT", env = config::ENV_LOG_FORMAT)]
-    pub log_format: Option<String>,
-}
-
-impl SettingsArgs {
-    /// Flags and environment, then the config file under them: one [`RawConfig`].
-    pub fn to_raw(&self) -> Result<RawConfig, config::ConfigError> {
-        let given = RawConfig {
-            consul: self.consul.clone(),
-            consul_token: self.consul_token.clone(),
-            consul_ssl: self.consul_ssl.clone(),
-            consul_cacert: self.consul_cacert.clone(),
-            redis: self.redis.clone(),
-            listen: self.listen.clone(),
-            advertise: self.advertise.clone(),
-            node: self.node.clone(),
-            prefix: self.prefix.clone(),
-            queue_prefix: self.queue_prefix.clone(),
-            redis_prefix: self.redis_prefix.clone(),
-            functions_url: self.functions_url.clone(),
-            default_image: self.default_image.clone(),
-            session_ttl: self.session_ttl.clone(),
-            lock_delay: self.lock_delay.clone(),
-            api_token: self.api_token.clone(),
-            log_format: self.log_format.clone(),
-        };
-        match &self.config {
-            Some(path) => Ok(given.or(RawConfig::from_toml_file(path)?)),
-            None => Ok(given),
-        }
-    }
-}
-
 /// Where client commands find a node's API, and the token they send.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
     /// Base URL of a node's API (any node: writes are stored in Consul, runs go to the leader).
-    #[arg(long, global = true, value_name = "URL", env = ENV_API_URL, default_value = DEFAULT_API_URL)]
+    #[arg(long, global = true, value_name = "URL", env = ENV_API_URL, default_value_t = default_api_url())]
     pub api: String,
     /// Bearer token for the API.
-    #[arg(long, global = true, value_name = "TOKEN", env = config::ENV_API_TOKEN, hide_env_values = true)]
+    #[arg(long, global = true, value_name = "TOKEN", env = crate::config::ENV_API_TOKEN, hide_env_values = true)]
     pub api_token: Option<String>,
     /// Print the API's JSON answer instead of text.
     #[arg(long, global = true)]

@@ -133,9 +133,6 @@ impl LeaderHandle {
 
     /// Tells the loop a job was just written or deleted, and waits (at most
     /// [`JOB_CHANGE_TIMEOUT`]) until no staged task of it carries the old spec.
-    // The API calls it once issue 16's refactor of `api/` lands (kept out of those files
-    // meanwhile); until then the watch alone brings changes.
-    #[allow(dead_code)]
     pub async fn job_changed(&self, change: JobEvent) -> Result<ChangeApplied, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::JobChanged { change, reply }).await?;

@@ -35,6 +35,7 @@ mod report;
 
 pub use handle::{
     channel, Command, CommandError, LeaderHandle, LeaderLink, LeaderStatus, ManualRun,
+    JOB_CHANGE_TIMEOUT,
 };
 
 /// Longest single wait: slots are wall-clock instants and tokio sleeps on the monotonic

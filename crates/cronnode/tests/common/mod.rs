@@ -2,7 +2,7 @@
 //!
 //! - [`Consul`]: the `consul-dev` binary (built on demand when `cargo test -p cronnode` did not
 //!   build it);
-//! - Redis: redis-queue's `test_server::RedisServer` (a real redis-server);
+//! - Redis: dev-harness's `RedisServer` (a real redis-server);
 //! - [`Node`]: the `cronnode` binary under test (`cronnode run`), logs in a temp file that a
 //!   failing assertion prints;
 //! - [`http`]: a tiny blocking HTTP/1.1 client (raw bytes, so tests can send broken input).
@@ -12,11 +12,11 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -26,28 +26,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A free loopback port (probe and release; the caller binds it right away).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `f` every 50 ms until it gives `Some`, or panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use dev_harness::wait_for;
 
 fn consul_dev_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -84,7 +63,7 @@ impl Consul {
     /// With extra flags (`--acl-token T`).
     pub fn start_with(extra: &[&str]) -> Consul {
         let bin = consul_dev_binary();
-        let port = free_port();
+        let port = dev_harness::free_port().unwrap();
         let child = Command::new(bin)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--node", "e2e"])
             .args(extra)
@@ -133,7 +112,7 @@ pub struct Node {
 impl Node {
     /// Starts `cronnode run` named `name`, waiting until its API answers.
     pub fn start(name: &str, consul: &Consul, redis_url: &str, extra: &[&str]) -> Node {
-        let port = free_port();
+        let port = dev_harness::free_port().unwrap();
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cronnode"))
             .arg("run")
@@ -188,17 +167,10 @@ impl Node {
     /// Waits for the process to exit; its status code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let child = self.child.as_mut()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                self.child = None;
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status =
+            dev_harness::poll("the node to exit", timeout, || child.try_wait().unwrap()).ok()?;
+        self.child = None;
+        status.code()
     }
 
     pub fn get(&self, path: &str) -> http::Response {
