@@ -1,6 +1,7 @@
-//! The operators and the HTTP API of every node, as the simulation plays them: job writes to
-//! the store, then (for a pause, resume, replace or delete) the change told to the leader,
-//! whose reply is awaited up to `COMMAND_TIMEOUT`; manual runs forwarded to the leader.
+//! The operators and the HTTP API of every node, as the simulation plays them (the daemon's
+//! `api/forward.rs`): job writes to the store, then (for a pause, resume, replace or delete)
+//! the change told to the leader, whose reply is awaited up to `TELL_LEADER_TIMEOUT` (and the
+//! API answers all the same); manual runs forwarded to the leader.
 //!
 //! What the API answered, and when, is the evidence the checker holds the cluster to: a change
 //! answered at an instant must hold for every task that reaches a queue after it. An API node
@@ -19,8 +20,11 @@ use crate::node::{store_moved, wall};
 use crate::workload::{Request, CHURN_JOBS, CHURN_SCHEDULES, STATIC_JOBS};
 use crate::world::{instant, Ev, Micros, World, SEC};
 
-/// How long an API node waits for the leader (`leader::handle::COMMAND_TIMEOUT`).
+/// How long an API node waits for the leader's manual run (`leader::handle::COMMAND_TIMEOUT`).
 pub const COMMAND_TIMEOUT: Micros = 20 * SEC;
+/// How long it waits for the leader to apply a job change (`api::forward::TELL_LEADER_TIMEOUT`)
+/// before answering all the same.
+pub const TELL_LEADER_TIMEOUT: Micros = 5 * SEC;
 
 /// A request waiting for the leader.
 #[derive(Debug)]
@@ -249,6 +253,10 @@ fn run(w: &mut World, n: usize, id: String, job: Arc<Job>) {
 /// the API's `on_leader` does) and waits for its reply; with no leader, a change is answered at
 /// once (the next leader reads the store) and a run refused.
 fn forward(w: &mut World, n: usize, pending: Pending, cmd: Command) {
+    let wait = match pending {
+        Pending::Change(_) => TELL_LEADER_TIMEOUT,
+        Pending::Manual { .. } => COMMAND_TIMEOUT,
+    };
     // As the API's `on_leader`: this node's own machine if it leads, else the lock's holder.
     let leading = !matches!(w.nodes[n].leader.status(), leader_term::Status::Follower);
     let target = if leading { Some(n) } else { w.consul.holder() };
@@ -275,7 +283,7 @@ fn forward(w: &mut World, n: usize, pending: Pending, cmd: Command) {
             cmd,
         },
     );
-    w.at(w.now + COMMAND_TIMEOUT, Ev::ApiTimeout { api });
+    w.at(w.now + wait, Ev::ApiTimeout { api });
 }
 
 /// The leader replied (`Some`), or the API node stopped waiting (`None`): the API answers.
