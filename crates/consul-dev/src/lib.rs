@@ -22,7 +22,7 @@
 mod duration;
 mod http;
 mod persist;
-mod state;
+pub mod state;
 mod timers;
 mod version;
 
