@@ -163,8 +163,17 @@ mod tests {
         let strict = Value::Object(json_object(text, "x").unwrap());
         let plain: Value = serde_json::from_slice(text).unwrap();
         assert_eq!(strict, plain);
-        assert_eq!(json_object(b"[1]", "a job").unwrap_err().code, "bad_request");
-        assert_eq!(json_object(b"{} x", "a job").unwrap_err().code, "malformed_json");
-        assert!(json_object(b" ", "a job").unwrap_err().message.contains("empty"));
+        assert_eq!(
+            json_object(b"[1]", "a job").unwrap_err().code,
+            "bad_request"
+        );
+        assert_eq!(
+            json_object(b"{} x", "a job").unwrap_err().code,
+            "malformed_json"
+        );
+        assert!(json_object(b" ", "a job")
+            .unwrap_err()
+            .message
+            .contains("empty"));
     }
 }

@@ -350,11 +350,17 @@ mod tests {
         assert_eq!(a.slot.verdict(start + IDLE_TIMEOUT), Verdict::Serve(None));
         // Answering: never closed; then waiting again from the end of the answer.
         let guard = a.slot.begin_request();
-        assert_eq!(a.slot.verdict(start + IDLE_TIMEOUT * 9), Verdict::Serve(None));
+        assert_eq!(
+            a.slot.verdict(start + IDLE_TIMEOUT * 9),
+            Verdict::Serve(None)
+        );
         tokio::time::advance(Duration::from_secs(3)).await;
         drop(guard);
         let end = Instant::now();
-        assert_eq!(a.slot.verdict(end), Verdict::Serve(Some(end + IDLE_TIMEOUT)));
+        assert_eq!(
+            a.slot.verdict(end),
+            Verdict::Serve(Some(end + IDLE_TIMEOUT))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -92,7 +92,10 @@ pub async fn serve(
             let state = state.clone();
             async move {
                 let resp = handle(state, req).await;
-                Ok::<_, Infallible>(resp.map(|body| Answer { body, _guard: guard }))
+                Ok::<_, Infallible>(resp.map(|body| Answer {
+                    body,
+                    _guard: guard,
+                }))
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()

@@ -279,9 +279,8 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
 
 /// The `id` of a spec, which names the job `put` replaces.
 fn spec_id(file: &str, body: &[u8]) -> Result<String, ClientError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ClientError::BadInput(format!("{file}: not valid JSON: {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ClientError::BadInput(format!("{file}: not valid JSON: {e}")))?;
     value
         .get("id")
         .and_then(Value::as_str)
@@ -369,7 +368,10 @@ mod tests {
         assert_eq!(read_capped(&exactly[..], "f", 10).unwrap().len(), 10);
         // An endless source: only limit + 1 bytes are read.
         let e = read_capped(std::io::repeat(0), "/dev/zero", 10).unwrap_err();
-        assert!(e.to_string().contains("/dev/zero is larger than 10 bytes"), "{e}");
+        assert!(
+            e.to_string().contains("/dev/zero is larger than 10 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -171,11 +171,20 @@ mod tests {
         };
         let w = parse(&["cronnode", "run", "--api-token", "t", "--consul-token", "c"]);
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("--consul-token") && w[0].contains("CONSUL_HTTP_TOKEN"), "{w:?}");
-        assert!(w[1].contains("--api-token") && w[1].contains("CRONNODE_API_TOKEN"), "{w:?}");
+        assert!(
+            w[0].contains("--consul-token") && w[0].contains("CONSUL_HTTP_TOKEN"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("--api-token") && w[1].contains("CRONNODE_API_TOKEN"),
+            "{w:?}"
+        );
         assert!(!w.concat().contains(" t ") && !w.concat().contains("\"t\""));
         // A Redis URL is a secret only with a password in it.
         assert!(parse(&["cronnode", "run", "--redis", "redis://h:1"]).is_empty());
-        assert_eq!(parse(&["cronnode", "run", "--redis", "redis://:pw@h:1"]).len(), 1);
+        assert_eq!(
+            parse(&["cronnode", "run", "--redis", "redis://:pw@h:1"]).len(),
+            1
+        );
     }
 }

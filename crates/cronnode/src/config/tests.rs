@@ -243,7 +243,11 @@ fn a_redis_url_the_client_cannot_read_is_refused_at_validation() {
         .validate()
         .unwrap_err();
     assert!(!e.to_string().contains("s3cret"), "{e}");
-    for good in ["redis://h:6379/2", "rediss://u:pw@h:6380", "redis://[::1]:6379"] {
+    for good in [
+        "redis://h:6379/2",
+        "rediss://u:pw@h:6380",
+        "redis://[::1]:6379",
+    ] {
         raw(&[("redis", good)])
             .validate()
             .unwrap_or_else(|e| panic!("{good}: {e}"));
