@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use consul_lock::{StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+use consul_lock::{JobStore, StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 use cron_core::{Job, JobSpec};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -81,6 +81,8 @@ pub fn parse_job(
         .task_settings
         .check_job(&job)
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
+    // A spec that validates may still be over what Consul takes in one write (escapes count).
+    JobStore::check_size(&spec).map_err(|e| ApiError::job_too_large(e.to_string()))?;
     Ok((spec, Arc::new(job), version))
 }
 
@@ -113,6 +115,7 @@ fn store_error(op: &'static str, state: &AppState, e: StoreError) -> ApiError {
         e @ (StoreError::Invalid(_) | StoreError::BadId { .. }) => {
             ApiError::invalid_job(e.to_string())
         }
+        e @ StoreError::TooLarge { .. } => ApiError::job_too_large(e.to_string()),
         StoreError::Stored { key, error } => ApiError::stored_invalid(format!(
             "the job stored at {key} is invalid (edited by hand?): {error}; replace it (PUT, \
              `cronnode jobs put`) or delete it (DELETE, `cronnode jobs rm`)"
