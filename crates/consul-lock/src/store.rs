@@ -111,14 +111,20 @@ impl JobStore {
                 format!("delete {id} {from}"),
             ),
         };
-        let ops = [
-            op,
-            KvOp::Set {
-                key: &stamp_key,
-                value: stamp.as_bytes(),
-            },
-        ];
-        Ok(self.consul.kv_txn(&ops).await?)
+        let stamp = KvOp::Set {
+            key: &stamp_key,
+            value: stamp.as_bytes(),
+        };
+        Ok(match op {
+            // Consul's `delete-cas` of a key that is already gone succeeds: the check makes
+            // a delete that lost a race a refusal, so exactly one of two deletes says it
+            // deleted.
+            KvOp::DeleteCas { key, index } => {
+                let check = KvOp::CheckIndex { key, index };
+                self.consul.kv_txn(&[check, op, stamp]).await?
+            }
+            op => self.consul.kv_txn(&[op, stamp]).await?,
+        })
     }
 
     /// Whether `spec` fits in one write once stored (its timestamps set): `TooLarge` if not.
@@ -206,9 +212,10 @@ impl JobStore {
         })
     }
 
-    /// Deletes a job; `false` if it did not exist. The delete is a `delete-cas` at the version
-    /// just read (with the stamp in the same txn); when the job changed in between, it is read
-    /// and deleted again.
+    /// Deletes a job, valid or not; `false` if it did not exist, also when a concurrent delete
+    /// took it first. The delete is a `check-index` and a `delete-cas` at the version just
+    /// read (with the stamp in the same txn); when the job changed in between, it is read and
+    /// deleted again.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let key = self.key(id)?;
         for _ in 0..UPDATE_ATTEMPTS {
