@@ -15,6 +15,8 @@
 //! - `http/`: the server, ACLs, blocking queries, one file per endpoint family, `/_dev/` faults.
 //! - `timers.rs`: the one task behind every TTL.
 //! - `persist.rs`: the `--data-dir` snapshot.
+//! - `version.rs`: which Consul release it behaves as (today's, or an older one cronnode
+//!   supports).
 #![deny(missing_docs)]
 
 mod duration;
@@ -22,6 +24,9 @@ mod http;
 mod persist;
 mod state;
 mod timers;
+mod version;
+
+pub use version::CURRENT_VERSION;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +50,9 @@ pub struct DevConfig {
     pub acl_token: Option<String>,
     /// With a directory, state survives restarts (and the index never goes backwards).
     pub data_dir: Option<PathBuf>,
+    /// The Consul release to behave as (`major.minor.patch`, default [`CURRENT_VERSION`]);
+    /// below 1.7 the differences cronnode must handle are emulated (see `version.rs`).
+    pub consul_version: String,
 }
 
 impl Default for DevConfig {
@@ -55,6 +63,7 @@ impl Default for DevConfig {
             datacenter: "dc1".to_string(),
             acl_token: None,
             data_dir: None,
+            consul_version: CURRENT_VERSION.to_string(),
         }
     }
 }
@@ -71,6 +80,9 @@ pub enum DevError {
     /// The snapshot in the data dir is unreadable.
     #[error("snapshot {0} is unreadable: {1}")]
     Snapshot(PathBuf, String),
+    /// The version to behave as is not `major.minor.patch`.
+    #[error("consul version {0:?} is not major.minor.patch (e.g. {CURRENT_VERSION} or 1.0.8)")]
+    Version(String),
     /// The snapshot belongs to another node or datacenter.
     #[error("snapshot is for node {found:?}, not {wanted:?}")]
     WrongNode {
@@ -91,6 +103,8 @@ pub struct DevAgent {
 impl DevAgent {
     /// Starts an agent on the current tokio runtime.
     pub async fn start(config: DevConfig) -> Result<DevAgent, DevError> {
+        let api = version::ApiVersion::of(&config.consul_version)
+            .ok_or_else(|| DevError::Version(config.consul_version.clone()))?;
         let store = match &config.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| DevError::Io(dir.clone(), e))?;
@@ -119,13 +133,18 @@ impl DevAgent {
         let addr = listener
             .local_addr()
             .map_err(|e| DevError::Bind(config.listen, e))?;
-        let shared = Arc::new(http::Shared::new(store, config.acl_token, config.data_dir));
+        let shared = Arc::new(http::Shared::new(
+            store,
+            config.acl_token,
+            config.data_dir,
+            api,
+        ));
         let (shutdown, rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(http::serve(listener, shared.clone(), rx.clone())),
             tokio::spawn(timers::run(shared, rx)),
         ];
-        tracing::info!(%addr, node = %config.node, "consul-dev agent listening");
+        tracing::info!(%addr, node = %config.node, version = %config.consul_version, "consul-dev agent listening");
         Ok(DevAgent {
             addr,
             shutdown,

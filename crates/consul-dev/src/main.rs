@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use consul_dev::{DevAgent, DevConfig};
+use consul_dev::{DevAgent, DevConfig, CURRENT_VERSION};
 
 /// Same port as a Consul dev agent.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8500";
@@ -31,6 +31,10 @@ struct Args {
     /// Turn ACLs on: every request must present this token.
     #[arg(long, env = "CONSUL_DEV_ACL_TOKEN")]
     acl_token: Option<String>,
+    /// Behave as this Consul release (below 1.7: the differences cronnode handles; see the
+    /// README).
+    #[arg(long, default_value = CURRENT_VERSION, env = "CONSUL_DEV_CONSUL_VERSION")]
+    consul_version: String,
 }
 
 fn host_name() -> String {
@@ -79,6 +83,7 @@ async fn main() -> ExitCode {
         datacenter: args.datacenter,
         acl_token: args.acl_token.filter(|t| !t.is_empty()),
         data_dir: args.data_dir,
+        consul_version: args.consul_version,
     };
     let agent = match DevAgent::start(config).await {
         Ok(a) => a,

@@ -89,9 +89,29 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // Behind a frozen Raft leader nothing expires until a new one is elected, which then
+        // restarts every session timer (Consul's leader does so when it takes over).
+        let (leaderless, new_leader) = {
+            let mut faults = shared.faults();
+            let now = std::time::Instant::now();
+            let leaderless = faults.leaderless(now);
+            let new_leader = match faults.frozen_leader.as_mut() {
+                Some(f) if !f.timers_reset && now >= f.elected_at => {
+                    f.timers_reset = true;
+                    true
+                }
+                _ => false,
+            };
+            (leaderless, new_leader)
+        };
         let due = shared.write(|s, now| {
-            s.expire_sessions(now);
-            s.expire_checks(now);
+            if new_leader {
+                s.reset_session_timers(now);
+            }
+            if !leaderless {
+                s.expire_sessions(now);
+                s.expire_checks(now);
+            }
             s.gc_lock_delays(now);
             s.due_http_checks(now)
         });

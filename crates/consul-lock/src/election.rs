@@ -1,18 +1,25 @@
 //! The leader election: Consul's own algorithm (consul-api.md §7, `api/lock.go`) plus the
-//! fencing token.
+//! fencing token, written for every supported Consul version and for a cluster under faults.
 //!
 //! One loop per node ([`Election::run`]): create a session bound to the node's service check and
-//! to `serfHealth`; renew it every TTL/2 (retry every second on error) in its own task; contend
-//! for `<prefix>/leader` (blocking reads; a txn `lock` with the official flag and a JSON value
-//! when the key is free, whose answer carries the ModifyIndex: the token); while leading, watch
-//! the key with blocking `?consistent` reads. Leadership ends at once, and the owner of the
-//! [`Leadership`] channel is told before anything else is done, on:
+//! to `serfHealth` (in the field the agent's version honours, read back to make sure); renew it
+//! every TTL/2 in its own task; contend for `<prefix>/leader` (blocking reads; when the key is
+//! free, a txn `lock` whose answer carries the ModifyIndex, the token, or before Consul 1.7 a
+//! KV `?acquire` and a `?consistent` read of the token); while leading, watch the key with
+//! blocking `?consistent` reads and ask the local agent every second whether it is there.
+//! Leadership ends at once, and the owner of the [`Leadership`] channel is told before
+//! anything else is done, on:
 //! - a renew answered 404 (the session is gone);
 //! - the watch seeing the key missing, unheld, or held by another session;
-//! - no successful renew or consistent read within one TTL by the local clock, counted from the
-//!   moment the proving request was *sent* (Consul keeps a session at least TTL after it
-//!   received the renew, so this node steps down before Consul could give the lock away; it
-//!   even steps down [`STEP_DOWN_EARLY_DIVISOR`]th of a TTL early).
+//! - the [`Lease`] running out: no proof within one TTL, or no answer from the local agent for
+//!   [`AGENT_LOST_AFTER`] (see `lease.rs`).
+//!
+//! **Nothing waits on a frozen server.** Every read and write here has a deadline shorter than
+//! the time Consul needs to hand the lock over: blocking reads of the lock key wait TTL/2 (a
+//! read forwarded to a Raft leader that froze is given up soon after and sent again, through
+//! the new leader), renews TTL/5, acquires and confirmations TTL/4. A write given up may still
+//! have been applied: a read that finds the key held by this node's session is confirmed with a
+//! `?consistent` read and taken as won.
 //!
 //! After a loss the session is released and destroyed in the background, the node waits
 //! lock-delay + [`REJOIN_PAUSE`] (so a follower already blocked on the key goes first) and
@@ -20,7 +27,8 @@
 //! session (this order starts no lock-delay, so a successor takes over at once).
 //!
 //! Must not: make any side effect of a leader itself (the owner of the channel does, carrying
-//! the token); announce leadership after shutdown was asked.
+//! the token); announce leadership after shutdown was asked; act on Consul's message text
+//! (`kv.rs` turns it into a [`Refusal`]).
 
 use std::time::Duration;
 
@@ -32,33 +40,33 @@ use tracing::{debug, error, info, warn};
 use crate::agent::check_id;
 use crate::error::ConsulError;
 use crate::http::Consul;
-use crate::kv::{next_index, Query, TxnOutcome, LOCK_FLAG};
+use crate::keepalive::{
+    cleanup_lost_session, log_error, monitor_loop, probe_loop, renew_loop, resign, MonitorEvent,
+    SessionHealth, RENEW_RETRY,
+};
+use crate::kv::{next_index, KvEntry, Query, Refusal, TxnOutcome, LOCK_FLAG};
 use crate::leader::{Leadership, LockValue};
+use crate::lease::{Expiry, Lease, AGENT_LOST_AFTER};
 use crate::retry::{shutdown_asked, sleep_or_shutdown, AbortOnDrop, Backoff};
-use crate::session::{go_duration, Renewal, ServiceCheckRef, SessionSpec};
+use crate::session::{go_duration, SessionSpec};
 use crate::settings::LockSettings;
+use crate::version::{Dialect, LockWrite};
 
 /// Pause between acquire attempts while a lock-delay is active.
 pub const LOCK_DELAY_RETRY: Duration = Duration::from_millis(250);
-/// Wait of a follower's blocking read of the lock key.
-pub const FOLLOW_WAIT: Duration = Duration::from_secs(60);
-/// Longest wait of the leader's `?consistent` watch (shorter with a short TTL).
-pub const MONITOR_MAX_WAIT: Duration = Duration::from_secs(60);
-/// Retry interval of a failed renew (and of a failed watch read), as `api/lock.go` does.
-pub const RENEW_RETRY: Duration = Duration::from_secs(1);
-/// A leader steps down 1/20 of a TTL early (0.5 s at 10 s): absorbs a difference of clock
-/// rates between this host and Consul's servers, and the delay of the step-down itself.
-pub const STEP_DOWN_EARLY_DIVISOR: u32 = 20;
+/// Longest wait of a blocking read of the lock key (a follower's, or the leader's watch); the
+/// wait is TTL/2 below this.
+pub const MAX_LOCK_READ_WAIT: Duration = Duration::from_secs(60);
 /// Added to the lock-delay before a node that lost the lock contends again.
 pub const REJOIN_PAUSE: Duration = Duration::from_secs(2);
+/// The wait of a blocking read of the lock key.
+fn lock_read_wait(ttl: Duration) -> Duration {
+    (ttl / 2).min(MAX_LOCK_READ_WAIT)
+}
 
-/// The session's liveness as the renewer sees it.
-#[derive(Debug, Clone, Copy)]
-struct SessionHealth {
-    /// When the last successful renew (or the create) was sent.
-    last_proof: Instant,
-    /// A renew was answered 404.
-    gone: bool,
+/// The deadline of an acquire (a Raft write) and of the `?consistent` read that confirms one.
+fn write_timeout(ttl: Duration) -> Duration {
+    ttl / 4
 }
 
 enum Contended {
@@ -76,17 +84,11 @@ enum TermEnd {
     Shutdown,
 }
 
-enum MonitorEvent {
-    /// A consistent read sent at this instant saw our session on the key.
-    Held(Instant),
-    /// The key is no longer ours.
-    Lost(String),
-}
-
 /// The election loop of one node.
 pub(crate) struct Election {
     pub(crate) consul: Consul,
     pub(crate) settings: LockSettings,
+    pub(crate) dialect: Dialect,
     pub(crate) leadership: watch::Sender<Leadership>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -103,6 +105,7 @@ impl Election {
     /// Runs until shutdown is asked; resigns on the way out.
     pub(crate) async fn run(mut self) {
         let mut backoff = Backoff::new();
+        let mut binding_checked = false;
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -126,8 +129,12 @@ impl Election {
             };
             backoff.reset();
             debug!(session = %id, "lock session created");
+            if !binding_checked {
+                binding_checked = self.check_binding(&id).await;
+            }
             let (health_tx, health) = watch::channel(SessionHealth {
                 last_proof: created_at,
+                agent_seen: created_at,
                 gone: false,
             });
             let renewer = AbortOnDrop::spawn(renew_loop(
@@ -190,15 +197,42 @@ impl Election {
     }
 
     fn session_spec(&self) -> SessionSpec {
-        SessionSpec {
+        let mut spec = SessionSpec {
             name: format!("cronnode leader ({})", self.settings.node),
             behavior: "release".to_string(),
             ttl: go_duration(self.ttl()),
             lock_delay: go_duration(self.settings.lock_delay),
-            node_checks: vec!["serfHealth".to_string()],
-            service_checks: vec![ServiceCheckRef {
-                id: check_id(&self.settings.node),
-            }],
+            node_checks: None,
+            service_checks: None,
+            checks: None,
+        };
+        spec.bind(self.dialect.checks, &check_id(&self.settings.node));
+        spec
+    }
+
+    /// Reads the new session back: is it bound to the service check? An agent can ignore the
+    /// field that binds it without a word (one between versions in a cluster being upgraded).
+    /// True once the question is settled (either way).
+    async fn check_binding(&self, id: &str) -> bool {
+        let check = check_id(&self.settings.node);
+        match self.consul.session_info(id).await {
+            Ok(Some(info)) if info.bound_to(&check) => true,
+            Ok(Some(_)) => {
+                error!(
+                    session = %id,
+                    consul = %self.dialect.version,
+                    "the lock session is not bound to the check {check}: the Consul agent ignored \
+                     the binding; a crashed leader is replaced only when its session TTL runs \
+                     out (up to 2 x TTL + lock-delay)"
+                );
+                true
+            }
+            // Gone already, or no answer: ask again with the next session.
+            Ok(None) => false,
+            Err(e) => {
+                log_error("reading the lock session back", &e);
+                false
+            }
         }
     }
 
@@ -213,17 +247,19 @@ impl Election {
     }
 
     /// Follows until the key is ours, the session is gone, or shutdown is asked.
-    async fn contend(&mut self, id: &str, mut health: watch::Receiver<SessionHealth>) -> Contended {
+    async fn contend(&self, id: &str, mut health: watch::Receiver<SessionHealth>) -> Contended {
         let key = self.key();
+        let wait = lock_read_wait(self.ttl());
         let mut index = 0;
         let mut backoff = Backoff::new();
+        // A copy, so the select below can borrow `self` for the acquire.
+        let mut shutdown = self.shutdown.clone();
         loop {
-            let sent = Instant::now();
             let read = tokio::select! {
                 biased;
-                _ = shutdown_asked(&mut self.shutdown) => return Contended::Shutdown,
+                _ = shutdown_asked(&mut shutdown) => return Contended::Shutdown,
                 _ = health.wait_for(|h| h.gone) => return Contended::SessionGone,
-                r = self.consul.kv_get(&key, Query::blocking(index, FOLLOW_WAIT)) => r,
+                r = self.consul.kv_get(&key, Query::blocking(index, wait)) => r,
             };
             let entry = match read {
                 Ok((entry, idx)) => {
@@ -234,25 +270,18 @@ impl Election {
                 Err(e) => {
                     log_error("reading the lock key", &e);
                     index = 0;
-                    if !sleep_or_shutdown(backoff.next_delay(), &mut self.shutdown).await {
+                    if !sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
                         return Contended::Shutdown;
                     }
                     continue;
                 }
             };
             match entry.as_ref().and_then(|e| e.session.as_deref()) {
-                // Ours already: an acquire whose answer was lost.
-                Some(holder) if holder == id => {
-                    if let Some(e) = entry {
-                        let value =
-                            serde_json::from_slice(&e.value).unwrap_or_else(|_| self.lock_value());
-                        return Contended::Leader {
-                            token: e.modify_index,
-                            value,
-                            proof: sent,
-                        };
-                    }
-                }
+                // Ours already: an acquire whose answer was lost or given up.
+                Some(holder) if holder == id => match self.confirm(id).await {
+                    Some(won) => return won,
+                    None => continue,
+                },
                 // Held by another: block on the index.
                 Some(_) => continue,
                 None => {}
@@ -267,41 +296,113 @@ impl Election {
                 }
             }
             let value = self.lock_value();
-            let body = serde_json::to_vec(&value).unwrap_or_default();
             let sent = Instant::now();
-            let locked = tokio::select! {
+            let attempt = tokio::select! {
                 biased;
-                _ = shutdown_asked(&mut self.shutdown) => return Contended::Shutdown,
-                r = self.consul.kv_lock(&key, &body, LOCK_FLAG, id) => r,
+                _ = shutdown_asked(&mut shutdown) => return Contended::Shutdown,
+                r = self.acquire(id, &value) => r,
             };
-            match locked {
-                Ok(TxnOutcome::Written(e)) => {
+            let refusal = match attempt {
+                Ok(Acquired::Won(token)) => {
                     return Contended::Leader {
-                        token: e.modify_index,
+                        token,
                         value,
                         proof: sent,
                     }
                 }
-                Ok(TxnOutcome::Refused(what)) if what.contains("invalid session") => {
-                    return Contended::SessionGone
-                }
-                Ok(TxnOutcome::Refused(what)) => {
-                    // Lock-delay active, or someone was faster: read again (at once).
-                    debug!(%what, "lock not acquired");
-                    if what.contains("lock delay") || !what.contains("already held") {
-                        index = 0;
-                        if !sleep_or_shutdown(LOCK_DELAY_RETRY, &mut self.shutdown).await {
-                            return Contended::Shutdown;
-                        }
-                    }
-                }
+                Ok(Acquired::Confirm) => match self.confirm(id).await {
+                    Some(won) => return won,
+                    None => continue,
+                },
+                Ok(Acquired::Refused(r)) => r,
                 Err(e) => {
                     log_error("acquiring the lock", &e);
                     index = 0;
-                    if !sleep_or_shutdown(backoff.next_delay(), &mut self.shutdown).await {
+                    if !sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
+                        return Contended::Shutdown;
+                    }
+                    continue;
+                }
+            };
+            debug!(%refusal, "lock not acquired");
+            match refusal {
+                Refusal::InvalidSession => return Contended::SessionGone,
+                // Someone was faster: the read with our index answers at once and then blocks
+                // on the new holder.
+                Refusal::Held => {}
+                // Lock-delay, or (KV) not said which: read again after a pause.
+                Refusal::LockDelay
+                | Refusal::HeldOrDelayed
+                | Refusal::Stale
+                | Refusal::Other(_) => {
+                    index = 0;
+                    if !sleep_or_shutdown(LOCK_DELAY_RETRY, &mut shutdown).await {
                         return Contended::Shutdown;
                     }
                 }
+            }
+        }
+    }
+
+    /// One acquire in the dialect of the agent.
+    async fn acquire(&self, id: &str, value: &LockValue) -> Result<Acquired, ConsulError> {
+        let key = self.key();
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        let timeout = write_timeout(self.ttl());
+        match self.dialect.lock {
+            LockWrite::Txn => Ok(
+                match self
+                    .consul
+                    .kv_lock(&key, &body, LOCK_FLAG, id, timeout)
+                    .await?
+                {
+                    TxnOutcome::Written(e) => {
+                        warn_foreign_flags(&e, &self.dialect);
+                        Acquired::Won(e.modify_index)
+                    }
+                    TxnOutcome::Refused(r) => Acquired::Refused(r),
+                },
+            ),
+            LockWrite::KvAcquire => Ok(
+                match self
+                    .consul
+                    .kv_acquire(&key, &body, LOCK_FLAG, id, timeout)
+                    .await?
+                {
+                    Ok(()) => Acquired::Confirm,
+                    Err(r) => Acquired::Refused(r),
+                },
+            ),
+        }
+    }
+
+    /// Confirms with a `?consistent` read that the key is held by session `id`; the token is
+    /// its ModifyIndex (the acquire's, or a later write's: larger than every earlier term's
+    /// either way). `None`: not confirmed (not ours, or no answer), contend on.
+    async fn confirm(&self, id: &str) -> Option<Contended> {
+        let sent = Instant::now();
+        let read = self
+            .consul
+            .kv_get_within(
+                &self.key(),
+                Query::consistent(),
+                Some(write_timeout(self.ttl())),
+            )
+            .await;
+        match read {
+            Ok((Some(e), _)) if e.session.as_deref() == Some(id) => {
+                warn_foreign_flags(&e, &self.dialect);
+                let value = serde_json::from_slice(&e.value).unwrap_or_else(|_| self.lock_value());
+                Some(Contended::Leader {
+                    token: e.modify_index,
+                    value,
+                    proof: sent,
+                })
+            }
+            Ok(_) => None,
+            Err(e) => {
+                log_error("confirming the lock", &e);
+                None
             }
         }
     }
@@ -315,36 +416,49 @@ impl Election {
         acquired: Instant,
     ) -> TermEnd {
         let ttl = self.ttl();
-        let proof_lasts = ttl - ttl / STEP_DOWN_EARLY_DIVISOR;
         let (tx, mut events) = mpsc::channel(8);
         let _monitor = AbortOnDrop::spawn(monitor_loop(
             self.consul.clone(),
             self.key(),
             id.to_string(),
-            (ttl / 2).min(MONITOR_MAX_WAIT),
-            tx,
+            lock_read_wait(ttl),
+            tx.clone(),
         ));
-        let mut last_proof = acquired.max(health.borrow_and_update().last_proof);
+        let _probe = AbortOnDrop::spawn(probe_loop(self.consul.clone(), tx));
+        let mut lease = Lease::new(ttl, acquired);
+        let h = *health.borrow_and_update();
+        lease.proved(h.last_proof);
+        lease.agent_answered(h.agent_seen);
         let end = loop {
             if health.borrow().gone {
                 break TermEnd::Lost("the session is gone (renew answered 404)".to_string());
             }
+            let (expiry, why) = lease.expiry();
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(last_proof + proof_lasts) => {
-                    break TermEnd::Lost(format!(
-                        "no successful renew or consistent read within one TTL ({ttl:?})"
-                    ));
+                _ = tokio::time::sleep_until(expiry) => {
+                    break TermEnd::Lost(match why {
+                        Expiry::NoProof => format!(
+                            "no successful renew or consistent read within one TTL ({ttl:?})"
+                        ),
+                        Expiry::AgentLost => format!(
+                            "the local Consul agent answered nothing for {AGENT_LOST_AFTER:?}: \
+                             its node is about to be declared failed"
+                        ),
+                    });
                 }
                 _ = shutdown_asked(&mut self.shutdown) => break TermEnd::Shutdown,
                 changed = health.changed() => {
                     if changed.is_err() {
                         break TermEnd::Lost("the session renewer stopped".to_string());
                     }
-                    last_proof = last_proof.max(health.borrow_and_update().last_proof);
+                    let h = *health.borrow_and_update();
+                    lease.proved(h.last_proof);
+                    lease.agent_answered(h.agent_seen);
                 }
                 ev = events.recv() => match ev {
-                    Some(MonitorEvent::Held(sent)) => last_proof = last_proof.max(sent),
+                    Some(MonitorEvent::Held(sent)) => lease.proved(sent),
+                    Some(MonitorEvent::AgentAnswered(sent)) => lease.agent_answered(sent),
                     Some(MonitorEvent::Lost(reason)) => break TermEnd::Lost(reason),
                     None => break TermEnd::Lost("the lock watch stopped".to_string()),
                 },
@@ -355,120 +469,43 @@ impl Election {
     }
 }
 
-/// Renews the session every TTL/2, every [`RENEW_RETRY`] after an error, until it is gone.
-async fn renew_loop(
-    consul: Consul,
-    id: String,
-    ttl: Duration,
-    health: watch::Sender<SessionHealth>,
-) {
-    let interval = ttl / 2;
-    let mut next = Instant::now() + interval;
-    loop {
-        tokio::time::sleep_until(next).await;
-        let sent = Instant::now();
-        match consul.session_renew(&id).await {
-            Ok(Renewal::Renewed(_)) => {
-                health.send_modify(|h| h.last_proof = h.last_proof.max(sent));
-                next = sent + interval;
-            }
-            Ok(Renewal::Gone) => {
-                health.send_modify(|h| h.gone = true);
-                return;
-            }
-            Err(e) => {
-                log_error("renewing the lock session", &e);
-                next = Instant::now() + RENEW_RETRY;
-            }
-        }
+/// What one acquire came to.
+enum Acquired {
+    /// Won, with the token from the write's own answer.
+    Won(u64),
+    /// Acquired (KV), the token still to read.
+    Confirm,
+    /// Refused.
+    Refused(Refusal),
+}
+
+/// The lock flag must survive the write, or `consul lock` and the official clients see a
+/// foreign key (the case of a txn through an agent older than 1.7).
+fn warn_foreign_flags(e: &KvEntry, dialect: &Dialect) {
+    if e.flags != LOCK_FLAG {
+        warn!(
+            flags = e.flags,
+            consul = %dialect.version,
+            "the lock key was written with flags {:#x} instead of the lock flag {LOCK_FLAG:#x}",
+            e.flags
+        );
     }
 }
 
-/// Watches the lock key with blocking `?consistent` reads while leading.
-async fn monitor_loop(
-    consul: Consul,
-    key: String,
-    id: String,
-    wait: Duration,
-    events: mpsc::Sender<MonitorEvent>,
-) {
-    let mut index = 0;
-    loop {
-        let sent = Instant::now();
-        let q = Query {
-            index,
-            wait,
-            consistent: true,
-        };
-        match consul.kv_get(&key, q).await {
-            Ok((entry, idx)) => {
-                index = next_index(index, idx);
-                let event = match entry {
-                    None => MonitorEvent::Lost("the lock key was deleted".to_string()),
-                    Some(e) => match e.session {
-                        Some(s) if s == id => MonitorEvent::Held(sent),
-                        Some(other) => MonitorEvent::Lost(format!(
-                            "the lock key is held by another session ({other})"
-                        )),
-                        None => MonitorEvent::Lost("the lock key was released".to_string()),
-                    },
-                };
-                let lost = matches!(event, MonitorEvent::Lost(_));
-                if events.send(event).await.is_err() || lost {
-                    return;
-                }
-            }
-            Err(e) => {
-                log_error("watching the lock key", &e);
-                tokio::time::sleep(RENEW_RETRY).await;
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keepalive::renew_timeout;
 
-/// Graceful resign: release the key (writing the value back), then destroy the session.
-async fn resign(consul: &Consul, key: &str, value: &[u8], id: &str) {
-    match consul.kv_release(key, value, LOCK_FLAG, id).await {
-        Ok(true) => {}
-        Ok(false) => debug!("the lock was no longer held by this session"),
-        Err(e) => log_error("releasing the lock", &e),
-    }
-    if let Err(e) = consul.session_destroy(id).await {
-        log_error("destroying the lock session", &e);
-    }
-}
-
-/// After a loss: release and destroy the old session, retrying while Consul is unreachable,
-/// until the session would have expired anyway (2×TTL plus a margin).
-async fn cleanup_lost_session(
-    consul: Consul,
-    key: String,
-    value: Vec<u8>,
-    id: String,
-    ttl: Duration,
-) {
-    let give_up = Instant::now() + ttl * 2 + RENEW_RETRY * 5;
-    let mut backoff = Backoff::new();
-    let mut released = false;
-    while Instant::now() < give_up {
-        if !released {
-            released = consul
-                .kv_release(&key, &value, LOCK_FLAG, &id)
-                .await
-                .is_ok();
-        }
-        if released && consul.session_destroy(&id).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-/// ACL errors need the operator: log them as errors; the rest are expected during outages.
-fn log_error(what: &str, e: &ConsulError) {
-    if e.is_transient() {
-        warn!(error = %e, "{what}");
-    } else {
-        error!(error = %e, "{what}");
+    #[test]
+    fn every_wait_is_shorter_than_a_failover() {
+        let ttl = Duration::from_secs(10);
+        assert_eq!(lock_read_wait(ttl), Duration::from_secs(5));
+        assert_eq!(renew_timeout(ttl), Duration::from_secs(2));
+        assert_eq!(write_timeout(ttl), Duration::from_millis(2500));
+        assert_eq!(
+            lock_read_wait(Duration::from_secs(3600)),
+            MAX_LOCK_READ_WAIT
+        );
     }
 }

@@ -101,6 +101,15 @@ impl ConsulError {
         }
     }
 
+    /// True when Consul answered at all (any status, or a body this client cannot read): the
+    /// agent process is there, whatever it said.
+    pub fn answered(&self) -> bool {
+        matches!(
+            self,
+            ConsulError::Denied { .. } | ConsulError::Status { .. } | ConsulError::Decode { .. }
+        )
+    }
+
     /// True when retrying later may succeed (no answer, or a 5xx / 429).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -9,10 +9,12 @@
 //!   recursive read instead of being reported alone;
 //! - it sets no HTTP timeout on blocking reads (we need one above wait × 17/16);
 //! - it has no sessions, agent checks, transactions (the txn `lock` verb returns the fencing
-//!   token in the same answer), and its errors do not name the endpoint.
+//!   token in the same answer), and its errors do not name the endpoint;
+//! - its delete always sends `?recurse=<bool>`, which Consul reads as a tree delete (deleting
+//!   job `a` would delete job `ab`), so deletes go through [`Consul::call`] too.
 //!
-//! rs-consul is used for the KV writes it does well (`?release` with flags, deletes), always
-//! under a deadline and with its errors mapped to [`ConsulError`] naming the endpoint.
+//! rs-consul is used for the one KV write it does well, `?release` with flags, always under a
+//! deadline and with its errors mapped to [`ConsulError`] naming the endpoint.
 //!
 //! Must not: log or return the ACL token; retry (callers own their retry policy).
 

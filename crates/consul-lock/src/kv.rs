@@ -1,8 +1,9 @@
 //! Consul KV: reads (plain, `?consistent`, blocking, recursive) and the writes the lock and the
 //! job store need (txn `lock` and `cas`, `?release`, delete).
 //!
-//! Reads, transactions and deletes go through [`Consul::call`] (see `http.rs` for why);
-//! `?release` through rs-consul. Keys are passed as they are stored: callers build them only from
+//! Reads, transactions, acquires and deletes go through [`Consul::call`] (see `http.rs` for
+//! why); `?release` through rs-consul. Consul's refusals (`lock is already held`, `due to lock
+//! delay`, ...) become a [`Refusal`] here, once: nobody above this module reads their text. Keys are passed as they are stored: callers build them only from
 //! the prefix and validated ids, so no escaping is needed (the alphabet is `[A-Za-z0-9_.-/]`).
 //!
 //! Start at [`Consul::kv_get`]; the blocking-query client rules of consul-api.md §3 are in
@@ -24,8 +25,10 @@ pub const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
 /// Longest wait Consul honours for a blocking query.
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 
-/// Margin above Consul's jitter (wait/16) for a blocking request's HTTP deadline.
-const BLOCKING_MARGIN: Duration = Duration::from_secs(5);
+/// Margin above Consul's jitter (wait/16) for a blocking request's HTTP deadline: enough for an
+/// answer on a LAN, short enough that a read hung behind a frozen Raft leader is given up soon
+/// after its wait (and sent again, through the new leader).
+const BLOCKING_MARGIN: Duration = Duration::from_secs(2);
 
 /// One KV entry as Consul returns it, with the value decoded from base64.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +164,58 @@ pub fn next_index(previous: u64, answered: u64) -> u64 {
 pub enum TxnOutcome {
     /// Written: the entry as it is after the write (ModifyIndex = the write's index).
     Written(KvEntry),
-    /// Refused as an expected outcome: Consul's message (`lock is already held`,
-    /// `due to lock delay`, `index is stale`, `invalid session`).
-    Refused(String),
+    /// Refused as an expected outcome.
+    Refused(Refusal),
+}
+
+/// Why Consul refused a lock or check-and-set write: its answer's text, read once, here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Another session holds the key (txn: `lock is already held`).
+    Held,
+    /// The key is under a lock-delay (txn: `due to lock delay`).
+    LockDelay,
+    /// A KV `?acquire` answered `false`: held by another session, or under a lock-delay (the
+    /// KV endpoint does not say which; a read does).
+    HeldOrDelayed,
+    /// The session is unknown to Consul: it expired or was invalidated (`invalid session`).
+    InvalidSession,
+    /// A check-and-set met another index (`index is stale`).
+    Stale,
+    /// Any other refusal: Consul's message.
+    Other(String),
+}
+
+impl Refusal {
+    /// Reads Consul's message (a txn error's `What`, or a KV write's error body).
+    pub(crate) fn from_message(what: &str) -> Refusal {
+        if what.contains("lock is already held") {
+            Refusal::Held
+        } else if what.contains("due to lock delay") {
+            Refusal::LockDelay
+        } else if what.contains("invalid session") {
+            Refusal::InvalidSession
+        } else if what.contains("index is stale") {
+            Refusal::Stale
+        } else {
+            Refusal::Other(what.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Held => f.write_str("the lock is held by another session"),
+            Refusal::LockDelay => f.write_str("the key is under a lock-delay"),
+            Refusal::HeldOrDelayed => {
+                f.write_str("the lock is held by another session or under a lock-delay")
+            }
+            Refusal::InvalidSession => f.write_str("the session is unknown to Consul"),
+            Refusal::Stale => f.write_str("the key's index moved"),
+            Refusal::Other(what) => f.write_str(what),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -193,7 +245,22 @@ impl Consul {
     /// Reads one key. A missing key is `None`; the index is `X-Consul-Index` (for a missing key
     /// too, so it can be watched).
     pub async fn kv_get(&self, key: &str, q: Query) -> Result<(Option<KvEntry>, u64), ConsulError> {
-        let (params, timeout) = q.params();
+        self.kv_get_within(key, q, None).await
+    }
+
+    /// [`Consul::kv_get`] with a deadline of the caller's for a read that does not block
+    /// (`None`: [`REQUEST_TIMEOUT`]); a blocking read's deadline always follows its wait.
+    pub(crate) async fn kv_get_within(
+        &self,
+        key: &str,
+        q: Query,
+        timeout: Option<Duration>,
+    ) -> Result<(Option<KvEntry>, u64), ConsulError> {
+        let (params, mut deadline) = q.params();
+        if q.index == 0 {
+            deadline = timeout.unwrap_or(deadline);
+        }
+        let timeout = deadline;
         let path = format!("/v1/kv/{key}?{}", params.trim_start_matches('&'));
         let (entries, index) = self.kv_read(&path, timeout).await?;
         Ok((entries.into_iter().next(), index))
@@ -281,20 +348,58 @@ impl Consul {
         }
     }
 
-    /// Acquires `key` for `session` with a txn `lock`, which answers with the write's
-    /// ModifyIndex (the fencing token) in the same round trip.
+    /// Acquires `key` for `session` with a txn `lock` within `timeout`, which answers with
+    /// the write's ModifyIndex (the fencing token) in the same round trip. Consul before 1.7
+    /// rounds `flags` here (see `version.rs`): use [`Consul::kv_acquire`] there.
     pub async fn kv_lock(
         &self,
         key: &str,
         value: &[u8],
         flags: u64,
         session: &str,
+        timeout: Duration,
     ) -> Result<TxnOutcome, ConsulError> {
         let op = serde_json::json!({"KV": {
             "Verb": "lock", "Key": key, "Flags": flags, "Session": session,
             "Value": base64::engine::general_purpose::STANDARD.encode(value),
         }});
-        self.txn_one(op).await
+        self.txn_one(op, timeout).await
+    }
+
+    /// Acquires `key` for `session` with `PUT /v1/kv/<key>?acquire=&flags=` within `timeout`:
+    /// `Ok(())` when acquired (the answer carries no index: read the key for the token).
+    pub async fn kv_acquire(
+        &self,
+        key: &str,
+        value: &[u8],
+        flags: u64,
+        session: &str,
+        timeout: Duration,
+    ) -> Result<Result<(), Refusal>, ConsulError> {
+        let path = format!(
+            "/v1/kv/{key}?acquire={}&flags={flags}",
+            crate::http::encode_query(session)
+        );
+        let endpoint = crate::http::endpoint(&Method::PUT, &path);
+        let answer = self
+            .call(Method::PUT, &path, Some(value.to_vec()), timeout)
+            .await?;
+        if answer.status != 200 {
+            let e = ConsulError::from_status(&endpoint, answer.status, &answer.body);
+            // An unknown session is a 500 on this endpoint, and an expected outcome.
+            return match e.message().map(Refusal::from_message) {
+                Some(Refusal::InvalidSession) => Ok(Err(Refusal::InvalidSession)),
+                _ => Err(e),
+            };
+        }
+        match serde_json::from_slice::<bool>(&answer.body) {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => Ok(Err(Refusal::HeldOrDelayed)),
+            Err(e) => Err(ConsulError::Decode {
+                endpoint,
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Writes `key` only if its ModifyIndex is `index` (0: only if it does not exist).
@@ -308,24 +413,29 @@ impl Consul {
             "Verb": "cas", "Key": key, "Index": index,
             "Value": base64::engine::general_purpose::STANDARD.encode(value),
         }});
-        self.txn_one(op).await
+        self.txn_one(op, REQUEST_TIMEOUT).await
     }
 
-    async fn txn_one(&self, op: serde_json::Value) -> Result<TxnOutcome, ConsulError> {
-        let (endpoint, status, body) = self.txn_send(&[op]).await?;
+    async fn txn_one(
+        &self,
+        op: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<TxnOutcome, ConsulError> {
+        let (endpoint, status, body) = self.txn_send(&[op], timeout).await?;
         parse_txn(&endpoint, status, &body)
     }
 
     /// Runs `ops` as one transaction (all applied at one Raft index, or none).
     pub(crate) async fn kv_txn(&self, ops: &[KvOp<'_>]) -> Result<TxnResults, ConsulError> {
         let ops: Vec<serde_json::Value> = ops.iter().map(|op| op.to_json()).collect();
-        let (endpoint, status, body) = self.txn_send(&ops).await?;
+        let (endpoint, status, body) = self.txn_send(&ops, REQUEST_TIMEOUT).await?;
         parse_txn_all(&endpoint, status, &body)
     }
 
     async fn txn_send(
         &self,
         ops: &[serde_json::Value],
+        timeout: Duration,
     ) -> Result<(String, u16, bytes::Bytes), ConsulError> {
         const PATH: &str = "/v1/txn";
         let endpoint = crate::http::endpoint(&Method::PUT, PATH);
@@ -333,9 +443,7 @@ impl Consul {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         })?;
-        let answer = self
-            .call(Method::PUT, PATH, Some(body), REQUEST_TIMEOUT)
-            .await?;
+        let answer = self.call(Method::PUT, PATH, Some(body), timeout).await?;
         Ok((endpoint, answer.status, answer.body))
     }
 
@@ -424,7 +532,7 @@ pub(crate) enum TxnResults {
 
 fn parse_txn(endpoint: &str, status: u16, body: &[u8]) -> Result<TxnOutcome, ConsulError> {
     match parse_txn_all(endpoint, status, body)? {
-        TxnResults::Refused(what) => Ok(TxnOutcome::Refused(what)),
+        TxnResults::Refused(what) => Ok(TxnOutcome::Refused(Refusal::from_message(&what))),
         TxnResults::Applied(entries) => entries
             .into_iter()
             .next()
@@ -491,12 +599,31 @@ mod tests {
         let body = br#"{"Results":null,"Errors":[{"OpIndex":0,"What":"failed to lock key \"k\" due to lock delay"}]}"#;
         assert_eq!(
             parse_txn("PUT /v1/txn", 409, body).unwrap(),
-            TxnOutcome::Refused("failed to lock key \"k\" due to lock delay".to_string())
+            TxnOutcome::Refused(Refusal::LockDelay)
         );
         let e = parse_txn("PUT /v1/txn", 403, b"ACL not found").unwrap_err();
         assert_eq!(e.status(), Some(403));
         let e = parse_txn("PUT /v1/txn", 500, b"No cluster leader").unwrap_err();
         assert!(e.to_string().contains("No cluster leader"));
+    }
+
+    #[test]
+    fn refusals_are_read_once_into_an_enum() {
+        let r = Refusal::from_message;
+        assert_eq!(
+            r("failed to lock key \"k\", lock is already held"),
+            Refusal::Held
+        );
+        assert_eq!(
+            r("failed to lock key \"k\" due to lock delay"),
+            Refusal::LockDelay
+        );
+        assert_eq!(r("invalid session \"9f1c\""), Refusal::InvalidSession);
+        assert_eq!(r("failed to set key \"k\", index is stale"), Refusal::Stale);
+        assert_eq!(
+            r("failed session check for key \"k\""),
+            Refusal::Other("failed session check for key \"k\"".to_string())
+        );
     }
 
     #[test]

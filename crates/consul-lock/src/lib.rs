@@ -12,7 +12,11 @@
 //!   one thin hyper call for what rs-consul cannot say (its header says what and why).
 //! - `kv.rs`, `session.rs`, `agent.rs`: the Consul endpoints (consul-api.md §1-5).
 //! - `election.rs`: the leader election (consul-api.md §7) and the fencing token. **Start
-//!   here** to understand leadership; [`node`] wires it with the service registration.
+//!   here** to understand leadership; [`node`] wires it with the service registration;
+//!   `lease.rs` is the rule of when a leader steps down (pure, over instants); `keepalive.rs`
+//!   the tasks beside it (renewer, lock watch, agent probe, resign and clean-up).
+//! - `version.rs`: the agent's version, [`MIN_CONSUL_VERSION`], and what differs between the
+//!   supported versions.
 //! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`], [`vouched_leader`] (the
 //!   leader's registered instance: where a node may send its API token).
 //! - `stored_job.rs`: a job as stored ([`StoredJob`]): the sharded layout (jobs at
@@ -44,8 +48,10 @@ mod election;
 mod error;
 mod http;
 mod job_set;
+mod keepalive;
 mod kv;
 mod leader;
+mod lease;
 pub mod node;
 mod retry;
 mod session;
@@ -54,20 +60,23 @@ mod store;
 mod store_page;
 mod store_watch;
 mod stored_job;
+mod version;
 
 pub use agent::{check_id, nodes, service_id, NodeStatus, LEADER_TAG, SERVICE_NAME};
 pub use config::{
     parse_ssl, ConsulConfig, DEFAULT_ADDR, ENV_ADDR, ENV_CACERT, ENV_CLIENT_CERT, ENV_SSL,
     ENV_TOKEN,
 };
-pub use election::{FOLLOW_WAIT, LOCK_DELAY_RETRY, REJOIN_PAUSE, RENEW_RETRY};
+pub use election::{LOCK_DELAY_RETRY, MAX_LOCK_READ_WAIT, REJOIN_PAUSE};
 pub use error::{ConsulError, StoreError};
 pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use job_set::{JobChange, JobSet};
-pub use kv::{KvEntry, Query, TxnOutcome, LOCK_FLAG, MAX_WAIT};
+pub use keepalive::{AGENT_PROBE_EVERY, RENEW_RETRY};
+pub use kv::{KvEntry, Query, Refusal, TxnOutcome, LOCK_FLAG, MAX_WAIT};
 pub use leader::{
     leader_info, vouched_leader, LeaderInfo, LeaderInstance, Leadership, LockValue, VouchedLeader,
 };
+pub use lease::{AGENT_LOST_AFTER, STEP_DOWN_EARLY_DIVISOR};
 pub use node::{Node, NodeHandle};
 pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
 pub use session::SessionInfo;
@@ -80,3 +89,4 @@ pub use store::{JobStore, MAX_JOB_BYTES};
 pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
 pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};
 pub use stored_job::{check_job_id, shard_of, InvalidEntry, StoredJob, SHARDS};
+pub use version::{ConsulVersion, UnsupportedVersion, MIN_CONSUL_VERSION, SPLIT_CHECKS_SINCE};

@@ -1,7 +1,9 @@
 //! A cronnode node in Consul: its service registration, its TTL check, and its election.
 //!
-//! [`Node::start`] spawns one supervisor task that registers the service (check passing) before
-//! anything else, because the lock session binds to that check; then runs the check loop
+//! [`Node::start`] spawns one supervisor task that reads the agent's version (refusing, through
+//! [`NodeHandle::refused`], an agent older than cronnode supports), then registers the service
+//! (check passing) before anything else, because the lock session binds to that check; then
+//! runs the check loop
 //! (pass every TTL/2, register again when the agent forgot the check, move the `leader` tag
 //! when leadership changes) beside the election (`election.rs`). [`NodeHandle::shutdown`]
 //! resigns (release, then destroy the session) and deregisters the service.
@@ -11,15 +13,16 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::agent::{CheckPass, ServiceSpec};
 use crate::election::Election;
 use crate::error::ConsulError;
-use crate::http::Consul;
+use crate::http::{Consul, REQUEST_TIMEOUT};
 use crate::leader::Leadership;
 use crate::retry::{shutdown_asked, sleep_or_shutdown, AbortOnDrop, Backoff};
 use crate::settings::{LockSettings, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TTL};
+use crate::version::UnsupportedVersion;
 
 /// Retry interval of a failed check pass or registration.
 pub const CHECK_RETRY: Duration = Duration::from_secs(1);
@@ -36,6 +39,7 @@ pub struct Node;
 #[derive(Debug)]
 pub struct NodeHandle {
     leadership: watch::Receiver<Leadership>,
+    refusal: watch::Receiver<Option<UnsupportedVersion>>,
     shutdown: watch::Sender<bool>,
     supervisor: AbortOnDrop,
 }
@@ -47,11 +51,18 @@ impl Node {
     pub fn start(consul: Consul, settings: LockSettings) -> NodeHandle {
         let settings = clamp(settings);
         let (leadership_tx, leadership) = watch::channel(Leadership::Follower);
+        let (refusal_tx, refusal) = watch::channel(None);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let supervisor =
-            AbortOnDrop::spawn(supervise(consul, settings, leadership_tx, shutdown_rx));
+        let supervisor = AbortOnDrop::spawn(supervise(
+            consul,
+            settings,
+            leadership_tx,
+            refusal_tx,
+            shutdown_rx,
+        ));
         NodeHandle {
             leadership,
+            refusal,
             shutdown,
             supervisor,
         }
@@ -63,6 +74,21 @@ impl NodeHandle {
     /// It turns `Follower` before anything else happens when the lock is lost.
     pub fn leadership(&self) -> watch::Receiver<Leadership> {
         self.leadership.clone()
+    }
+
+    /// Resolves if the node refuses to run against its agent (older than
+    /// [`crate::MIN_CONSUL_VERSION`]); the node then has stopped without registering anything.
+    /// Never resolves otherwise.
+    pub async fn refused(&self) -> UnsupportedVersion {
+        let mut rx = self.refusal.clone();
+        loop {
+            if let Some(r) = rx.borrow_and_update().clone() {
+                return r;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Resigns (releases the lock, then destroys the session) and deregisters the service.
@@ -93,8 +119,34 @@ async fn supervise(
     consul: Consul,
     settings: LockSettings,
     leadership: watch::Sender<Leadership>,
+    refusal: watch::Sender<Option<UnsupportedVersion>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The version first: it decides how the session and the lock are written, and whether
+    // this node may run at all.
+    let mut backoff = Backoff::new();
+    let dialect = loop {
+        match consul.dialect(REQUEST_TIMEOUT).await {
+            Ok(Ok(d)) => break d,
+            Ok(Err(unsupported)) => {
+                error!(error = %unsupported, "refusing to start");
+                refusal.send_replace(Some(unsupported));
+                return;
+            }
+            Err(e) => {
+                // A 403 needs the operator (the token lacks agent:read); the rest is an outage.
+                if e.is_transient() {
+                    warn!(error = %e, "reading the Consul agent's version");
+                } else {
+                    error!(error = %e, "reading the Consul agent's version");
+                }
+                if !sleep_or_shutdown(backoff.next_delay(), &mut shutdown).await {
+                    return;
+                }
+            }
+        }
+    };
+    info!(consul = %dialect.version, "Consul agent version read");
     let spec = ServiceSpec {
         node: settings.node.clone(),
         api_addr: settings.api_addr.clone(),
@@ -104,7 +156,7 @@ async fn supervise(
         meta: settings.meta.clone(),
     };
     // The session binds to the check: register first.
-    let mut backoff = Backoff::new();
+    backoff.reset();
     loop {
         match consul.service_register(&spec).await {
             Ok(()) => break,
@@ -126,6 +178,7 @@ async fn supervise(
     let election = Election {
         consul: consul.clone(),
         settings: settings.clone(),
+        dialect,
         leadership,
         shutdown: shutdown.clone(),
     };

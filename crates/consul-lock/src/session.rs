@@ -1,7 +1,9 @@
 //! Consul sessions: create, renew, destroy, info (consul-api.md §1).
 //!
 //! A renew answered 404 is an expected outcome ([`Renewal::Gone`]): the session expired or was
-//! invalidated, and whoever held a lock with it no longer does.
+//! invalidated, and whoever held a lock with it no longer does. How a session names its checks
+//! depends on the agent's version ([`crate::version::ChecksField`]); [`SessionInfo::bound_to`]
+//! reads the binding back whichever way it was written.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConsulError;
 use crate::http::{Consul, REQUEST_TIMEOUT};
+use crate::version::ChecksField;
 
 /// What a new session is bound to and how it behaves.
 #[derive(Debug, Clone, Serialize)]
@@ -24,10 +27,37 @@ pub struct SessionSpec {
     pub ttl: String,
     /// A Go duration (`"1s"`, `"0s"`).
     pub lock_delay: String,
-    /// Node check ids (`serfHealth`).
-    pub node_checks: Vec<String>,
-    /// Service checks (`{"ID": "service:cronnode-<node>"}`).
-    pub service_checks: Vec<ServiceCheckRef>,
+    /// Node check ids (`serfHealth`), Consul ≥ 1.7.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_checks: Option<Vec<String>>,
+    /// Service checks (`{"ID": "service:cronnode-<node>"}`), Consul ≥ 1.7.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_checks: Option<Vec<ServiceCheckRef>>,
+    /// Every check id in one list: how agents before 1.7 bind (deprecated since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<String>>,
+}
+
+impl SessionSpec {
+    /// Binds the session to the node's `serfHealth` and to `service_check`, in the field
+    /// `field` that the agent honours.
+    pub fn bind(&mut self, field: ChecksField, service_check: &str) {
+        let serf = "serfHealth".to_string();
+        match field {
+            ChecksField::Split => {
+                self.node_checks = Some(vec![serf]);
+                self.service_checks = Some(vec![ServiceCheckRef {
+                    id: service_check.to_string(),
+                }]);
+                self.checks = None;
+            }
+            ChecksField::Legacy => {
+                self.checks = Some(vec![serf, service_check.to_string()]);
+                self.node_checks = None;
+                self.service_checks = None;
+            }
+        }
+    }
 }
 
 /// A service check a session is bound to.
@@ -63,6 +93,32 @@ pub struct SessionInfo {
     /// Its TTL as a Go duration.
     #[serde(default, rename = "TTL")]
     pub ttl: String,
+    /// Node checks it is bound to (Consul ≥ 1.7).
+    #[serde(default)]
+    pub node_checks: Option<Vec<String>>,
+    /// Service checks it is bound to (Consul ≥ 1.7).
+    #[serde(default)]
+    pub service_checks: Option<Vec<ServiceCheckInfo>>,
+    /// Checks it is bound to (Consul < 1.7; later versions show it only when it was sent).
+    #[serde(default)]
+    pub checks: Option<Vec<String>>,
+}
+
+/// A service check as a session entry names it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceCheckInfo {
+    /// The check id.
+    #[serde(rename = "ID", default)]
+    pub id: String,
+}
+
+impl SessionInfo {
+    /// Whether the session is bound to check `id`, whichever field bound it.
+    pub fn bound_to(&self, id: &str) -> bool {
+        let plain = self.checks.iter().chain(self.node_checks.iter()).flatten();
+        let service = self.service_checks.iter().flatten().map(|c| &c.id);
+        plain.chain(service).any(|c| c == id)
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,10 +181,15 @@ impl Consul {
         Ok(created.id)
     }
 
-    /// Renews a session; 404 is [`Renewal::Gone`].
-    pub(crate) async fn session_renew(&self, id: &str) -> Result<Renewal, ConsulError> {
+    /// Renews a session within `timeout`; 404 is [`Renewal::Gone`]. The renew is forwarded to
+    /// the Raft leader: behind a frozen one it hangs, so the caller bounds it and retries.
+    pub(crate) async fn session_renew(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Renewal, ConsulError> {
         let path = format!("/v1/session/renew/{id}");
-        let answer = self.call(Method::PUT, &path, None, REQUEST_TIMEOUT).await?;
+        let answer = self.call(Method::PUT, &path, None, timeout).await?;
         match answer.status {
             404 => Ok(Renewal::Gone),
             200 => {
@@ -187,23 +248,58 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(10)), "10000ms");
     }
 
-    #[test]
-    fn session_body_uses_consul_names() {
-        let spec = SessionSpec {
+    fn spec() -> SessionSpec {
+        SessionSpec {
             name: "cronnode leader (n1)".into(),
             behavior: "release".into(),
             ttl: "10000ms".into(),
             lock_delay: "1000ms".into(),
-            node_checks: vec!["serfHealth".into()],
-            service_checks: vec![ServiceCheckRef {
-                id: "service:cronnode-n1".into(),
-            }],
-        };
+            node_checks: None,
+            service_checks: None,
+            checks: None,
+        }
+    }
+
+    #[test]
+    fn session_body_uses_consul_names() {
+        let mut spec = spec();
+        spec.bind(ChecksField::Split, "service:cronnode-n1");
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["TTL"], "10000ms");
         assert_eq!(v["LockDelay"], "1000ms");
         assert_eq!(v["NodeChecks"][0], "serfHealth");
         assert_eq!(v["ServiceChecks"][0]["ID"], "service:cronnode-n1");
         assert_eq!(v["Behavior"], "release");
+        assert!(v.get("Checks").is_none(), "{v}");
+    }
+
+    #[test]
+    fn before_1_7_the_checks_go_in_checks() {
+        let mut spec = spec();
+        spec.bind(ChecksField::Legacy, "service:cronnode-n1");
+        let v = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            v["Checks"],
+            serde_json::json!(["serfHealth", "service:cronnode-n1"])
+        );
+        assert!(v.get("NodeChecks").is_none() && v.get("ServiceChecks").is_none());
+    }
+
+    #[test]
+    fn binding_is_read_back_from_either_field() {
+        let old: SessionInfo = serde_json::from_str(
+            r#"{"ID":"s","Checks":["serfHealth","service:cronnode-n1"],"TTL":"10s"}"#,
+        )
+        .unwrap();
+        assert!(old.bound_to("service:cronnode-n1"));
+        let new: SessionInfo = serde_json::from_str(
+            r#"{"ID":"s","NodeChecks":["serfHealth"],"ServiceChecks":[{"ID":"service:cronnode-n1","Namespace":""}]}"#,
+        )
+        .unwrap();
+        assert!(new.bound_to("service:cronnode-n1") && new.bound_to("serfHealth"));
+        // What a 1.0.8 agent makes of a 1.7 body: the new fields ignored, serfHealth only.
+        let ignored: SessionInfo =
+            serde_json::from_str(r#"{"ID":"s","Checks":["serfHealth"]}"#).unwrap();
+        assert!(!ignored.bound_to("service:cronnode-n1"));
     }
 }

@@ -144,15 +144,30 @@ async fn expired_session() {
 }
 
 /// The leader's service check goes critical: its session is invalidated, it loses leadership
-/// and the follower takes the lock.
-async fn critical_check() {
-    let agent = agent().await;
+/// and the follower takes the lock within lock-delay and a few seconds (2×TTL would be 20 s),
+/// on Consul `version` (consul-dev behaving as it: before 1.7 the session is bound through
+/// `Checks`); every acquire kept the official lock flag (1.0.8's txn would round it).
+async fn critical_check(version: &str) {
+    let agent = consul_dev::DevAgent::start(consul_dev::DevConfig {
+        consul_version: version.to_string(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let consul = client(&agent);
     let (handles, watch) = start(&consul, &["a", "b"]);
     let (first, token, _) = watch
         .wait_leader(None, Duration::from_secs(10))
         .await
         .unwrap();
+    let flags = |consul: consul_lock::Consul| async move {
+        let (entry, _) = consul
+            .kv_get("cronnode/leader", consul_lock::Query::now())
+            .await
+            .unwrap();
+        entry.unwrap().flags
+    };
+    assert_eq!(flags(consul.clone()).await, LOCK_FLAG, "{version}");
     let name = ["a", "b"][first];
     let failed = Instant::now();
     let (status, body) = put(
@@ -169,9 +184,10 @@ async fn critical_check() {
     assert!(next_token > token);
     assert!(
         seen - failed <= LOCK_DELAY + Duration::from_secs(3),
-        "took {:?}",
+        "{version}: took {:?}",
         seen - failed
     );
+    assert_eq!(flags(consul.clone()).await, LOCK_FLAG, "{version}");
     watch.assert_never_two();
     for h in handles {
         h.shutdown().await;
@@ -183,7 +199,8 @@ async fn failover_when_the_leader_is_killed_expires_or_fails_its_check() {
     tokio::join!(
         killed_leader_of_three(),
         expired_session(),
-        critical_check()
+        critical_check(consul_dev::CURRENT_VERSION),
+        critical_check("1.0.8")
     );
 }
 

@@ -186,9 +186,16 @@ pub async fn run_on(
     let leader_task = tokio::spawn(leader_loop.run());
     tracing::info!(api = %config.advertise(), "ready: serving the API and following the election");
 
-    // Wait for the signal.
-    let _ = startup_stop.recv().await;
-    let _ = signal.await;
+    // Wait for the signal, or for the node to refuse its Consul agent (too old).
+    let refused = tokio::select! {
+        _ = startup_stop.recv() => None,
+        r = node.refused() => Some(r),
+    };
+    if refused.is_some() {
+        let _ = stop_tx.send(());
+    } else {
+        let _ = signal.await;
+    }
 
     // 1. Stop scheduling: the loop returns at its next await point (an in-flight batch is
     //    safe: a successor retries the same fire ids).
@@ -209,5 +216,8 @@ pub async fn run_on(
     // 3. Let in-flight API requests finish (the server bounds its own grace).
     let _ = tokio::time::timeout(SHUTDOWN_STEP + api::SHUTDOWN_GRACE, api_task).await;
     tracing::info!("stopped");
-    Ok(())
+    match refused {
+        Some(r) => Err(r.into()),
+        None => Ok(()),
+    }
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::checker::{FenceSample, JobUnderTest, Task};
 use crate::http::Http;
 use crate::procs::{free_port, Proc};
+use crate::servers::Servers;
 use crate::tasks::{decode, list_name, PRIORITIES};
 use crate::Timings;
 use redis_queue::queue::{Queue, QueueConfig};
@@ -47,6 +48,20 @@ pub enum ConsulSide {
     Dev(Box<Proc>),
     /// An external agent at this URL: only the API, and the operator's stop/start commands.
     External,
+    /// A real three-server cluster, started and owned by the harness (node `i` talks to
+    /// server `i`).
+    Servers(Box<Servers>),
+}
+
+/// Which Consul a run uses.
+#[derive(Debug, Clone)]
+pub enum ConsulChoice {
+    /// The workspace's dev agent (the default).
+    Dev,
+    /// An agent at this URL, not the harness's.
+    External(String),
+    /// Three servers of this Consul binary, the harness's own.
+    Servers(PathBuf),
 }
 
 /// One cronnode process.
@@ -97,18 +112,24 @@ impl Cluster {
     pub async fn start(
         bin_dir: &Path,
         run_dir: &Path,
-        external_consul: Option<String>,
+        choice: ConsulChoice,
         timings: &Timings,
     ) -> Result<Cluster> {
         let http = Http::new();
-        let prefix = if external_consul.is_some() {
+        let prefix = if matches!(choice, ConsulChoice::External(_)) {
             format!("cronnode-chaos-{}", Utc::now().format("%Y%m%dT%H%M%S"))
         } else {
             DEV_KV_PREFIX.to_string()
         };
-        let (consul_url, consul) = match external_consul {
-            Some(url) => (url.trim_end_matches('/').to_string(), ConsulSide::External),
-            None => {
+        let (consul_url, consul) = match choice {
+            ConsulChoice::External(url) => {
+                (url.trim_end_matches('/').to_string(), ConsulSide::External)
+            }
+            ConsulChoice::Servers(binary) => {
+                let servers = Servers::start(&binary, run_dir, &http).await?;
+                (servers.any_url()?, ConsulSide::Servers(Box::new(servers)))
+            }
+            ConsulChoice::Dev => {
                 let port = free_port()?;
                 let data = run_dir.join("consul-data");
                 std::fs::create_dir_all(&data)?;
@@ -158,7 +179,12 @@ impl Cluster {
         wait_redis(&redis_url).await?;
 
         let mut nodes = Vec::new();
-        for name in NODES {
+        for (i, name) in NODES.into_iter().enumerate() {
+            // A node talks to its own agent: with a cluster of servers, server `i`.
+            let agent_url = match &consul {
+                ConsulSide::Servers(s) => s.servers[i].url.clone(),
+                _ => consul_url.clone(),
+            };
             let port = free_port()?;
             let listen = format!("127.0.0.1:{port}");
             let proc = Proc::new(
@@ -167,7 +193,7 @@ impl Cluster {
                 args(&[
                     "run",
                     "--consul",
-                    &consul_url,
+                    &agent_url,
                     "--redis",
                     &redis_url,
                     "--listen",
@@ -234,9 +260,25 @@ impl Cluster {
             .ok_or_else(|| anyhow!("the lock names {name:?}, which is not one of this run's nodes"))
     }
 
-    /// Who holds the lock, read from Consul (`None` when nobody does).
+    /// Where the harness's own Consul requests go: the agent, or a live server (never a
+    /// frozen or killed one, so a probe cannot hang on the fault it measures).
+    pub fn api_url(&self) -> String {
+        match &self.consul {
+            ConsulSide::Servers(s) => s.any_url().unwrap_or_else(|_| self.consul_url.clone()),
+            _ => self.consul_url.clone(),
+        }
+    }
+
+    /// Who holds the lock, read from Consul (`None` when nobody does). From a cluster of
+    /// servers the read is `?stale` (any live server answers from its own replica, so it does
+    /// not wait on a frozen Raft leader; a replica lags by milliseconds).
     pub async fn leader(&self) -> Result<Option<LeaderNow>> {
-        let url = format!("{}/v1/kv/{}/leader", self.consul_url, self.prefix);
+        let stale = if matches!(self.consul, ConsulSide::Servers(_)) {
+            "?stale"
+        } else {
+            ""
+        };
+        let url = format!("{}/v1/kv/{}/leader{stale}", self.api_url(), self.prefix);
         let response = self.http.get(&url).await?;
         if response.status == 404 {
             return Ok(None);
@@ -384,6 +426,17 @@ impl Cluster {
 
     /// Stops every node gracefully, then the fence sampler.
     pub async fn stop_nodes(&mut self) -> Result<()> {
+        // The nodes resign through Consul: every server must be there.
+        if let ConsulSide::Servers(s) = &mut self.consul {
+            for i in 0..s.servers.len() {
+                if s.servers[i].frozen {
+                    s.thaw(i)?;
+                }
+                if s.servers[i].down {
+                    s.restart(i)?;
+                }
+            }
+        }
         for node in &mut self.nodes {
             node.proc.signal("CONT").ok();
             node.proc.stop().await?;
@@ -443,8 +496,10 @@ impl Cluster {
             .iter()
             .map(|n| n.proc.log().to_path_buf())
             .collect();
-        if let ConsulSide::Dev(p) = &self.consul {
-            logs.push(p.log().to_path_buf());
+        match &self.consul {
+            ConsulSide::Dev(p) => logs.push(p.log().to_path_buf()),
+            ConsulSide::Servers(s) => logs.extend(s.logs()),
+            ConsulSide::External => {}
         }
         logs
     }

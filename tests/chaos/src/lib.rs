@@ -7,7 +7,8 @@
 //! - [`cluster`]: starts the dev Consul agent (or points at an external one), a redis-server
 //!   with `appendonly yes`, and three `cronnode run` processes on loopback, and probes them;
 //! - [`faults`]: the seven faults (kill -9, SIGSTOP past 2×TTL, SIGTERM, Consul refusing,
-//!   session invalidated, Redis killed, rolling restart);
+//!   session invalidated, Redis killed, rolling restart), and five of the Consul servers;
+//! - [`servers`]: a real three-server Consul of the harness's own (`CHAOS_CONSUL_BIN`);
 //! - [`checker`]: pure; every slot of every job exactly once, nothing pushed under the fence,
 //!   failover and lateness figures; start reading there;
 //! - [`tasks`]: decoding the task JSON the daemon pushes;
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod faults;
 pub mod http;
 pub mod procs;
+pub mod servers;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -36,13 +38,16 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 
 use crate::checker::{Evidence, Report};
-use crate::cluster::{job_specs, Cluster};
-use crate::faults::{Injected, ALL};
+use crate::cluster::{job_specs, Cluster, ConsulChoice, ConsulSide};
+use crate::faults::{Fault, Injected, ALL, SERVER_FAULTS};
 
 /// Environment variable: the address (URL) of an external Consul agent to run against.
 pub const CONSUL_ENV: &str = "CHAOS_CONSUL_ADDR";
 /// Environment variable: a directory holding prebuilt `cronnode` and `consul-dev` binaries.
 pub const BIN_DIR_ENV: &str = "CHAOS_BIN_DIR";
+/// Environment variable: a Consul binary; the run then starts its own three-server cluster
+/// of it and adds the server faults.
+pub const CONSUL_BIN_ENV: &str = "CHAOS_CONSUL_BIN";
 
 /// How long the end of a run waits for the leader to have enqueued every slot of the window.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(60);
@@ -60,8 +65,11 @@ pub struct Timings {
     pub recovery: Duration,
     /// How long the leader stays stopped (at least until a successor leads, and > 2×TTL).
     pub pause: Duration,
-    /// How long Consul refuses connections.
+    /// How long Consul refuses connections (and a Consul server stays frozen, or two stay
+    /// down).
     pub consul_outage: Duration,
+    /// How long a killed Consul server stays down.
+    pub server_down: Duration,
     /// How long redis-server stays dead.
     pub redis_down: Duration,
     /// Time between two nodes of the rolling restart.
@@ -82,6 +90,7 @@ impl Timings {
             recovery: Duration::from_secs(5),
             pause: Duration::from_secs(25),
             consul_outage: Duration::from_secs(30),
+            server_down: Duration::from_secs(20),
             redis_down: Duration::from_secs(3),
             rolling_gap: Duration::from_secs(2),
             settle: Duration::from_secs(5),
@@ -115,8 +124,8 @@ pub struct RunConfig {
     pub run_dir: PathBuf,
     /// Prebuilt binaries; built with cargo when `None`.
     pub bin_dir: Option<PathBuf>,
-    /// An external Consul agent's URL.
-    pub external_consul: Option<String>,
+    /// Which Consul.
+    pub consul: ConsulChoice,
 }
 
 impl RunConfig {
@@ -128,13 +137,12 @@ impl RunConfig {
             duration,
             run_dir,
             bin_dir: var(BIN_DIR_ENV).map(PathBuf::from),
-            external_consul: var(CONSUL_ENV).map(|a| {
-                if a.contains("://") {
-                    a
-                } else {
-                    format!("http://{a}")
-                }
-            }),
+            consul: match (var(CONSUL_ENV), var(CONSUL_BIN_ENV)) {
+                (Some(a), _) if a.contains("://") => ConsulChoice::External(a),
+                (Some(a), _) => ConsulChoice::External(format!("http://{a}")),
+                (None, Some(bin)) => ConsulChoice::Servers(PathBuf::from(bin)),
+                (None, None) => ConsulChoice::Dev,
+            },
         }
     }
 }
@@ -171,9 +179,17 @@ pub async fn run(cfg: &RunConfig) -> Result<Outcome> {
     };
     let t = &cfg.timings;
     progress(&format!("run directory {}", cfg.run_dir.display()));
-    let mut cluster = Cluster::start(&bin_dir, &cfg.run_dir, cfg.external_consul.clone(), t)
+    let mut cluster = Cluster::start(&bin_dir, &cfg.run_dir, cfg.consul.clone(), t)
         .await
         .context("the cluster did not start")?;
+    let mut faults: Vec<Fault> = ALL.to_vec();
+    if let ConsulSide::Servers(s) = &cluster.consul {
+        progress(&format!(
+            "three Consul servers: {}, raft_multiplier {}",
+            s.version, s.raft_multiplier
+        ));
+        faults.extend(SERVER_FAULTS);
+    }
     let started = tokio::time::Instant::now();
     let mut evidence = Evidence::default();
     for (i, spec) in job_specs(t.catchup_window).iter().enumerate() {
@@ -185,7 +201,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Outcome> {
 
     let mut errors = Vec::new();
     'rounds: loop {
-        for fault in ALL {
+        for &fault in &faults {
             progress(&format!("injecting: {}", fault.name()));
             match fault.inject(&mut cluster, t, &mut evidence.jobs).await {
                 Ok(Injected::Done(record)) => {

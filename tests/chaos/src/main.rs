@@ -1,7 +1,7 @@
 //! `chaos`: the soak form of the fault-tolerance suite (`scripts/chaos --minutes N`).
 //!
-//! Injects rounds of the seven faults until N minutes have passed, then stops the nodes and
-//! runs the checker. Exit code 0 when every slot was delivered exactly once, 1 when not, 2 when
+//! Injects rounds of the seven faults (twelve against the harness's own Consul servers,
+//! `CHAOS_CONSUL_BIN`) until N minutes have passed, then stops the nodes and runs the checker. Exit code 0 when every slot was delivered exactly once, 1 when not, 2 when
 //! the harness itself could not run.
 
 use std::path::PathBuf;

@@ -16,9 +16,6 @@ use crate::duration::parse_go;
 use crate::state::catalog::{CheckUpdateError, MIN_DEREGISTER_AFTER};
 use crate::state::{Check, CheckStatus, Service, Store};
 
-/// The Consul version the agent reports (the behaviour it follows).
-pub const CONSUL_VERSION: &str = "1.21.5";
-
 fn agent_service_json(s: &Store, x: &Service) -> Value {
     json!({
         "ID": x.id, "Service": x.name, "Tags": x.tags, "Meta": x.meta, "Port": x.port,
@@ -89,12 +86,12 @@ fn agent_self(shared: &Shared) -> Reply {
         Reply::json(&json!({
             "Config": {
                 "Datacenter": s.node.datacenter, "NodeName": s.node.name, "NodeID": s.node.id,
-                "Server": true, "Version": CONSUL_VERSION, "Revision": "consul-dev",
+                "Server": true, "Version": shared.api.version, "Revision": "consul-dev",
                 "PrimaryDatacenter": s.node.datacenter,
             },
             "Member": {
                 "Name": s.node.name, "Addr": s.node.address, "Port": 8301,
-                "Tags": {"dc": s.node.datacenter, "role": "consul", "build": CONSUL_VERSION},
+                "Tags": {"dc": s.node.datacenter, "role": "consul", "build": shared.api.version},
                 "Status": 1,
             },
             "Meta": {"consul-network-segment": ""},

@@ -203,10 +203,16 @@ where
         rand::thread_rng().gen_range(Duration::ZERO..jitter_max)
     };
     let deadline = Instant::now() + opts.wait + jitter;
+    // A query served by the Raft leader stalls with it when it freezes (see `Faults`).
+    let started = std::time::Instant::now();
+    let behind_leader = opts.consistency != "stale";
     // Registered before the first check: a write between the check and the wait leaves a
     // permit in the `Notify`, so no wake-up is lost.
     let reg = Registration::new(shared, interest, opts.index);
     loop {
+        if behind_leader && shared.wait_out_frozen_leader(started).await {
+            continue;
+        }
         let ready = shared.read(|s| {
             let idx = index(s);
             (idx > opts.index).then(|| (idx, render(s)))
@@ -216,8 +222,11 @@ where
         }
         match tokio::time::timeout_at(deadline, reg.notify.notified()).await {
             Ok(()) => continue,
-            // Timed out: answer with what there is.
+            // Timed out: answer with what there is (unless the leader froze meanwhile).
             Err(_) => {
+                if behind_leader && shared.wait_out_frozen_leader(started).await {
+                    continue;
+                }
                 let (idx, reply) = shared.read(answer);
                 return reply.with_index(idx, opts.consistency);
             }

@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::state::Store;
+use crate::version::ApiVersion;
 pub use reply::{Ctx, Reply};
 
 /// Bodies larger than this are refused before any endpoint looks at them.
@@ -44,6 +45,9 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// How often a request held behind a frozen Raft leader looks whether the freeze is over.
+const FREEZE_POLL: Duration = Duration::from_millis(50);
+
 /// Faults injected through `/_dev/`.
 #[derive(Debug, Default)]
 pub struct Faults {
@@ -51,6 +55,39 @@ pub struct Faults {
     pub no_leader_until: Option<Instant>,
     /// Until then, API requests get their connection dropped without an answer.
     pub refuse_until: Option<Instant>,
+    /// The Raft leader, which this agent forwards to, is frozen (SIGSTOP).
+    pub frozen_leader: Option<FrozenLeader>,
+}
+
+/// A Raft leader frozen from `since` to `until`, replaced by a new one at `elected_at`, as
+/// this agent (a healthy server or client) sees it: a request that needs the leader and
+/// started before the election (a read in flight, a blocking query already waiting, a write
+/// sent meanwhile) hangs until the old leader wakes; one sent after the election is served by
+/// the new leader. The new leader restarts every session TTL timer (2×TTL), as Consul's does.
+#[derive(Debug, Clone, Copy)]
+pub struct FrozenLeader {
+    /// When the leader froze.
+    pub since: Instant,
+    /// When the other servers elected a new one.
+    pub elected_at: Instant,
+    /// When the old leader wakes up (SIGCONT).
+    pub until: Instant,
+    /// Whether the new leader has restarted the session timers.
+    pub timers_reset: bool,
+}
+
+impl Faults {
+    /// Until when a request that needs the leader, started at `started`, hangs at `now`.
+    pub fn hung_until(&self, started: Instant, now: Instant) -> Option<Instant> {
+        let f = self.frozen_leader?;
+        (f.since <= now && now < f.until && started < f.elected_at).then_some(f.until)
+    }
+
+    /// Whether no leader can expire sessions at `now` (frozen, not yet replaced).
+    pub fn leaderless(&self, now: Instant) -> bool {
+        self.frozen_leader
+            .is_some_and(|f| f.since <= now && now < f.elected_at)
+    }
 }
 
 /// State shared by every connection and the timer task.
@@ -64,6 +101,8 @@ pub struct Shared {
     pub data_dir: Option<PathBuf>,
     /// Injected faults.
     pub faults: Mutex<Faults>,
+    /// The Consul release whose behaviour differences are emulated.
+    pub api: ApiVersion,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,13 +113,33 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     /// Wraps a store.
-    pub fn new(store: Store, acl_token: Option<String>, data_dir: Option<PathBuf>) -> Shared {
+    pub fn new(
+        store: Store,
+        acl_token: Option<String>,
+        data_dir: Option<PathBuf>,
+        api: ApiVersion,
+    ) -> Shared {
         Shared {
             store: Mutex::new(store),
             waiters: Mutex::new(blocking::Waiters::default()),
             acl_token,
             data_dir,
             faults: Mutex::new(Faults::default()),
+            api,
+        }
+    }
+
+    /// Waits while a request started at `started` is held behind a frozen Raft leader;
+    /// true if it was held at all.
+    pub async fn wait_out_frozen_leader(&self, started: Instant) -> bool {
+        let mut held = false;
+        loop {
+            let now = Instant::now();
+            let Some(until) = self.faults().hung_until(started, now) else {
+                return held;
+            };
+            held = true;
+            tokio::time::sleep(FREEZE_POLL.min(until - now)).await;
         }
     }
 
@@ -204,12 +263,27 @@ async fn handle(
     Ok(reply.into_response())
 }
 
+/// Whether a request is forwarded to the Raft leader: every write and every read but `?stale`
+/// ones; the agent's own endpoints and the status endpoints are answered where they arrive.
+fn needs_leader(ctx: &Ctx) -> bool {
+    let local = ctx.path.starts_with("/v1/agent/") || ctx.path.starts_with("/v1/status/");
+    let stale = ctx.method == hyper::Method::GET && ctx.has("stale");
+    !(local || stale)
+}
+
 async fn route(shared: &Shared, mut ctx: Ctx) -> Reply {
     if ctx.path.starts_with("/_dev/") {
         return dev::route(shared, &ctx);
     }
     if !ctx.path.starts_with("/v1/") {
         return Reply::not_found();
+    }
+    if needs_leader(&ctx)
+        && shared.wait_out_frozen_leader(Instant::now()).await
+        && ctx.method != hyper::Method::GET
+    {
+        // The old leader wakes up deposed: what it had not committed is lost.
+        return Reply::internal("leadership lost while committing log");
     }
     let no_leader = shared.faults().no_leader_until;
     if no_leader.is_some_and(|u| u > Instant::now()) {

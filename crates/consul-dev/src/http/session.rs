@@ -20,6 +20,22 @@ pub const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 /// LockDelay values below this (as a number, or as a duration) are read as seconds.
 const LOCK_DELAY_SECONDS_THRESHOLD: u64 = 1000;
 
+/// JSON form of a session as a Consul before 1.7 shows it: one `Checks` list.
+pub fn legacy_session_json(s: &Session) -> Value {
+    let checks: Vec<&str> = s.check_ids().collect();
+    json!({
+        "ID": s.id,
+        "Name": s.name,
+        "Node": s.node,
+        "Checks": checks,
+        "LockDelay": s.lock_delay.as_nanos() as u64,
+        "Behavior": s.behavior.as_str(),
+        "TTL": s.ttl,
+        "CreateIndex": s.create_index,
+        "ModifyIndex": s.modify_index,
+    })
+}
+
 /// JSON form of a session.
 pub fn session_json(s: &Session) -> Value {
     let service_checks = s.service_checks.as_ref().map(|v| {
@@ -73,7 +89,7 @@ pub async fn route(shared: &Shared, ctx: &Ctx, sub: &str) -> Reply {
             Reply::json(&json!(true))
         }
         "renew" => match shared.write(|s, now| s.renew_session(arg, now)) {
-            Some(sess) => Reply::json(&json!([session_json(&sess)])),
+            Some(sess) => Reply::json(&json!([render(shared, &sess)])),
             None => Reply::text(
                 StatusCode::NOT_FOUND,
                 format!("Session id '{arg}' not found"),
@@ -106,12 +122,21 @@ async fn list(shared: &Shared, ctx: &Ctx, op: &str, arg: &str) -> Reply {
                     "node" => x.node == arg,
                     _ => true,
                 })
-                .map(session_json)
+                .map(|x| render(shared, x))
                 .collect();
             Reply::json(&Value::Array(items))
         },
     )
     .await
+}
+
+/// A session as the emulated version shows it.
+fn render(shared: &Shared, s: &Session) -> Value {
+    if shared.api.split_checks {
+        session_json(s)
+    } else {
+        legacy_session_json(s)
+    }
 }
 
 /// Reads LockDelay: a Go duration string or a number of nanoseconds; below 1000 (of either)
@@ -165,7 +190,9 @@ impl From<String> for CreateError {
     }
 }
 
-fn parse_create(body: &[u8], node: &str) -> Result<NewSession, CreateError> {
+/// Reads a create body. Without `split_checks` (Consul < 1.7) `NodeChecks` and `ServiceChecks`
+/// are unknown fields, ignored without a word: only `Checks` binds.
+fn parse_create(body: &[u8], node: &str, split_checks: bool) -> Result<NewSession, CreateError> {
     let mut req = NewSession {
         name: String::new(),
         node: node.to_string(),
@@ -234,6 +261,9 @@ fn parse_create(body: &[u8], node: &str) -> Result<NewSession, CreateError> {
     if let Some(v) = field(&m, "Checks") {
         req.node_checks = strings(v, "Checks")?;
     }
+    if !split_checks {
+        return Ok(req);
+    }
     if let Some(v) = field(&m, "NodeChecks") {
         req.node_checks = strings(v, "NodeChecks")?;
     }
@@ -268,7 +298,7 @@ fn parse_create(body: &[u8], node: &str) -> Result<NewSession, CreateError> {
 
 fn create(shared: &Shared, ctx: &Ctx) -> Reply {
     let node = shared.read(|s| s.node.name.clone());
-    let req = match parse_create(&ctx.body, &node) {
+    let req = match parse_create(&ctx.body, &node, shared.api.split_checks) {
         Ok(r) => r,
         Err(CreateError::Rejected(e)) => return Reply::internal(e),
         Err(CreateError::Decode(e)) => return Reply::bad(format!("Request decode failed: {e}")),

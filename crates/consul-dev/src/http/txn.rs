@@ -20,7 +20,10 @@ const RESULT_BYTES: usize = 160;
 /// Largest transaction body (Consul's `txn_max_req_len` default).
 pub const MAX_TXN_BODY: usize = 512 * 1024;
 
-fn parse_ops(body: &[u8]) -> Result<Vec<TxnOp>, Reply> {
+/// Decodes the operations. Without `exact_numbers` (Consul < 1.7) numbers pass through a
+/// 64-bit float, as Go's `interface{}` decoding did (hashicorp/consul#6655): a 64-bit flag
+/// loses its low bits.
+fn parse_ops(body: &[u8], exact_numbers: bool) -> Result<Vec<TxnOp>, Reply> {
     let bad = |e: String| Reply::bad(format!("Failed to parse body: {e}"));
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
     let Value::Array(items) = v else {
@@ -56,6 +59,9 @@ fn parse_ops(body: &[u8]) -> Result<Vec<TxnOp>, Reply> {
         let n = |n: &str| -> Result<u64, Reply> {
             match field(kv, n) {
                 None | Some(Value::Null) => Ok(0),
+                Some(v) if !exact_numbers && v.is_number() => {
+                    Ok(v.as_f64().map_or(0, |f| f as u64))
+                }
                 Some(v) => v.as_u64().ok_or_else(|| {
                     bad(format!(
                         "json: cannot unmarshal {v} into Go struct field {n} of type uint64"
@@ -107,7 +113,7 @@ pub async fn route(shared: &Shared, ctx: &Ctx) -> Reply {
             ),
         );
     }
-    let ops = match parse_ops(&ctx.body) {
+    let ops = match parse_ops(&ctx.body, shared.api.exact_txn_numbers) {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -190,7 +196,12 @@ mod tests {
 
     #[tokio::test]
     async fn answers_match_serde_json() {
-        let shared = Shared::new(crate::state::Store::new("n", "dc1"), None, None);
+        let shared = Shared::new(
+            crate::state::Store::new("n", "dc1"),
+            None,
+            None,
+            Default::default(),
+        );
         for (body, reads) in [
             (
                 r#"[{"KV":{"Verb":"set","Key":"a/1","Value":"eA=="}},{"KV":{"Verb":"set","Key":"a/2"}}]"#,
@@ -201,7 +212,7 @@ mod tests {
                 true,
             ),
         ] {
-            let ops = parse_ops(body.as_bytes()).ok().unwrap_or_default();
+            let ops = parse_ops(body.as_bytes(), true).ok().unwrap_or_default();
             let before = shared.read(|s| s.clone());
             let mut scratch = before.clone();
             let expected = match scratch.apply_txn(&ops, std::time::Instant::now()) {

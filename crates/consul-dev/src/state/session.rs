@@ -182,6 +182,14 @@ impl Store {
         Some(s.clone())
     }
 
+    /// Restarts every session's TTL timer at `now` (2×TTL), as a newly elected Consul leader
+    /// does. No index change.
+    pub fn reset_session_timers(&mut self, now: Instant) {
+        for s in self.sessions.values_mut() {
+            s.reset_timer(now);
+        }
+    }
+
     /// Destroys a session (idempotent); lock-delay applies to its keys.
     pub fn destroy_session(&mut self, id: &str, now: Instant) {
         if self.sessions.contains_key(id) {

@@ -115,3 +115,67 @@ async fn ttl_freeze_and_resume() {
     })
     .await;
 }
+
+/// README: `frozen-leader` holds what needs the Raft leader and started before the election
+/// (a blocking query already waiting, a write sent meanwhile, answered 500 when the old leader
+/// wakes); a request sent after the election is served at once; the agent's own endpoints and
+/// `?stale` reads never wait.
+#[tokio::test]
+async fn frozen_leader() {
+    if skip_external(WHY) {
+        return;
+    }
+    let t = Target::start().await;
+    let k = format!("{}/k", prefix());
+    t.put(&format!("/v1/kv/{k}"), "v1").await.ok();
+    let index = t.get(&format!("/v1/kv/{k}")).await.ok().index();
+    // A follower's blocking read, waiting when the leader freezes.
+    let waiting = {
+        let t = t.with_token(None);
+        let path = format!("/v1/kv/{k}?index={index}&wait=1s");
+        tokio::spawn(async move {
+            let r = t.get(&path).await;
+            (r.status, tokio::time::Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let froze = tokio::time::Instant::now();
+    t.dev("fault/frozen-leader?duration=4s&election=2s").await;
+    // Before the election: a write hangs until the old leader wakes, then fails unapplied.
+    let write = t.put(&format!("/v1/kv/{k}"), "v2").await;
+    let woke = tokio::time::Instant::now();
+    assert!(woke - froze >= Duration::from_secs(4), "{:?}", woke - froze);
+    assert_eq!(write.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(write.text(), "leadership lost while committing log");
+    // The read that was waiting answered only then too, though its wait (1 s) ran out long
+    // before.
+    let (status, answered) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(answered - froze >= Duration::from_secs(4));
+    assert_eq!(crate::common::b64(&t.entry(&k).await["Value"]), b"v1");
+}
+
+/// README: after the election of `frozen-leader`, requests are served by the new leader while
+/// the old one is still frozen; `?stale` reads and `/v1/agent/` never wait.
+#[tokio::test]
+async fn frozen_leader_after_the_election() {
+    if skip_external(WHY) {
+        return;
+    }
+    let t = Target::start().await;
+    let k = format!("{}/k", prefix());
+    t.dev("fault/frozen-leader?duration=60s&election=1s").await;
+    // Served where they arrive, at once, even before the election.
+    t.get("/v1/agent/self").await.ok();
+    assert_eq!(
+        t.get(&format!("/v1/kv/{k}?stale")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // After the election, well before the old leader wakes (60 s): served.
+    let started = tokio::time::Instant::now();
+    t.put(&format!("/v1/kv/{k}"), "v").await.ok();
+    t.get(&format!("/v1/kv/{k}?consistent")).await.ok();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    t.dev("fault/clear").await;
+}

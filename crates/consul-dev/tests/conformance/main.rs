@@ -17,3 +17,4 @@ mod kv;
 mod persist;
 mod sessions;
 mod txn;
+mod versions;
