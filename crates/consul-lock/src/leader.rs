@@ -7,12 +7,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use hyper::Method;
-
 use crate::agent::{check_id, NodeStatus};
 use crate::error::ConsulError;
 use crate::http::Consul;
 use crate::kv::Query;
+use crate::session::SessionInfo;
 use crate::settings::lock_key;
 
 /// This node's standing, as published by [`crate::NodeHandle::leadership`].
@@ -113,35 +112,6 @@ pub struct LeaderInstance {
     pub session: String,
 }
 
-/// What a session is bound to, as `/v1/session/info` shows it (before Consul 1.7 in `Checks`,
-/// since in `NodeChecks` and `ServiceChecks`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SessionBinding {
-    #[serde(default)]
-    node: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    checks: Option<Vec<String>>,
-    #[serde(default)]
-    service_checks: Option<Vec<ServiceCheck>>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct ServiceCheck {
-    #[serde(rename = "ID", default)]
-    id: String,
-}
-
-impl SessionBinding {
-    fn bound_to(&self, check: &str) -> bool {
-        let plain = self.checks.iter().flatten();
-        let service = self.service_checks.iter().flatten().map(|c| &c.id);
-        plain.chain(service).any(|c| c == check)
-    }
-}
-
 /// The leader the cluster vouches for: the cronnode service instance whose check the lock's
 /// session is bound to (as cronnode's election binds it), registered on the session's own
 /// Consul node, and tagged `leader`. Its registered host and port are where its API is;
@@ -151,18 +121,7 @@ pub async fn vouched_leader(consul: &Consul, prefix: &str) -> Result<VouchedLead
     let Some(session) = entry.and_then(|e| e.session) else {
         return Ok(VouchedLeader::Nobody);
     };
-    let path = format!("/v1/session/info/{}", crate::http::encode_query(&session));
-    let answer = consul
-        .call_ok(Method::GET, &path, None, crate::http::REQUEST_TIMEOUT)
-        .await?;
-    let binding: Option<SessionBinding> = serde_json::from_slice::<Vec<SessionBinding>>(&answer.body)
-        .map_err(|e| ConsulError::Decode {
-            endpoint: format!("GET {path}"),
-            message: e.to_string(),
-        })?
-        .into_iter()
-        .next();
-    let Some(binding) = binding else {
+    let Some(binding) = consul.session_info(&session).await? else {
         return Ok(VouchedLeader::Unvouched(format!(
             "the lock's session {session} has just ended"
         )));
@@ -172,7 +131,7 @@ pub async fn vouched_leader(consul: &Consul, prefix: &str) -> Result<VouchedLead
 }
 
 /// The rule of [`vouched_leader`], on what was read.
-fn vouch(session: &str, binding: &SessionBinding, instances: &[NodeStatus]) -> VouchedLeader {
+fn vouch(session: &str, binding: &SessionInfo, instances: &[NodeStatus]) -> VouchedLeader {
     let Some(bound) = instances
         .iter()
         .find(|i| binding.bound_to(&check_id(&i.node)))
@@ -255,16 +214,16 @@ mod tests {
         }
     }
 
-    fn binding(json: &str) -> SessionBinding {
+    fn binding(json: &str) -> SessionInfo {
         serde_json::from_str(json).unwrap()
     }
 
     #[test]
     fn only_the_instance_bound_to_the_lock_session_and_tagged_leader_is_vouched_for() {
         let new = binding(
-            r#"{"Node":"c1","Name":"cronnode leader (a)","NodeChecks":["serfHealth"],"ServiceChecks":[{"ID":"service:cronnode-a","Namespace":""}]}"#,
+            r#"{"ID":"s","Node":"c1","Name":"cronnode leader (a)","NodeChecks":["serfHealth"],"ServiceChecks":[{"ID":"service:cronnode-a","Namespace":""}]}"#,
         );
-        let old = binding(r#"{"Node":"c1","Checks":["serfHealth","service:cronnode-a"]}"#);
+        let old = binding(r#"{"ID":"s","Node":"c1","Checks":["serfHealth","service:cronnode-a"]}"#);
         let both = [instance("a", "c1", true), instance("b", "c2", false)];
         for b in [&new, &old] {
             assert_eq!(
@@ -277,12 +236,12 @@ mod tests {
                 })
             );
         }
-        let why = |instances: &[NodeStatus], b: &SessionBinding| match vouch("s", b, instances) {
+        let why = |instances: &[NodeStatus], b: &SessionInfo| match vouch("s", b, instances) {
             VouchedLeader::Unvouched(why) => why,
             other => panic!("{other:?}"),
         };
         // A foreign holder (`consul lock`): bound to serfHealth only.
-        let foreign = binding(r#"{"Node":"c1","Name":"other","NodeChecks":["serfHealth"]}"#);
+        let foreign = binding(r#"{"ID":"s","Node":"c1","Name":"other","NodeChecks":["serfHealth"]}"#);
         assert!(why(&both, &foreign).contains("foreign"));
         // The tag has not moved yet, or is left on another instance.
         assert!(why(&[instance("a", "c1", false)], &new).contains("`leader` tag yet"));
