@@ -241,7 +241,8 @@ mod tests {
             other => panic!("{other:?}"),
         };
         // A foreign holder (`consul lock`): bound to serfHealth only.
-        let foreign = binding(r#"{"ID":"s","Node":"c1","Name":"other","NodeChecks":["serfHealth"]}"#);
+        let foreign =
+            binding(r#"{"ID":"s","Node":"c1","Name":"other","NodeChecks":["serfHealth"]}"#);
         assert!(why(&both, &foreign).contains("foreign"));
         // The tag has not moved yet, or is left on another instance.
         assert!(why(&[instance("a", "c1", false)], &new).contains("`leader` tag yet"));

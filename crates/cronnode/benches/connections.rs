@@ -124,7 +124,13 @@ fn main() {
     let port = dev_harness::free_port().unwrap();
     let _node = Node(
         Command::new(env!("CARGO_BIN_EXE_cronnode"))
-            .args(["run", "--node", "bench", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "run",
+                "--node",
+                "bench",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(["--consul", &consul.url(), "--redis", &redis.url()])
             .env("CRONNODE_API_TOKEN", TOKEN)
             .env("RUST_LOG", "error")

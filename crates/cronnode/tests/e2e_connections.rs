@@ -34,7 +34,8 @@ const SLACK: Duration = Duration::from_secs(5);
 fn closed_after(port: u16, head: &[u8], trickle: bool, within: Duration) -> Option<Duration> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let start = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     if !trickle {
         s.write_all(head).unwrap();
     }
@@ -52,7 +53,11 @@ fn closed_after(port: u16, head: &[u8], trickle: bool, within: Duration) -> Opti
             Ok(0) => return Some(start.elapsed()),
             // A 408 answer before the close is fine; keep reading to the close.
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return Some(start.elapsed()),
         }
     }
@@ -70,7 +75,10 @@ fn slow_clients_do_not_starve_the_api_and_half_sent_requests_are_closed() {
         node.port,
         "POST",
         "/v1/cronjobs",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         job("held", "@every 1h").to_string().as_bytes(),
     )
     .unwrap();
@@ -94,7 +102,11 @@ fn slow_clients_do_not_starve_the_api_and_half_sent_requests_are_closed() {
     // 5,000 slow connections, held and replaced as the server closes them.
     let t = Instant::now();
     let slow = SlowClients::start(node.port, SLOW_CONNECTIONS);
-    eprintln!("slow clients started in {:?}: {:?}", t.elapsed(), slow.stats);
+    eprintln!(
+        "slow clients started in {:?}: {:?}",
+        t.elapsed(),
+        slow.stats
+    );
     std::thread::sleep(Duration::from_secs(2));
     for round in 0..10 {
         for (path, token) in [("/health", None), ("/v1/cronjobs", Some(TOKEN))] {

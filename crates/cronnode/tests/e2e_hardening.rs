@@ -36,7 +36,10 @@ fn send(node: &Node, method: &str, path: &str, body: &[u8]) -> http::Response {
         node.port,
         method,
         path,
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         body,
     )
     .unwrap()
@@ -76,7 +79,8 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
     // A token on the command line is named in a warning (prefer the environment).
     let log = node.log();
     assert!(
-        log.contains("--api-token was given on the command line") && log.contains("CRONNODE_API_TOKEN"),
+        log.contains("--api-token was given on the command line")
+            && log.contains("CRONNODE_API_TOKEN"),
         "{log}"
     );
 
@@ -100,7 +104,12 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
     let mut described = job("described", "@daily");
     described["description"] = "d".repeat(500_000).into();
     expect(
-        &send(&node, "POST", "/v1/cronjobs", described.to_string().as_bytes()),
+        &send(
+            &node,
+            "POST",
+            "/v1/cronjobs",
+            described.to_string().as_bytes(),
+        ),
         422,
         "invalid_job",
         "description",
@@ -151,8 +160,14 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
     // The auth scheme in any case; HEAD where GET is.
     for scheme in ["bearer", "BEARER", "Bearer"] {
         let auth = format!("{scheme} {TOKEN}");
-        let r = http::request(node.port, "GET", "/v1/cronjobs", &[("Authorization", &auth)], b"")
-            .unwrap();
+        let r = http::request(
+            node.port,
+            "GET",
+            "/v1/cronjobs",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .unwrap();
         assert_eq!(r.status, 200, "{scheme}: {}", r.text());
     }
     let head = http::request(node.port, "HEAD", "/health", &[], b"").unwrap();
@@ -163,7 +178,12 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
     // Two deletes of one job: one answers 200, the other 404 (a few rounds of races).
     for round in 0..5 {
         let id = format!("race{round}");
-        let r = send(&node, "POST", "/v1/cronjobs", job(&id, "@daily").to_string().as_bytes());
+        let r = send(
+            &node,
+            "POST",
+            "/v1/cronjobs",
+            job(&id, "@daily").to_string().as_bytes(),
+        );
         assert_eq!(r.status, 201, "{}", r.text());
         let port = node.port;
         let statuses: Vec<u16> = (0..6)
@@ -180,8 +200,15 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
             .into_iter()
             .map(|t| t.join().unwrap())
             .collect();
-        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-        assert!(statuses.iter().all(|s| *s == 200 || *s == 404), "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 404),
+            "{statuses:?}"
+        );
     }
 
     // A job edited by hand into an invalid state: shown as invalid, paused no, deleted yes.
@@ -189,9 +216,18 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
         "cronnode/jobs/{:02x}/handmade",
         consul_lock::shard_of("handmade")
     );
-    let r = consul_put(&consul, &format!("/v1/kv/{key}"), br#"{"id": "handmade", "frequency": "nope"}"#);
+    let r = consul_put(
+        &consul,
+        &format!("/v1/kv/{key}"),
+        br#"{"id": "handmade", "frequency": "nope"}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    expect(&send(&node, "GET", "/v1/cronjobs/handmade", b""), 409, "stored_invalid", &key);
+    expect(
+        &send(&node, "GET", "/v1/cronjobs/handmade", b""),
+        409,
+        "stored_invalid",
+        &key,
+    );
     expect(
         &send(&node, "POST", "/v1/cronjobs/handmade/pause", b""),
         409,
@@ -201,16 +237,27 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
     let (code, out, err) = cli(&node, &["jobs", "rm", "handmade"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(consul.get_json(&format!("/v1/kv/{key}")), Value::Null);
-    expect(&send(&node, "DELETE", "/v1/cronjobs/handmade", b""), 404, "not_found", "handmade");
+    expect(
+        &send(&node, "DELETE", "/v1/cronjobs/handmade", b""),
+        404,
+        "not_found",
+        "handmade",
+    );
 
     // The CLI: an endless file is refused at the API's limit; one bad file, one exit code.
     let (code, _, err) = cli(&node, &["jobs", "add", "/dev/zero"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.starts_with("error:") && err.contains("larger than"), "{err}");
+    assert!(
+        err.starts_with("error:") && err.contains("larger than"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     for (name, content) in [
         ("not-json", "nope".to_string()),
-        ("no-frequency", r#"{"id": "x", "function": {"app": "a", "path": "/f"}}"#.to_string()),
+        (
+            "no-frequency",
+            r#"{"id": "x", "function": {"app": "a", "path": "/f"}}"#.to_string(),
+        ),
         ("bad-path", {
             let mut j = job("badpath", "@daily");
             j["function"]["path"] = "/a b".into();
@@ -266,7 +313,9 @@ impl Decoy {
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
                 let mut buf = [0u8; 4096];
                 if let Ok(n) = stream.read(&mut buf) {
-                    s.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    s.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             }
         });
@@ -301,10 +350,19 @@ fn a_forged_lock_value_receives_no_token() {
             .any(|n| n["leader"] == true && n["node"] == leader.as_str())
             .then_some(())
     });
-    let r = send(follower, "POST", "/v1/cronjobs", job("fwd", "@daily").to_string().as_bytes());
+    let r = send(
+        follower,
+        "POST",
+        "/v1/cronjobs",
+        job("fwd", "@daily").to_string().as_bytes(),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     // No token on the command line: no warning.
-    assert!(!a.log().contains("given on the command line"), "{}", a.log());
+    assert!(
+        !a.log().contains("given on the command line"),
+        "{}",
+        a.log()
+    );
 
     // Anyone with KV write rewrites the lock value to name their own server (a `?` too).
     let decoy = Decoy::start();
@@ -314,7 +372,11 @@ fn a_forged_lock_value_receives_no_token() {
         json!({"node": "evil", "api_addr": format!("127.0.0.1:{}", decoy.port), "pid": 1, "version": "x"}),
         json!({"node": leader, "api_addr": format!("127.0.0.1:{}/steal?", decoy.port), "pid": 1, "version": "x"}),
     ] {
-        let r = consul_put(&consul, "/v1/kv/cronnode/leader", forged.to_string().as_bytes());
+        let r = consul_put(
+            &consul,
+            "/v1/kv/cronnode/leader",
+            forged.to_string().as_bytes(),
+        );
         assert_eq!(r.status, 200, "{}", r.text());
         // The run still reaches the real leader, through the address its registered instance
         // advertises.
@@ -339,14 +401,27 @@ fn a_lock_held_by_another_client_is_a_foreign_holder() {
     let consul = Consul::start();
     let redis = RedisServer::start().unwrap();
     // Another lock client of the same key (as `consul lock` would be) holds it first.
-    let session = consul_put(&consul, "/v1/session/create", br#"{"Name": "other tool", "TTL": "86400s"}"#);
+    let session = consul_put(
+        &consul,
+        "/v1/session/create",
+        br#"{"Name": "other tool", "TTL": "86400s"}"#,
+    );
     assert_eq!(session.status, 200, "{}", session.text());
     let sid = session.json()["ID"].as_str().unwrap().to_string();
-    let r = consul_put(&consul, &format!("/v1/kv/cronnode/leader?acquire={sid}"), b"not json");
+    let r = consul_put(
+        &consul,
+        &format!("/v1/kv/cronnode/leader?acquire={sid}"),
+        b"not json",
+    );
     assert_eq!(r.text().trim(), "true");
 
     let node = Node::start("solo", &consul, &redis.url(), &["--api-token", TOKEN]);
-    let r = send(&node, "POST", "/v1/cronjobs", job("blocked", "@daily").to_string().as_bytes());
+    let r = send(
+        &node,
+        "POST",
+        "/v1/cronjobs",
+        job("blocked", "@daily").to_string().as_bytes(),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let leader = send(&node, "GET", "/v1/leader", b"");
     assert_eq!(leader.status, 200, "{}", leader.text());
@@ -365,7 +440,13 @@ fn a_lock_held_by_another_client_is_a_foreign_holder() {
 fn nodes_that_disagree_on_the_token_are_flagged() {
     let consul = Consul::start();
     let redis = RedisServer::start().unwrap();
-    let with = Node::start_env("with", &consul, &redis.url(), &[], &[("CRONNODE_API_TOKEN", TOKEN)]);
+    let with = Node::start_env(
+        "with",
+        &consul,
+        &redis.url(),
+        &[],
+        &[("CRONNODE_API_TOKEN", TOKEN)],
+    );
     let without = Node::start("without", &consul, &redis.url(), &[]);
     let nodes = wait_for("both nodes registered", Duration::from_secs(30), || {
         let v = send(&with, "GET", "/v1/nodes", b"").json();

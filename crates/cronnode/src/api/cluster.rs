@@ -153,11 +153,8 @@ async fn nodes_json(state: &AppState) -> Result<(Vec<Value>, Vec<String>), ApiEr
         ApiError::unavailable(format!("consul: {e}"))
     })?;
     // What each node registered in its service Meta (absent: a build from before the flag).
-    let token_required = |n: &consul_lock::NodeStatus| {
-        n.meta
-            .get(API_TOKEN_META)
-            .map(|v| v == API_TOKEN_REQUIRED)
-    };
+    let token_required =
+        |n: &consul_lock::NodeStatus| n.meta.get(API_TOKEN_META).map(|v| v == API_TOKEN_REQUIRED);
     let json = nodes
         .iter()
         .map(|n| {

@@ -8,9 +8,11 @@
 //!   cannot be told apart from an attacker and `/health` would time out);
 //! - a connection that is not answering a request ("waiting": just accepted, between two
 //!   requests, or in the middle of a request's headers) costs nothing to close, since no answer
-//!   is lost: above [`MAX_CONNECTIONS`] the one that has been waiting longest is closed, so an
-//!   idle or slow client loses its oldest connections and a client that sends its request at
-//!   once is served;
+//!   is lost: above [`MAX_CONNECTIONS`] one waiting connection of the peer address that holds
+//!   the most connections is closed, the one that has waited longest. So a slow or idle client
+//!   loses its own oldest connections, not other clients' (from another address), and a
+//!   client that sends its request at once is served. Clients behind one address (a proxy)
+//!   share its fate: there, the longest-waiting connection goes;
 //! - timeouts bound how long a connection may wait: [`IDLE_TIMEOUT`] without a byte of a
 //!   request, [`HEADER_READ_TIMEOUT`] for a request's headers (hyper's own timer), and
 //!   `super::body::BODY_READ_TIMEOUT` for a body, which only a route that takes one reads,
@@ -22,8 +24,10 @@
 //!
 //! Must not: read requests or know routes (`mod.rs` and the router do).
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,10 +88,14 @@ pub struct Connections {
 struct Table {
     next_id: u64,
     slots: HashMap<u64, Arc<Slot>>,
+    /// Open connections per peer address.
+    per_peer: HashMap<IpAddr, usize>,
 }
 
 /// One connection's state, shared by its task, its request guard and the table.
 pub struct Slot {
+    /// The client's address.
+    peer: IpAddr,
     /// Answering a request: never closed by the limit.
     busy: AtomicBool,
     /// Asked to close by the limit; not asked twice.
@@ -119,6 +127,13 @@ impl Drop for Admitted {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         table.slots.remove(&self.id);
+        let peer = self.slot.peer;
+        if let Some(n) = table.per_peer.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                table.per_peer.remove(&peer);
+            }
+        }
     }
 }
 
@@ -143,38 +158,51 @@ impl Connections {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a new connection in; `None` when it must be closed at once (every connection
-    /// busy and the headroom used). Above the limit, asks the connections that have waited
-    /// longest to close.
-    pub fn admit(self: &Arc<Self>) -> Option<Admitted> {
+    /// Takes a new connection from `peer` in; `None` when it must be closed at once (every
+    /// connection busy and the headroom used). Above the limit, asks one waiting connection
+    /// to close: of the peer that holds the most connections, the one waiting longest.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Admitted> {
         let now = self.millis(Instant::now());
         let mut table = self.lock();
+        *table.per_peer.entry(peer).or_default() += 1;
         let open = table.slots.len() + 1;
-        let over = open.saturating_sub(self.limit);
-        if over > 0 {
-            let mut waiting: Vec<&Arc<Slot>> = table
-                .slots
-                .values()
-                .filter(|s| !s.busy.load(Ordering::Acquire) && !s.closing.load(Ordering::Acquire))
-                .collect();
-            waiting.sort_by_key(|s| s.waiting_since.load(Ordering::Acquire));
-            for victim in waiting.into_iter().take(over) {
-                victim.close();
+        if open > self.limit {
+            let per_peer = &table.per_peer;
+            let mut closing = 0;
+            let mut victim: Option<(&Arc<Slot>, (Reverse<usize>, u64))> = None;
+            for s in table.slots.values() {
+                if s.closing.load(Ordering::Acquire) {
+                    // On its way out: already makes room.
+                    closing += 1;
+                    continue;
+                }
+                if s.busy.load(Ordering::Acquire) {
+                    continue;
+                }
+                let held = per_peer.get(&s.peer).copied().unwrap_or(0);
+                let key = (Reverse(held), s.waiting_since.load(Ordering::Acquire));
+                if victim.as_ref().is_none_or(|(_, best)| key < *best) {
+                    victim = Some((s, key));
+                }
             }
-            // What could not be freed counts against the headroom (slots already closing
-            // are on their way out and are not counted twice).
-            let closing = table
-                .slots
-                .values()
-                .filter(|s| s.closing.load(Ordering::Acquire))
-                .count();
-            if open.saturating_sub(closing) > self.limit + CONNECTION_HEADROOM {
+            if open - closing > self.limit {
+                if let Some((v, _)) = victim {
+                    v.close();
+                    closing += 1;
+                }
+            }
+            if open - closing > self.limit + CONNECTION_HEADROOM {
+                if let Some(n) = table.per_peer.get_mut(&peer) {
+                    *n -= 1;
+                }
+                table.per_peer.retain(|_, n| *n > 0);
                 return None;
             }
         }
         let id = table.next_id;
         table.next_id += 1;
         let slot = Arc::new(Slot {
+            peer,
             busy: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             waiting_since: AtomicU64::new(now),
@@ -335,10 +363,13 @@ mod tests {
 
     use super::*;
 
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
     #[tokio::test(start_paused = true)]
     async fn idle_connections_close_after_the_idle_timeout_unless_a_request_began() {
         let c = Connections::new(10);
-        let a = c.admit().unwrap();
+        let a = c.admit(A).unwrap();
         let start = Instant::now();
         assert_eq!(
             a.slot.verdict(start),
@@ -366,16 +397,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn above_the_limit_the_longest_waiting_connection_is_closed_never_a_busy_one() {
         let c = Connections::new(2);
-        let oldest = c.admit().unwrap();
+        let oldest = c.admit(A).unwrap();
         tokio::time::advance(Duration::from_millis(10)).await;
         let busy_guard;
         let busy = {
-            let b = c.admit().unwrap();
+            let b = c.admit(A).unwrap();
             busy_guard = b.slot.begin_request();
             b
         };
         tokio::time::advance(Duration::from_millis(10)).await;
-        let newer = c.admit().unwrap();
+        let newer = c.admit(A).unwrap();
         let now = Instant::now();
         assert_eq!(oldest.slot.verdict(now), Verdict::Close, "longest waiting");
         assert_eq!(busy.slot.verdict(now), Verdict::Serve(None));
@@ -387,15 +418,37 @@ mod tests {
         let _newer_guard = newer.slot.begin_request();
         let mut extra = Vec::new();
         for _ in 0..CONNECTION_HEADROOM {
-            let a = c.admit().expect("within the headroom");
+            let a = c.admit(A).expect("within the headroom");
             let g = a.slot.begin_request();
             extra.push((a, g));
         }
-        assert!(c.admit().is_none(), "past the headroom");
+        assert!(c.admit(A).is_none(), "past the headroom");
+        assert!(c.admit(B).is_none(), "whoever asks");
         drop(busy_guard);
         // Once one waits again, a newcomer closes it instead.
-        let fresh = c.admit().expect("a waiting one is closed for it");
+        let fresh = c.admit(A).expect("a waiting one is closed for it");
         assert_eq!(busy.slot.verdict(Instant::now()), Verdict::Close);
         drop(fresh);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_peer_holding_the_most_loses_its_own_connections() {
+        let c = Connections::new(3);
+        // B's connection is the oldest of all.
+        let b = c.admit(B).unwrap();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let a1 = c.admit(A).unwrap();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let a2 = c.admit(A).unwrap();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let a3 = c.admit(A).unwrap();
+        let now = Instant::now();
+        assert!(matches!(b.slot.verdict(now), Verdict::Serve(_)), "not the biggest holder");
+        assert_eq!(a1.slot.verdict(now), Verdict::Close, "A's longest waiting");
+        assert!(matches!(a2.slot.verdict(now), Verdict::Serve(_)));
+        assert!(matches!(a3.slot.verdict(now), Verdict::Serve(_)));
+        drop(a1);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.lock().per_peer[&A], 2);
     }
 }

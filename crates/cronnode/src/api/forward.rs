@@ -118,7 +118,12 @@ pub async fn forward(
         .map_err(|e| ApiError::internal(format!("leader API address {base}: {e}")))?
         .with_limits(FORWARD_TIMEOUT, MAX_FORWARDED_ANSWER);
     let raw = client
-        .send(method, path, body, &[(FORWARDED_HEADER, &state.config.node)])
+        .send(
+            method,
+            path,
+            body,
+            &[(FORWARDED_HEADER, &state.config.node)],
+        )
         .await
         .map_err(|e| {
             ApiError::unavailable(format!("forwarding to the leader {}: {e}", leader.node))
@@ -188,7 +193,10 @@ mod tests {
 
     #[test]
     fn the_url_is_made_of_host_and_port_only() {
-        assert_eq!(leader_url("10.0.0.5", 8765).unwrap(), "http://10.0.0.5:8765");
+        assert_eq!(
+            leader_url("10.0.0.5", 8765).unwrap(),
+            "http://10.0.0.5:8765"
+        );
         assert_eq!(leader_url("::1", 80).unwrap(), "http://[::1]:80");
         assert_eq!(
             leader_url("node-1.dc1.internal", 8765).unwrap(),
@@ -224,7 +232,10 @@ mod tests {
             (StatusCode::OK, &b"<html>hello</html>"[..]),
             (StatusCode::OK, b"[1]"),
             (StatusCode::FOUND, b"{}"),
-            (StatusCode::BAD_GATEWAY, br#"{"error": {"code": "evil", "message": "m"}}"#),
+            (
+                StatusCode::BAD_GATEWAY,
+                br#"{"error": {"code": "evil", "message": "m"}}"#,
+            ),
             (StatusCode::NOT_FOUND, b"{}"),
         ] {
             let e = relay("n", status, body).unwrap_err();

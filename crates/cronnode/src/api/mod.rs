@@ -66,7 +66,7 @@ pub async fn serve(
     let connections = Connections::new(connections::connection_limit());
     let mut backoff = ACCEPT_BACKOFF_START;
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => { backoff = ACCEPT_BACKOFF_START; s }
                 Err(e) => {
@@ -80,7 +80,7 @@ pub async fn serve(
         };
         // Every connection busy and the headroom used: close this one at once rather than
         // leave it in the backlog.
-        let Some(admitted) = connections.admit() else {
+        let Some(admitted) = connections.admit(peer.ip()) else {
             drop(stream);
             continue;
         };

@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn files_are_read_up_to_the_api_limit_and_no_further() {
-        let exactly = vec![b' '; 10];
+        let exactly = [b' '; 10];
         assert_eq!(read_capped(&exactly[..], "f", 10).unwrap().len(), 10);
         // An endless source: only limit + 1 bytes are read.
         let e = read_capped(std::io::repeat(0), "/dev/zero", 10).unwrap_err();

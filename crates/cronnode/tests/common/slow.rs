@@ -1,7 +1,9 @@
 //! A hostile client for the connection tests and the connection benchmark: it holds many
 //! connections open to one port, sending one byte of a request header per connection per
-//! second, and opens a new connection for each one the server closes. It needs only std and
-//! rlimit, so that the benchmark can include this file alone.
+//! second, and opens a new connection for each one the server closes. It connects from
+//! [`SLOW_SOURCE`], its own loopback address: it is another host as far as the server can
+//! tell. It needs only std, socket2 and rlimit, so that the benchmark can include this file
+//! alone.
 //!
 //! Bounded: it runs until its [`SlowClients`] handle is dropped, and it only ever connects to
 //! the loopback port it was given.
@@ -15,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// One byte a second of this, over and over: a request that never ends.
 const TRICKLE: &[u8] = b"GET /v1/cronjobs HTTP/1.1\r\nHost: slow\r\nX-Slow: ";
+/// The slow client's own address (any 127.0.0.0/8 address is this machine's loopback).
+pub const SLOW_SOURCE: [u8; 4] = [127, 0, 0, 2];
 /// How long a connect may take before the attempt is counted as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -42,8 +46,17 @@ struct Conn {
     sent: usize,
 }
 
+/// A connection from [`SLOW_SOURCE`] to `addr`.
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SockAddr::from(SocketAddr::from((SLOW_SOURCE, 0))))?;
+    socket.connect_timeout(&SockAddr::from(addr), CONNECT_TIMEOUT)?;
+    Ok(socket.into())
+}
+
 fn open(addr: SocketAddr, stats: &SlowStats) -> Option<Conn> {
-    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+    match connect(addr) {
         Ok(stream) => {
             stream.set_nonblocking(true).ok()?;
             stats.opened.fetch_add(1, Ordering::Relaxed);
