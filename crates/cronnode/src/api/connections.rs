@@ -77,6 +77,10 @@ pub fn connection_limit() -> usize {
     fit.clamp(1, MAX_CONNECTIONS)
 }
 
+/// Which waiting connection goes first: the smallest rank (its peer's connection count,
+/// larger first; then when it started waiting, earlier first).
+type EvictionRank = (Reverse<usize>, u64);
+
 /// The connections being served, and the choice of which to close.
 pub struct Connections {
     limit: usize,
@@ -169,7 +173,7 @@ impl Connections {
         if open > self.limit {
             let per_peer = &table.per_peer;
             let mut closing = 0;
-            let mut victim: Option<(&Arc<Slot>, (Reverse<usize>, u64))> = None;
+            let mut victim: Option<(&Arc<Slot>, EvictionRank)> = None;
             for s in table.slots.values() {
                 if s.closing.load(Ordering::Acquire) {
                     // On its way out: already makes room.
@@ -443,7 +447,10 @@ mod tests {
         tokio::time::advance(Duration::from_millis(10)).await;
         let a3 = c.admit(A).unwrap();
         let now = Instant::now();
-        assert!(matches!(b.slot.verdict(now), Verdict::Serve(_)), "not the biggest holder");
+        assert!(
+            matches!(b.slot.verdict(now), Verdict::Serve(_)),
+            "not the biggest holder"
+        );
         assert_eq!(a1.slot.verdict(now), Verdict::Close, "A's longest waiting");
         assert!(matches!(a2.slot.verdict(now), Verdict::Serve(_)));
         assert!(matches!(a3.slot.verdict(now), Verdict::Serve(_)));
