@@ -330,10 +330,10 @@ fn check_text(
     }
 }
 
-/// The unreserved characters of a URL (RFC 3986): an app name goes into `REQUEST_URL` as a
-/// path segment, so it must not be able to add one, a query or a fragment.
-fn url_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+/// An app name goes into `REQUEST_URL` as one path segment: no control character or space,
+/// and nothing that would add a segment, a query, a fragment or a percent-escape.
+fn app_char(c: char) -> bool {
+    !(c.is_control() || c.is_whitespace() || matches!(c, '/' | '?' | '#' | '%' | '\\'))
 }
 
 /// A route path: no control character or space (they would end or split `REQUEST_URL`), no
@@ -398,8 +398,8 @@ fn check_function(f: &FunctionCall) -> Result<(), JobError> {
         "function.app",
         &f.app,
         MAX_APP_LEN,
-        url_unreserved,
-        "an app name is made of A-Z a-z 0-9 - . _ ~",
+        app_char,
+        "an app name is one URL path segment: no control characters, spaces, '/', '?', '#', '%' or '\\'",
     )?;
     if !f.path.starts_with('/') {
         return Err(field(

@@ -213,7 +213,12 @@ fn control_characters_and_lengths_are_refused_by_field() {
         (
             &["function", "app"],
             json!("a/b"),
-            "function.app: '/' is not allowed: an app name is made of",
+            "function.app: '/' is not allowed: an app name is one URL path segment",
+        ),
+        (
+            &["function", "app"],
+            json!("a?b"),
+            "function.app: '?' is not allowed",
         ),
         (
             &["function", "app"],
@@ -269,7 +274,7 @@ fn control_characters_and_lengths_are_refused_by_field() {
     }
     // What stays allowed.
     let mut v = base();
-    v["function"]["app"] = json!("my-app_1.v2~x");
+    v["function"]["app"] = json!("my-app_1.v2~x\"ü");
     v["function"]["path"] = json!("/a/b:c/ünï");
     v["function"]["image"] = json!("registry.local:5000/acme/report@sha256:abc");
     v["description"] = json!("two\nlines\tand a tab");

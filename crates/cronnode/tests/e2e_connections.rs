@@ -1,6 +1,6 @@
 //! End to end: a client that holds thousands of connections open, sending a byte a second,
-//! does not take the API away from others, and a half-sent request or an idle connection is
-//! closed by the server's timeouts.
+//! does not take the API away from others, and a half-sent request, an idle connection or a
+//! body that stops coming is closed by the server's timeouts.
 //!
 //! No timed assertion on latency (the benchmark measures it against the 100 ms goal, see
 //! BENCHMARKS.md): here each request must simply be answered, within a bound a loaded CI
@@ -26,6 +26,8 @@ const ANSWER_BOUND: Duration = Duration::from_secs(10);
 /// The server's `HEADER_READ_TIMEOUT` and `IDLE_TIMEOUT` (crates/cronnode/src/api/connections.rs).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server's `BODY_READ_TIMEOUT` (crates/cronnode/src/api/body.rs).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slack for a loaded machine on top of a server timeout.
 const SLACK: Duration = Duration::from_secs(5);
 
@@ -84,6 +86,26 @@ fn slow_clients_do_not_starve_the_api_and_half_sent_requests_are_closed() {
     .unwrap();
     assert_eq!(created.status, 201, "{}", created.text());
 
+    // A body that stops coming: 408 within the body timeout (checked at the end; it runs
+    // beside the rest).
+    let port = node.port;
+    let slow_body = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let start = Instant::now();
+        let head = format!(
+            "POST /v1/cronjobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"id\": "
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.set_read_timeout(Some(BODY_READ_TIMEOUT + SLACK + SLACK))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        (
+            start.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    });
+
     // A half-sent request, a byte a second, is closed within the header timeout; a connection
     // that sends nothing within the idle timeout.
     let half = closed_after(
@@ -138,6 +160,10 @@ fn slow_clients_do_not_starve_the_api_and_half_sent_requests_are_closed() {
     );
     eprintln!("{:?}", slow.stats);
     drop(slow);
+    let (took, answer) = slow_body.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(took <= BODY_READ_TIMEOUT + SLACK, "answered after {took:?}");
     // Still serving once the slow client is gone.
     assert_eq!(http::get(node.port, "/health", None).unwrap().status, 200);
     let log = node.log();
