@@ -6,6 +6,7 @@
 //! lock session binds to), and the tag `leader` on the instance that holds the lock. The loop
 //! that passes the check and moves the tag is in `node.rs`; this module only speaks HTTP.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hyper::Method;
@@ -33,6 +34,9 @@ pub struct ServiceSpec {
     pub check_ttl: Duration,
     /// Whether the instance carries the `leader` tag.
     pub leader: bool,
+    /// More service Meta, beside `version` and `node` (what the program wants other nodes to
+    /// see of it).
+    pub meta: BTreeMap<String, String>,
 }
 
 impl ServiceSpec {
@@ -78,6 +82,10 @@ pub struct NodeStatus {
     pub leader: bool,
     /// The worst status of its checks: `passing`, `warning` or `critical`.
     pub status: String,
+    /// The Consul node it is registered on.
+    pub consul_node: String,
+    /// Its whole service Meta.
+    pub meta: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -111,7 +119,7 @@ struct HealthService {
     #[serde(default)]
     port: u16,
     #[serde(default)]
-    meta: Option<std::collections::HashMap<String, String>>,
+    meta: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -144,13 +152,16 @@ fn registration_body(spec: &ServiceSpec) -> serde_json::Value {
     } else {
         vec![]
     };
+    let mut meta = spec.meta.clone();
+    meta.insert("version".into(), spec.version.clone());
+    meta.insert("node".into(), spec.node.clone());
     serde_json::json!({
         "Name": SERVICE_NAME,
         "ID": spec.service_id(),
         "Tags": tags,
         "Address": address,
         "Port": port,
-        "Meta": {"version": spec.version, "node": spec.node},
+        "Meta": meta,
         "Check": {
             "CheckID": check_id(&spec.node),
             "Name": format!("cronnode {} alive", spec.node),
@@ -256,6 +267,8 @@ fn parse_health(body: &[u8]) -> Result<Vec<NodeStatus>, String> {
                 version: meta.get("version").cloned().unwrap_or_default(),
                 leader: tags.iter().any(|t| t == LEADER_TAG),
                 status: worst(e.checks.into_iter().map(|c| c.status)),
+                consul_node: e.node.node,
+                meta,
             }
         })
         .collect();
@@ -275,6 +288,7 @@ mod tests {
             version: "0.1.0".into(),
             check_ttl: Duration::from_secs(10),
             leader: true,
+            meta: [("api_token".to_string(), "required".to_string())].into(),
         };
         let b = registration_body(&spec);
         assert_eq!(b["ID"], "cronnode-n1");
@@ -282,6 +296,7 @@ mod tests {
         assert_eq!(b["Port"], 8080);
         assert_eq!(b["Tags"][0], "leader");
         assert_eq!(b["Meta"]["version"], "0.1.0");
+        assert_eq!(b["Meta"]["api_token"], "required");
         assert_eq!(b["Check"]["CheckID"], "service:cronnode-n1");
         assert_eq!(b["Check"]["Status"], "passing");
         assert_eq!(split_addr("[::1]:80"), ("::1".to_string(), 80));

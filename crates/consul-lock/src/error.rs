@@ -162,6 +162,18 @@ pub enum StoreError {
     /// No such job.
     #[error("job {0:?} not found")]
     NotFound(String),
+    /// The job's stored form is over what Consul takes in one write; nothing was written.
+    #[error(
+        "job {id:?} is {bytes} bytes as stored (JSON, escapes included), over the {limit} bytes Consul takes in one write: shorten function.body, the headers, the description or the tags"
+    )]
+    TooLarge {
+        /// The job id.
+        id: String,
+        /// Its stored size.
+        bytes: usize,
+        /// [`crate::MAX_JOB_BYTES`].
+        limit: usize,
+    },
     /// The stored entry does not validate (written by hand?).
     #[error("stored job at {key} is invalid: {error}")]
     Stored {

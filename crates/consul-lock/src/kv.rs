@@ -501,6 +501,8 @@ pub(crate) enum KvOp<'a> {
     Set { key: &'a str, value: &'a [u8] },
     /// `delete-cas`: delete only if the key's ModifyIndex is `index` (or it is missing).
     DeleteCas { key: &'a str, index: u64 },
+    /// `check-index`: fail the txn unless the key exists with ModifyIndex `index`.
+    CheckIndex { key: &'a str, index: u64 },
 }
 
 impl KvOp<'_> {
@@ -513,6 +515,8 @@ impl KvOp<'_> {
                 "Verb": "set", "Key": key, "Value": b64(value)}}),
             KvOp::DeleteCas { key, index } => serde_json::json!({"KV": {
                 "Verb": "delete-cas", "Key": key, "Index": index}}),
+            KvOp::CheckIndex { key, index } => serde_json::json!({"KV": {
+                "Verb": "check-index", "Key": key, "Index": index}}),
         }
     }
 }

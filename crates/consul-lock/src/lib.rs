@@ -17,7 +17,8 @@
 //!   the tasks beside it (renewer, lock watch, agent probe, resign and clean-up).
 //! - `version.rs`: the agent's version, [`MIN_CONSUL_VERSION`], and what differs between the
 //!   supported versions.
-//! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`].
+//! - `leader.rs`: [`Leadership`], the lock value, [`leader_info`], [`vouched_leader`] (the
+//!   leader's registered instance: where a node may send its API token).
 //! - `stored_job.rs`: a job as stored ([`StoredJob`]): the sharded layout (jobs at
 //!   `<prefix>/jobs/<xx>/<id>`, `xx` = [`shard_of`]`(id)` in hex), the id check
 //!   ([`check_job_id`]) and the decoding of an entry. The store's other files build on it.
@@ -72,7 +73,9 @@ pub use http::{Consul, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use job_set::{JobChange, JobSet};
 pub use keepalive::{AGENT_PROBE_EVERY, RENEW_RETRY};
 pub use kv::{KvEntry, Query, Refusal, TxnOutcome, LOCK_FLAG, MAX_WAIT};
-pub use leader::{leader_info, LeaderInfo, Leadership, LockValue};
+pub use leader::{
+    leader_info, vouched_leader, LeaderInfo, LeaderInstance, Leadership, LockValue, VouchedLeader,
+};
 pub use lease::{AGENT_LOST_AFTER, STEP_DOWN_EARLY_DIVISOR};
 pub use node::{Node, NodeHandle};
 pub use retry::{BACKOFF_MAX, BACKOFF_MIN};
@@ -82,7 +85,7 @@ pub use settings::{
     lock_key, LockSettings, SettingsError, DEFAULT_LOCK_DELAY, DEFAULT_PREFIX, DEFAULT_SESSION_TTL,
     MAX_LOCK_DELAY, MAX_NODE_LEN, MAX_PREFIX_LEN, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
-pub use store::JobStore;
+pub use store::{JobStore, MAX_JOB_BYTES};
 pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
 pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};
 pub use stored_job::{check_job_id, shard_of, InvalidEntry, StoredJob, SHARDS};

@@ -153,6 +153,7 @@ async fn supervise(
         version: settings.version.clone(),
         check_ttl: settings.session_ttl,
         leader: false,
+        meta: settings.meta.clone(),
     };
     // The session binds to the check: register first.
     backoff.reset();

@@ -7,6 +7,7 @@
 //! is refused with the allowed range, and every problem is reported at once
 //! ([`SettingsError`]). Also the one host-name lookup ([`host_name`]), the default node name.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Default KV prefix.
@@ -42,6 +43,8 @@ pub struct LockSettings {
     pub api_addr: String,
     /// cronnode's version, registered in `Meta.version` and written in the lock value.
     pub version: String,
+    /// More service Meta to register (cronnode: whether its API requires a token).
+    pub meta: BTreeMap<String, String>,
 }
 
 impl Default for LockSettings {
@@ -53,6 +56,7 @@ impl Default for LockSettings {
             node: host_name(),
             api_addr: "127.0.0.1:8080".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            meta: BTreeMap::new(),
         }
     }
 }
@@ -228,6 +232,7 @@ mod tests {
             node: "a b".into(),
             api_addr: " ".into(),
             version: "1".into(),
+            meta: BTreeMap::new(),
         };
         let e = s.validate().unwrap_err();
         assert_eq!(e.problems.len(), 5, "{e}");

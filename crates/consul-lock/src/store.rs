@@ -31,6 +31,11 @@ use crate::stored_job::{check_job_id, decode_value, shard_dir, shard_of, StoredJ
 
 /// Attempts of an update without a version, or of a delete, when another writer keeps winning.
 const UPDATE_ATTEMPTS: usize = 5;
+/// Largest stored job (its JSON value). A write is one txn, and Consul takes at most 512 KiB
+/// in a txn request (`txn_max_req_len`), values base64-encoded (4/3): 380 KiB leaves room for
+/// the keys and the stamp. A larger job is refused before Consul is asked, with
+/// [`StoreError::TooLarge`], instead of a txn error that looks like an outage.
+pub const MAX_JOB_BYTES: usize = 380 * 1024;
 
 /// The job store under one prefix. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -106,14 +111,30 @@ impl JobStore {
                 format!("delete {id} {from}"),
             ),
         };
-        let ops = [
-            op,
-            KvOp::Set {
-                key: &stamp_key,
-                value: stamp.as_bytes(),
-            },
-        ];
-        Ok(self.consul.kv_txn(&ops).await?)
+        let stamp = KvOp::Set {
+            key: &stamp_key,
+            value: stamp.as_bytes(),
+        };
+        Ok(match op {
+            // Consul's `delete-cas` of a key that is already gone succeeds: the check makes
+            // a delete that lost a race a refusal, so exactly one of two deletes says it
+            // deleted.
+            KvOp::DeleteCas { key, index } => {
+                let check = KvOp::CheckIndex { key, index };
+                self.consul.kv_txn(&[check, op, stamp]).await?
+            }
+            op => self.consul.kv_txn(&[op, stamp]).await?,
+        })
+    }
+
+    /// Whether `spec` fits in one write once stored (its timestamps set): `TooLarge` if not.
+    /// The store checks every write with it; a caller may check before anything else.
+    pub fn check_size(spec: &JobSpec) -> Result<(), StoreError> {
+        let mut stamped = spec.clone();
+        let now = Utc::now();
+        stamped.created_at = stamped.created_at.or(Some(now));
+        stamped.updated_at = Some(now);
+        fits(&stamped, &encode(&stamped))
     }
 
     /// Creates a job; `Conflict` if one with the same id exists.
@@ -124,6 +145,7 @@ impl JobStore {
         spec.updated_at = Some(now);
         let job = spec.validate()?;
         let value = encode(&job.spec);
+        fits(&job.spec, &value)?;
         match self.write(&job.spec.id, Write::Create(&value)).await? {
             TxnResults::Applied(entries) => Ok(StoredJob {
                 version: written_version(&entries)?,
@@ -160,6 +182,7 @@ impl JobStore {
             spec.updated_at = Some(now);
             let job = spec.clone().validate()?;
             let value = encode(&job.spec);
+            fits(&job.spec, &value)?;
             match self
                 .write(&id, Write::Update(&value, current.modify_index))
                 .await?
@@ -189,9 +212,10 @@ impl JobStore {
         })
     }
 
-    /// Deletes a job; `false` if it did not exist. The delete is a `delete-cas` at the version
-    /// just read (with the stamp in the same txn); when the job changed in between, it is read
-    /// and deleted again.
+    /// Deletes a job, valid or not; `false` if it did not exist, also when a concurrent delete
+    /// took it first. The delete is a `check-index` and a `delete-cas` at the version just
+    /// read (with the stamp in the same txn); when the job changed in between, it is read and
+    /// deleted again.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let key = self.key(id)?;
         for _ in 0..UPDATE_ATTEMPTS {
@@ -238,6 +262,17 @@ fn stale(id: &str, asked: u64, current: u64) -> StoreError {
         id: id.to_string(),
         message: format!("version {asked} is stale: the job is at version {current}"),
     }
+}
+
+fn fits(spec: &JobSpec, value: &[u8]) -> Result<(), StoreError> {
+    if value.len() > MAX_JOB_BYTES {
+        return Err(StoreError::TooLarge {
+            id: spec.id.clone(),
+            bytes: value.len(),
+            limit: MAX_JOB_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn encode(spec: &JobSpec) -> Vec<u8> {

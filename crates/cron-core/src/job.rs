@@ -10,7 +10,9 @@
 //!
 //! Extensions: `function.image`, `function.priority` (0-2), `function.timeout`, `timezone`,
 //! `paused`, `catchup` (`policy`, `window`), `description`, `tags`. Unknown fields are rejected by
-//! name. [`JobSpec`] is the stored form (Consul KV `<prefix>/jobs/<id>`); [`Job`] is a spec that
+//! name. Every text field has a length limit (the `MAX_*` constants), and what reaches the
+//! task's URL, headers or image name has no control character (`check_function`); a new
+//! field gets its check in `check_function` or `check_labels`, or beside them. [`JobSpec`] is the stored form (Consul KV `<prefix>/jobs/<id>`); [`Job`] is a spec that
 //! passed [`JobSpec::validate`], with its schedule parsed.
 
 use std::time::Duration;
@@ -220,6 +222,24 @@ fn check_keys(
 pub const MAX_ID_LEN: usize = 128;
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest app name, in bytes.
+pub const MAX_APP_LEN: usize = 255;
+/// Longest route path, in bytes.
+pub const MAX_PATH_LEN: usize = 2048;
+/// Longest image reference, in bytes (a Docker reference: name, tag and digest).
+pub const MAX_IMAGE_LEN: usize = 512;
+/// Most request headers.
+pub const MAX_HEADERS: usize = 64;
+/// Longest header line (`Name: value`), in bytes.
+pub const MAX_HEADER_LEN: usize = 8 * 1024;
+/// Longest schedule expression, in bytes.
+pub const MAX_FREQUENCY_LEN: usize = 1024;
+/// Longest description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
+/// Most tags.
+pub const MAX_TAGS: usize = 64;
+/// Longest tag, in bytes.
+pub const MAX_TAG_LEN: usize = 128;
 /// Highest queue priority.
 pub const MAX_PRIORITY: u8 = 2;
 /// Run timeout bounds, in seconds.
@@ -290,19 +310,129 @@ fn check_header(h: &str) -> Result<(), JobError> {
     Ok(())
 }
 
+/// Checks a text field's length and characters; `allowed` names what may be in it.
+fn check_text(
+    name: &'static str,
+    value: &str,
+    max_len: usize,
+    ok: fn(char) -> bool,
+    allowed: &str,
+) -> Result<(), JobError> {
+    if value.len() > max_len {
+        return Err(field(
+            name,
+            format!("{} bytes is over the limit of {max_len}", value.len()),
+        ));
+    }
+    match value.chars().find(|c| !ok(*c)) {
+        Some(c) => Err(field(name, format!("{c:?} is not allowed: {allowed}"))),
+        None => Ok(()),
+    }
+}
+
+/// An app name goes into `REQUEST_URL` as one path segment: no control character or space,
+/// and nothing that would add a segment, a query, a fragment or a percent-escape.
+fn app_char(c: char) -> bool {
+    !(c.is_control() || c.is_whitespace() || matches!(c, '/' | '?' | '#' | '%' | '\\'))
+}
+
+/// A route path: no control character or space (they would end or split `REQUEST_URL`), no
+/// `?` or `#` (a query or fragment of the functions server's URL).
+fn path_char(c: char) -> bool {
+    !(c.is_control() || c.is_whitespace() || c == '?' || c == '#')
+}
+
+/// An image reference is printable ASCII without spaces.
+fn image_char(c: char) -> bool {
+    c.is_ascii_graphic()
+}
+
+/// Free text for operators: anything but control characters (a description may have lines).
+fn label_char(c: char) -> bool {
+    !c.is_control()
+}
+
+fn description_char(c: char) -> bool {
+    !c.is_control() || c == '\n' || c == '\t'
+}
+
 fn validate(spec: JobSpec) -> Result<Job, JobError> {
     check_id(&spec.id)?;
-    let f = &spec.function;
+    check_function(&spec.function)?;
+    check_labels(&spec)?;
+    // The zone is its own field in errors, so a user knows which one to fix.
+    crate::schedule::parse_zone(spec.timezone.as_deref())
+        .map_err(|e| field("timezone", e.to_string()))?;
+    check_text(
+        "frequency",
+        &spec.frequency,
+        MAX_FREQUENCY_LEN,
+        label_char,
+        "a schedule expression has no control characters",
+    )?;
+    let schedule = Schedule::parse(&spec.frequency, spec.timezone.as_deref())?;
+    let catchup_window = crate::schedule::parse_duration(&spec.catchup.window)
+        .map_err(|e| field("catchup.window", e.to_string()))?;
+    if catchup_window > MAX_CATCHUP_WINDOW {
+        return Err(field(
+            "catchup.window",
+            format!(
+                "{} is longer than the limit of 7 days (168h)",
+                spec.catchup.window
+            ),
+        ));
+    }
+    Ok(Job {
+        spec,
+        schedule,
+        catchup_window,
+    })
+}
+
+/// The function call: what reaches the task's URL, headers, image and queue.
+fn check_function(f: &FunctionCall) -> Result<(), JobError> {
     if f.app.trim().is_empty() {
         return Err(field("function.app", "must not be empty"));
     }
+    check_text(
+        "function.app",
+        &f.app,
+        MAX_APP_LEN,
+        app_char,
+        "an app name is one URL path segment: no control characters, spaces, '/', '?', '#', '%' or '\\'",
+    )?;
     if !f.path.starts_with('/') {
         return Err(field(
             "function.path",
             format!("{:?} must start with '/'", f.path),
         ));
     }
+    check_text(
+        "function.path",
+        &f.path,
+        MAX_PATH_LEN,
+        path_char,
+        "a route path has no control characters, spaces, '?' or '#'",
+    )?;
+    if f.headers.len() > MAX_HEADERS {
+        return Err(field(
+            "function.headers",
+            format!(
+                "{} headers is over the limit of {MAX_HEADERS}",
+                f.headers.len()
+            ),
+        ));
+    }
     for h in &f.headers {
+        if h.len() > MAX_HEADER_LEN {
+            return Err(field(
+                "function.headers",
+                format!(
+                    "a header of {} bytes is over the limit of {MAX_HEADER_LEN}",
+                    h.len()
+                ),
+            ));
+        }
         check_header(h)?;
     }
     if f.body.len() > MAX_BODY_BYTES {
@@ -344,25 +474,39 @@ fn validate(spec: JobSpec) -> Result<Job, JobError> {
         if image.trim().is_empty() {
             return Err(field("function.image", "must not be empty when given"));
         }
+        check_text(
+            "function.image",
+            image,
+            MAX_IMAGE_LEN,
+            image_char,
+            "an image reference is printable ASCII without spaces",
+        )?;
     }
-    // The zone is its own field in errors, so a user knows which one to fix.
-    crate::schedule::parse_zone(spec.timezone.as_deref())
-        .map_err(|e| field("timezone", e.to_string()))?;
-    let schedule = Schedule::parse(&spec.frequency, spec.timezone.as_deref())?;
-    let catchup_window = crate::schedule::parse_duration(&spec.catchup.window)
-        .map_err(|e| field("catchup.window", e.to_string()))?;
-    if catchup_window > MAX_CATCHUP_WINDOW {
+    Ok(())
+}
+
+/// What operators write for themselves: a description and tags, bounded.
+fn check_labels(spec: &JobSpec) -> Result<(), JobError> {
+    if let Some(d) = &spec.description {
+        check_text(
+            "description",
+            d,
+            MAX_DESCRIPTION_LEN,
+            description_char,
+            "no control characters but new lines and tabs",
+        )?;
+    }
+    if spec.tags.len() > MAX_TAGS {
         return Err(field(
-            "catchup.window",
-            format!(
-                "{} is longer than the limit of 7 days (168h)",
-                spec.catchup.window
-            ),
+            "tags",
+            format!("{} tags is over the limit of {MAX_TAGS}", spec.tags.len()),
         ));
     }
-    Ok(Job {
-        spec,
-        schedule,
-        catchup_window,
-    })
+    for t in &spec.tags {
+        if t.is_empty() {
+            return Err(field("tags", "a tag must not be empty"));
+        }
+        check_text("tags", t, MAX_TAG_LEN, label_char, "no control characters")?;
+    }
+    Ok(())
 }

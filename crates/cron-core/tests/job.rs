@@ -179,3 +179,105 @@ fn a_repeated_key_keeps_its_last_value() {
     .unwrap();
     assert_eq!(spec.id, "b");
 }
+
+/// Whatever reaches a URL, a header or an image name has no control character, and every
+/// text has a bound (a 100 KB path, 100,000 tags or a 1 MiB description are refused).
+#[test]
+fn control_characters_and_lengths_are_refused_by_field() {
+    let cases: Vec<(&[&str], Value, &str)> = vec![
+        (
+            &["function", "path"],
+            json!("/fn\r\nX: y"),
+            "function.path: '\\r' is not allowed",
+        ),
+        (
+            &["function", "path"],
+            json!("/fn x"),
+            "function.path: ' ' is not allowed",
+        ),
+        (
+            &["function", "path"],
+            json!("/fn?a=1"),
+            "function.path: '?' is not allowed",
+        ),
+        (
+            &["function", "path"],
+            json!(format!("/{}", "p".repeat(100_000))),
+            "function.path: 100001 bytes is over the limit of 2048",
+        ),
+        (
+            &["function", "app"],
+            json!("app\n"),
+            "function.app: '\\n' is not allowed",
+        ),
+        (
+            &["function", "app"],
+            json!("a/b"),
+            "function.app: '/' is not allowed: an app name is one URL path segment",
+        ),
+        (
+            &["function", "app"],
+            json!("a?b"),
+            "function.app: '?' is not allowed",
+        ),
+        (
+            &["function", "app"],
+            json!("a".repeat(256)),
+            "function.app: 256 bytes is over the limit of 255",
+        ),
+        (
+            &["function", "image"],
+            json!("iron/hello\u{0}"),
+            "function.image: '\\0' is not allowed",
+        ),
+        (
+            &["function", "image"],
+            json!("iron/hello latest"),
+            "function.image: ' ' is not allowed",
+        ),
+        (
+            &["function", "headers"],
+            json!(vec!["A: b"; 65]),
+            "function.headers: 65 headers is over the limit of 64",
+        ),
+        (
+            &["function", "headers"],
+            json!([format!("A: {}", "b".repeat(9000))]),
+            "function.headers: a header of 9003 bytes",
+        ),
+        (
+            &["description"],
+            json!("x".repeat(1024 * 1024)),
+            "description: 1048576 bytes is over the limit of 4096",
+        ),
+        (
+            &["description"],
+            json!("a\u{1b}[31m"),
+            "description: '\\u{1b}' is not allowed",
+        ),
+        (
+            &["tags"],
+            json!(vec!["t"; 100_000]),
+            "tags: 100000 tags is over the limit of 64",
+        ),
+        (&["tags"], json!([""]), "tags: a tag must not be empty"),
+        (&["tags"], json!(["a\rb"]), "tags: '\\r' is not allowed"),
+        (
+            &["frequency"],
+            json!("* * * * *\n"),
+            "frequency: '\\n' is not allowed",
+        ),
+    ];
+    for (path, value, message) in cases {
+        let e = err_with(path, value);
+        assert!(e.starts_with(message), "{path:?}: {e}");
+    }
+    // What stays allowed.
+    let mut v = base();
+    v["function"]["app"] = json!("my-app_1.v2~x\"ü");
+    v["function"]["path"] = json!("/a/b:c/ünï");
+    v["function"]["image"] = json!("registry.local:5000/acme/report@sha256:abc");
+    v["description"] = json!("two\nlines\tand a tab");
+    v["tags"] = json!(["team:ops", "ünï"]);
+    check(&v).unwrap();
+}

@@ -17,6 +17,9 @@ use serde_json::Value;
 
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer read (a page of 10,000 jobs is a few MB): a server that sends more is cut
+/// off instead of filling the memory.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
 /// Why a request to the API failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,10 @@ pub struct ApiClient {
     base: String,
     /// Sent as `Authorization: Bearer …` when set.
     token: Option<String>,
+    /// How long one request may take.
+    timeout: Duration,
+    /// Largest answer read.
+    answer_limit: usize,
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -87,7 +94,22 @@ impl ApiClient {
             return Err(format!("{base}: https is not supported by the cronnode CLI; put a local proxy in front or use http"));
         }
         let http = Client::builder(TokioExecutor::new()).build_http();
-        Ok(ApiClient { base, token, http })
+        Ok(ApiClient {
+            base,
+            token,
+            timeout: REQUEST_TIMEOUT,
+            answer_limit: MAX_ANSWER_BYTES,
+            http,
+        })
+    }
+
+    /// The same client with another request timeout and answer limit.
+    pub fn with_limits(self, timeout: Duration, answer_limit: usize) -> ApiClient {
+        ApiClient {
+            timeout,
+            answer_limit,
+            ..self
+        }
     }
 
     /// Sends one request and returns the raw answer, whatever its status.
@@ -116,25 +138,25 @@ impl ApiClient {
             url: url.clone(),
             cause,
         };
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let (timeout, limit) = (self.timeout, self.answer_limit);
+        let answer = tokio::time::timeout(timeout, async {
             let resp = self
                 .http
                 .request(req)
                 .await
                 .map_err(|e| unreachable(error_chain(&e)))?;
             let status = resp.status();
-            let body = resp
-                .into_body()
+            let body = http_body_util::Limited::new(resp.into_body(), limit)
                 .collect()
                 .await
-                .map_err(|e| unreachable(e.to_string()))?
+                .map_err(|e| unreachable(format!("reading the answer: {e}")))?
                 .to_bytes();
             Ok(RawResponse { status, body })
         })
         .await;
         match answer {
             Ok(r) => r,
-            Err(_) => Err(unreachable(format!("no answer within {REQUEST_TIMEOUT:?}"))),
+            Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
         }
     }
 

@@ -8,7 +8,7 @@
 //! node and its shutdown path), `leader` (the leader loop), `api` (HTTP), `client` (the API
 //! client of the CLI and of forwarding), `metrics`, `dev` (the embedded dev mode); two leaves
 //! that the API and the CLI share, so neither imports the other: `preview` (a schedule's next
-//! slots) and `percent` (URL encoding).
+//! slots), `percent` (URL encoding) and `limits` (the API's body limit).
 
 mod api;
 mod cli;
@@ -17,6 +17,7 @@ mod config;
 mod daemon;
 mod dev;
 mod leader;
+mod limits;
 mod metrics;
 mod percent;
 mod preview;
@@ -56,6 +57,9 @@ async fn dispatch(command: Command) -> i32 {
                 }
             };
             daemon::init_logs(config.log_format);
+            for warning in args.settings.exposure_warnings() {
+                tracing::warn!("{warning}");
+            }
             match daemon::run(config, daemon::shutdown_signal()).await {
                 Ok(()) => 0,
                 Err(e) => {

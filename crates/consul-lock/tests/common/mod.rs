@@ -34,6 +34,7 @@ pub fn settings(node: &str) -> LockSettings {
         node: node.to_string(),
         api_addr: "127.0.0.1:8080".to_string(),
         version: "test".to_string(),
+        meta: Default::default(),
     }
 }
 

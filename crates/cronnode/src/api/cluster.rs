@@ -13,6 +13,7 @@ use super::errors::{ApiError, ApiResult};
 use super::forward::{command_error, on_leader};
 use super::reply::{body_response, json_response};
 use super::state::AppState;
+use crate::config::{API_TOKEN_META, API_TOKEN_REQUIRED};
 use crate::leader::LeaderStatus;
 use crate::preview::{parse_instant, preview, DEFAULT_PREVIEW, MAX_PREVIEW};
 
@@ -92,16 +93,23 @@ async fn leader_json(state: &AppState) -> Result<Value, ApiError> {
             return Err(ApiError::unavailable(format!("redis: {e}")));
         }
     };
+    // A holder whose lock value is not cronnode's (another client of the key) is shown as
+    // foreign: its session and token, nothing of a value that names no cronnode node.
     let leader = info.as_ref().map(|i| {
-        json!({
-            "node": i.node,
-            "api_addr": i.api_addr,
-            "since": i.since.map(ts),
-            "token": i.token,
-            "pid": i.pid,
-            "version": i.version,
-            "session": i.session,
-        })
+        if i.foreign {
+            json!({"node": null, "token": i.token, "session": i.session, "foreign": true})
+        } else {
+            json!({
+                "node": i.node,
+                "api_addr": i.api_addr,
+                "since": i.since.map(ts),
+                "token": i.token,
+                "pid": i.pid,
+                "version": i.version,
+                "session": i.session,
+                "foreign": false,
+            })
+        }
     });
     let token = info.as_ref().map(|i| i.token);
     let blocked = matches!((fence, token), (Some(f), Some(t)) if f > t);
@@ -137,12 +145,17 @@ pub async fn leader(state: &AppState) -> ApiResult {
     Ok(json_response(StatusCode::OK, &leader_json(state).await?))
 }
 
-async fn nodes_json(state: &AppState) -> Result<Vec<Value>, ApiError> {
+/// Every node as `/v1/nodes` shows it, and the warnings about the set (nodes that disagree on
+/// whether the API needs a token).
+async fn nodes_json(state: &AppState) -> Result<(Vec<Value>, Vec<String>), ApiError> {
     let nodes = consul_lock::nodes(&state.consul).await.map_err(|e| {
         state.metrics.consul_error("nodes");
         ApiError::unavailable(format!("consul: {e}"))
     })?;
-    Ok(nodes
+    // What each node registered in its service Meta (absent: a build from before the flag).
+    let token_required =
+        |n: &consul_lock::NodeStatus| n.meta.get(API_TOKEN_META).map(|v| v == API_TOKEN_REQUIRED);
+    let json = nodes
         .iter()
         .map(|n| {
             json!({
@@ -152,23 +165,40 @@ async fn nodes_json(state: &AppState) -> Result<Vec<Value>, ApiError> {
                 "version": n.version,
                 "status": n.status,
                 "leader": n.leader,
+                "api_token_required": token_required(n),
             })
         })
-        .collect())
+        .collect();
+    let open: Vec<&str> = nodes
+        .iter()
+        .filter(|n| token_required(n) == Some(false))
+        .map(|n| n.node.as_str())
+        .collect();
+    let guarded = nodes.iter().any(|n| token_required(n) == Some(true));
+    let warnings = if guarded && !open.is_empty() {
+        vec![format!(
+            "the nodes disagree on the API token: {} require(s) none, so the shared job store is open to anyone who reaches them; give every node the same --api-token",
+            open.join(", ")
+        )]
+    } else {
+        Vec::new()
+    };
+    Ok((json, warnings))
 }
 
 /// `GET /v1/nodes`.
 pub async fn nodes(state: &AppState) -> ApiResult {
+    let (nodes, warnings) = nodes_json(state).await?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({"nodes": nodes_json(state).await?}),
+        &json!({"nodes": nodes, "warnings": warnings}),
     ))
 }
 
 /// `GET /v1/status`: everything `cronnode status` prints.
 pub async fn status(state: &AppState) -> ApiResult {
     let mut v = leader_json(state).await?;
-    let nodes = nodes_json(state).await?;
+    let (nodes, warnings) = nodes_json(state).await?;
     // The node's own watched set: no read of every job from Consul per request.
     let set = state.jobs.borrow().clone();
     let depths = state.queue()?.queue_depths().await.map_err(|e| {
@@ -177,6 +207,7 @@ pub async fn status(state: &AppState) -> ApiResult {
     })?;
     if let Value::Object(m) = &mut v {
         m.insert("nodes".into(), Value::Array(nodes));
+        m.insert("warnings".into(), json!(warnings));
         m.insert(
             "jobs".into(),
             json!({

@@ -35,6 +35,8 @@ pub const ERROR_CODES: &[&str] = &[
     "not_found",
     "method_not_allowed",
     "conflict",
+    "stored_invalid",
+    "request_timeout",
     "payload_too_large",
     "unsupported_media_type",
     "no_leader",
@@ -89,6 +91,22 @@ impl ApiError {
     /// 409.
     pub fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 409: the job as stored does not validate (edited by hand); it can be replaced or
+    /// deleted.
+    pub fn stored_invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "stored_invalid", message)
+    }
+
+    /// 408: the body did not arrive in time.
+    pub fn request_timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
+    }
+
+    /// 413: a job whose stored form is over what Consul takes in one write.
+    pub fn job_too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
     /// 413.

@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use consul_lock::{StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+use consul_lock::{JobStore, StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 use cron_core::{Job, JobSpec};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::body::json_object;
 use super::errors::{ApiError, ApiResult};
 use super::forward::{command_error, on_leader, tell_leader};
 use super::reply::json_response;
@@ -41,17 +42,7 @@ pub fn parse_job(
     body: &[u8],
     path_id: Option<&str>,
 ) -> Result<(JobSpec, Arc<Job>, Option<u64>), ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::malformed_json(
-            "the request body is empty: send a job spec as a JSON object",
-        ));
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::malformed_json(format!("the request body is not valid JSON: {e}"))
-    })?;
-    let Value::Object(mut obj) = value else {
-        return Err(ApiError::bad_request("a job spec must be a JSON object"));
-    };
+    let mut obj = json_object(body, "a job spec")?;
     let version = match obj.remove("version") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_u64().ok_or_else(|| {
@@ -90,6 +81,8 @@ pub fn parse_job(
         .task_settings
         .check_job(&job)
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
+    // A spec that validates may still be over what Consul takes in one write (escapes count).
+    JobStore::check_size(&spec).map_err(|e| ApiError::job_too_large(e.to_string()))?;
     Ok((spec, Arc::new(job), version))
 }
 
@@ -122,6 +115,11 @@ fn store_error(op: &'static str, state: &AppState, e: StoreError) -> ApiError {
         e @ (StoreError::Invalid(_) | StoreError::BadId { .. }) => {
             ApiError::invalid_job(e.to_string())
         }
+        e @ StoreError::TooLarge { .. } => ApiError::job_too_large(e.to_string()),
+        StoreError::Stored { key, error } => ApiError::stored_invalid(format!(
+            "the job stored at {key} is invalid (edited by hand?): {error}; replace it (PUT, \
+             `cronnode jobs put`) or delete it (DELETE, `cronnode jobs rm`)"
+        )),
         other => {
             state.metrics.consul_error(op);
             ApiError::unavailable(format!("consul: {other}"))
@@ -248,16 +246,20 @@ pub async fn replace(
     Ok(json_response(status, &job_json(&stored, cursor)))
 }
 
-/// `DELETE /v1/cronjobs/{id}`: 200 once the leader has withdrawn what it staged of the job,
-/// 202 when it did not confirm.
+/// `DELETE /v1/cronjobs/{id}`: deletes what is stored under the id, valid or not (a job
+/// edited by hand into an invalid state can be removed). 404 when there was nothing, also when
+/// a concurrent request deleted it first: the store's delete is a check-and-set on the version
+/// it read, so of two deletes exactly one answers 200. 200 once the leader has withdrawn what
+/// it staged of the job, 202 when it did not confirm.
 pub async fn delete(state: &AppState, id: &str, headers: &hyper::HeaderMap) -> ApiResult {
-    // Read first: DELETE of a missing key is a success in Consul, but a 404 here.
-    stored_or_404(state, id).await?;
-    state
+    let deleted = state
         .store
         .delete(id)
         .await
         .map_err(|e| store_error("delete", state, e))?;
+    if !deleted {
+        return Err(ApiError::not_found(format!("no job {id:?}")));
+    }
     tracing::info!(job = %id, "job deleted");
     let status = tell_leader(state, headers, id).await;
     Ok(json_response(status, &json!({"deleted": id})))

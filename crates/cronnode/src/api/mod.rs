@@ -4,14 +4,18 @@
 //! dispatches and makes the OpenAPI document served at `/v1/openapi.json` ([`openapi`]). The
 //! README's "The HTTP API" section documents them for users.
 //!
-//! This module owns the listener, the connection limit, the bearer token (every route but the
-//! open ones, `/health`), the body limit and graceful shutdown. The layers below it only look
+//! This module owns the listener, the bearer token (every route but the open ones, `/health`)
+//! and graceful shutdown; [`connections`] the connection limit and the header and idle
+//! timeouts; [`body`] the body's size and time limits. The layers below it only look
 //! down: [`routes`] (the table) → [`router`] (matching, ids, queries) and the handlers,
 //! [`jobs`] and [`cluster`] → [`forward`] (reaching the leader) → [`state`], [`errors`],
-//! [`reply`]. Handlers never enqueue: manual runs and fence resets go to the leader loop
+//! [`reply`], [`body`]. A `HEAD` is answered as the `GET` of the same path (hyper sends no
+//! body). Handlers never enqueue: manual runs and fence resets go to the leader loop
 //! (`crate::leader`), on this node or forwarded to the leader's API.
 
+pub mod body;
 pub mod cluster;
+pub mod connections;
 pub mod errors;
 pub mod forward;
 pub mod jobs;
@@ -21,51 +25,48 @@ pub mod router;
 pub mod routes;
 pub mod state;
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH};
+use http_body_util::Full;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::header::AUTHORIZATION;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::broadcast;
 
 pub use errors::ApiError;
 pub use state::AppState;
 
+use connections::{Connections, CountedIo, RequestGuard, Verdict, HEADER_READ_TIMEOUT};
 use router::{Body, Call};
 
-/// Largest request body accepted (a job spec's body is at most 256 KiB, JSON escaping included).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Most connections served at once; more wait in the accept backlog.
-pub const MAX_CONNECTIONS: usize = 1024;
 /// How long in-flight requests get to finish after shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Accept errors back off from this delay…
 const ACCEPT_BACKOFF_START: Duration = Duration::from_millis(10);
 /// …doubling up to this ceiling.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Serves the API on `listener` until `shutdown` fires, then gives in-flight requests
-/// [`SHUTDOWN_GRACE`] to finish.
+/// [`SHUTDOWN_GRACE`] to finish. Every connection is accepted at once; `connections.rs` decides
+/// which ones to close, and when.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     mut shutdown: broadcast::Receiver<()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Connections::new(connections::connection_limit());
     let mut backoff = ACCEPT_BACKOFF_START;
     loop {
-        // Take a permit before accepting: at the limit, clients wait in the backlog.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.recv() => break,
-        };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => { backoff = ACCEPT_BACKOFF_START; s }
                 Err(e) => {
@@ -77,19 +78,50 @@ pub async fn serve(
             },
             _ = shutdown.recv() => break,
         };
+        // Every connection busy and the headroom used: close this one at once rather than
+        // leave it in the backlog.
+        let Some(admitted) = connections.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = admitted.slot.clone();
         let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
+            let guard = slot.begin_request();
             let state = state.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+            async move {
+                let resp = handle(state, req).await;
+                Ok::<_, Infallible>(resp.map(|body| Answer {
+                    body,
+                    _guard: guard,
+                }))
+            }
         });
-        let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-            .http1_only()
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(
+                TokioIo::new(CountedIo::new(stream, admitted.slot.clone())),
+                service,
+            );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            let slot = admitted.slot.clone();
+            tokio::pin!(conn);
+            loop {
+                let wake_at = match slot.verdict(tokio::time::Instant::now()) {
+                    Verdict::Close => break,
+                    Verdict::Serve(at) => at,
+                };
+                tokio::select! {
+                    _ = &mut conn => break,
+                    _ = slot.woken() => {}
+                    _ = sleep_until(wake_at) => {}
+                }
+            }
+            // Dropping the connection closes it; its slot leaves the table with `admitted`.
+            drop(admitted);
         });
     }
     drop(listener);
@@ -101,10 +133,44 @@ pub async fn serve(
     }
 }
 
-/// One request: route, token, body limit, query, then the route's handler; every failure
-/// becomes an error body.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An answer's body, holding the connection busy until hyper has taken it.
+pub struct Answer {
+    body: Full<Bytes>,
+    _guard: RequestGuard,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// One request: route, token, then (for a route that takes one) the body within its limits,
+/// query, then the route's handler; every failure becomes an error body. Nothing of the body
+/// is read before the token is checked.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
+    let (parts, incoming) = req.into_parts();
     let path = parts.uri.path().to_string();
     let found = router::find(&routes::ROUTES, &parts.method, &path);
     let answer = async {
@@ -112,12 +178,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Fu
             let token = state.config.api_token.as_ref().map(|t| t.expose());
             check_token(token, &parts.headers)?;
         }
-        let body = read_body(&parts.headers, body).await?;
-        let query = router::parse_query(parts.uri.query().unwrap_or(""))?;
         let (route, id) = found.route?;
-        if route.body == Body::Json {
+        let body = if route.body == Body::Json {
             router::check_json_content_type(&parts.headers)?;
-        }
+            body::read(&parts.headers, incoming).await?
+        } else {
+            Bytes::new()
+        };
+        let query = router::parse_query(parts.uri.query().unwrap_or(""))?;
         let call = Call {
             state: state.clone(),
             id,
@@ -138,6 +206,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Fu
     }
 }
 
+/// Checks `Authorization: Bearer <token>` (the scheme's case does not matter, RFC 9110
+/// §11.1) against the node's token, in constant time.
 fn check_token(expected: Option<&str>, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = expected else {
         return Ok(());
@@ -152,9 +222,11 @@ fn check_token(expected: Option<&str>, headers: &hyper::HeaderMap) -> Result<(),
         .to_str()
         .map_err(|_| ApiError::unauthorized("Authorization header is not readable text"))?;
     let token = given
-        .strip_prefix("Bearer ")
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::unauthorized("Authorization header must be `Bearer <token>`"))?;
-    if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) {
+    if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::unauthorized("wrong bearer token"))
@@ -168,28 +240,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
     }
     diff == 0
-}
-
-async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
-    // Refuse early when the client announces a body over the limit.
-    if let Some(len) = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > MAX_BODY_BYTES as u64 {
-            return Err(ApiError::too_large(MAX_BODY_BYTES));
-        }
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::too_large(MAX_BODY_BYTES))
-        }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -211,6 +261,10 @@ mod tests {
             .contains("wrong"));
         h.insert(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
         assert!(check_token(Some("s3cret"), &h).is_ok());
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            h.insert(AUTHORIZATION, format!("{scheme} s3cret").parse().unwrap());
+            assert!(check_token(Some("s3cret"), &h).is_ok(), "{scheme}");
+        }
         h.insert(AUTHORIZATION, "Basic s3cret".parse().unwrap());
         assert!(check_token(Some("s3cret"), &h)
             .unwrap_err()

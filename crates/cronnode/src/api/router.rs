@@ -8,7 +8,7 @@
 //! whether the token is needed.
 //!
 //! Matching: the path is split at `/` (leading slashes ignored, one trailing slash ignored);
-//! a path that matches a template but not its method is a 405; a path under an `{id}` route's
+//! `HEAD` matches the `GET` route; a path that matches a template but not its method is a 405; a path under an `{id}` route's
 //! prefix that matches no template has an id with a `/` in it (400 naming it); anything else
 //! is a 404.
 //!
@@ -164,9 +164,15 @@ pub fn find<'r>(routes: &'r [Route], method: &Method, path: &str) -> Found<'r> {
             }
         }
     };
+    // A HEAD is the GET without its body (hyper drops the body).
+    let wanted = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     let route = matching
         .iter()
-        .find(|(r, _)| r.method == method)
+        .find(|(r, _)| r.method == wanted)
         .map(|(r, _)| (*r, id))
         .ok_or_else(|| ApiError::method_not_allowed(method, path));
     Found { open, route }

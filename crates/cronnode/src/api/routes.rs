@@ -203,6 +203,10 @@ mod tests {
         assert!(action.contains("the action \"explode\""), "{action}");
         // A bad id is named before the method is judged.
         assert!(status(Method::PATCH, "/v1/cronjobs/a..b").starts_with("400"));
+        // HEAD is answered where GET is.
+        assert_eq!(status(Method::HEAD, "/health"), "/health");
+        assert_eq!(status(Method::HEAD, "/v1/cronjobs/x"), "/v1/cronjobs/{id}");
+        assert!(status(Method::HEAD, "/v1/leader/fence/reset").starts_with("405"));
         // /health is open, whatever the method; nothing else is.
         assert!(find(&ROUTES, &Method::POST, "/health").open);
         assert!(!find(&ROUTES, &Method::GET, "/v2/nothing").open);

@@ -1,8 +1,15 @@
 //! `cronnode jobs list|get|add|put|rm|pause|resume|run|fires`: the job API from the shell.
 //!
 //! Every subcommand is one call to a node's API (`--api`, token from `CRONNODE_API_TOKEN`);
-//! text by default, the API's JSON with `--json`. No validation happens here: the API is the
-//! one judge, so the CLI and curl users get the same answers.
+//! text by default, the API's JSON with `--json`. No validation of a spec happens here: the API
+//! is the one judge, so the CLI and curl users get the same answers. A file is read up to the
+//! API's body limit, no further (`/dev/zero` is refused, not read until memory runs out).
+//!
+//! Exit status of `add` and `put`: a file refused, here (unreadable, too large, not a JSON
+//! object, `put` without an id) or by the API (400, 413, 415, 422), is bad input, 2, the same
+//! in both; anything else that fails (the API unreachable, 401, 404, 409, 5xx) is 1.
+
+use std::io::Read;
 
 use bytes::Bytes;
 use clap::Subcommand;
@@ -11,6 +18,7 @@ use serde_json::Value;
 
 use super::ApiArgs;
 use crate::client::ClientError;
+use crate::limits::MAX_BODY_BYTES;
 
 /// The `jobs` subcommands.
 #[derive(Debug, Subcommand)]
@@ -88,7 +96,24 @@ pub enum JobsCommand {
 pub async fn run(cmd: &JobsCommand) -> i32 {
     match exec(cmd).await {
         Ok(()) => 0,
-        Err(e) => super::report_failure(&e),
+        Err(e) => {
+            let code = super::report_failure(&e);
+            let reads_a_file = matches!(cmd, JobsCommand::Add { .. } | JobsCommand::Put { .. });
+            if reads_a_file && refuses_the_spec(&e) {
+                super::EXIT_BAD_INPUT
+            } else {
+                code
+            }
+        }
+    }
+}
+
+/// Whether the API refused the spec itself (what a bad file gets), as opposed to the state of
+/// the cluster or the job.
+fn refuses_the_spec(e: &ClientError) -> bool {
+    match e {
+        ClientError::Api { status, .. } => matches!(status.as_u16(), 400 | 413 | 415 | 422),
+        _ => false,
     }
 }
 
@@ -96,17 +121,33 @@ fn job_path(id: &str) -> String {
     format!("/v1/cronjobs/{}", crate::percent::encode(id))
 }
 
+/// Reads a spec file (`-`: standard input), at most the API's body limit.
 fn read_spec(file: &str) -> Result<Bytes, ClientError> {
-    let bytes = if file == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| ClientError::BadInput(format!("cannot read standard input: {e}")))?;
-        buf
+    let name = if file == "-" { "standard input" } else { file };
+    let source: Box<dyn Read> = if file == "-" {
+        Box::new(std::io::stdin())
     } else {
-        std::fs::read(file)
-            .map_err(|e| ClientError::BadInput(format!("cannot read {file}: {e}")))?
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| ClientError::BadInput(format!("cannot read {file}: {e}")))?,
+        )
     };
-    Ok(Bytes::from(bytes))
+    read_capped(source, name, MAX_BODY_BYTES)
+}
+
+/// Reads `source` whole if it holds at most `limit` bytes; one byte more is an error.
+fn read_capped(source: impl Read, name: &str, limit: usize) -> Result<Bytes, ClientError> {
+    let mut buf = Vec::new();
+    source
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ClientError::BadInput(format!("cannot read {name}: {e}")))?;
+    if buf.len() > limit {
+        return Err(ClientError::BadInput(format!(
+            "{name} is larger than {limit} bytes, the most the API takes for a job spec"
+        )));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// `GET /v1/cronjobs` page after page, following `next`. Text is printed page by page (a
@@ -177,12 +218,7 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
         }
         JobsCommand::Put { file, api } => {
             let body = read_spec(file)?;
-            let id = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
-                .ok_or_else(|| {
-                    ClientError::BadInput(format!("{file}: a JSON object with an \"id\" is needed"))
-                })?;
+            let id = spec_id(file, &body)?;
             (
                 api,
                 client(api)?
@@ -239,6 +275,21 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
         _ => print_job(&answer),
     }
     Ok(())
+}
+
+/// The `id` of a spec, which names the job `put` replaces.
+fn spec_id(file: &str, body: &[u8]) -> Result<String, ClientError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ClientError::BadInput(format!("{file}: not valid JSON: {e}")))?;
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ClientError::BadInput(format!(
+                "{file}: a job spec must be a JSON object with an \"id\" string"
+            ))
+        })
 }
 
 fn client(api: &ApiArgs) -> Result<crate::client::ApiClient, ClientError> {
@@ -302,5 +353,33 @@ fn print_fires(v: &Value) {
             s(f, "/leader_node"),
             s(f, "/token"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn files_are_read_up_to_the_api_limit_and_no_further() {
+        let exactly = [b' '; 10];
+        assert_eq!(read_capped(&exactly[..], "f", 10).unwrap().len(), 10);
+        // An endless source: only limit + 1 bytes are read.
+        let e = read_capped(std::io::repeat(0), "/dev/zero", 10).unwrap_err();
+        assert!(
+            e.to_string().contains("/dev/zero is larger than 10 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn put_needs_an_id_and_says_so() {
+        assert_eq!(spec_id("f", br#"{"id": "a"}"#).unwrap(), "a");
+        for bad in [&b"nope"[..], b"[1]", b"{}", br#"{"id": 3}"#] {
+            let e = spec_id("f", bad).unwrap_err();
+            assert!(matches!(e, ClientError::BadInput(_)), "{e}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 
 use crate::config::{self, ConfigError, RawConfig, Setting};
@@ -24,9 +25,24 @@ pub struct SettingsArgs {
     pub config: Option<PathBuf>,
     /// Flags and environment variables.
     pub given: RawConfig,
+    /// Secret settings given as flags (`--api-token`), where every local user can read them
+    /// (`ps`, `/proc/PID/cmdline`): a warning each at start-up.
+    pub secrets_on_command_line: Vec<(&'static str, &'static str)>,
 }
 
 impl SettingsArgs {
+    /// One warning per secret given on the command line, naming where to put it instead.
+    pub fn exposure_warnings(&self) -> Vec<String> {
+        self.secrets_on_command_line
+            .iter()
+            .map(|(name, env)| {
+                format!(
+                    "--{name} was given on the command line, where every local user can read it (ps, /proc/PID/cmdline): set {env} in the environment or `{name}` in the --config file instead"
+                )
+            })
+            .collect()
+    }
+
     /// Flags and environment, then the config file under them: one [`RawConfig`].
     pub fn raw(&self) -> Result<RawConfig, ConfigError> {
         match &self.config {
@@ -71,22 +87,37 @@ impl Args for SettingsArgs {
 impl FromArgMatches for SettingsArgs {
     fn from_arg_matches(matches: &ArgMatches) -> Result<SettingsArgs, clap::Error> {
         let mut given = RawConfig::default();
+        let mut secrets_on_command_line = Vec::new();
         for s in config::settings() {
             if let Some(value) = matches.try_get_one::<String>(s.name).map_err(internal)? {
                 given.set(s.name, value.clone());
+                let from_flag = matches.value_source(s.name) == Some(ValueSource::CommandLine);
+                if from_flag && s.secret && holds_secret(value) {
+                    secrets_on_command_line.push((s.name, s.env));
+                }
             }
         }
         let config = matches
             .try_get_one::<PathBuf>(CONFIG)
             .map_err(internal)?
             .cloned();
-        Ok(SettingsArgs { config, given })
+        Ok(SettingsArgs {
+            config,
+            given,
+            secrets_on_command_line,
+        })
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
         *self = SettingsArgs::from_arg_matches(matches)?;
         Ok(())
     }
+}
+
+/// Whether the text of a secret setting holds a secret: a token does; a URL only with a
+/// password in it (`--redis redis://host:6379` is not one).
+fn holds_secret(value: &str) -> bool {
+    !value.contains("://") || redis_queue::queue::mask_password(value) != value
 }
 
 fn internal(e: clap::parser::MatchesError) -> clap::Error {
@@ -128,5 +159,32 @@ mod tests {
         assert!(dev.no_example);
         assert_eq!(dev.settings.given.log_format.as_deref(), Some("json"));
         assert!(Cli::try_parse_from(["cronnode", "run", "--sesion-ttl", "1s"]).is_err());
+    }
+
+    #[test]
+    fn a_secret_on_the_command_line_is_named_in_a_warning() {
+        let parse = |args: &[&str]| {
+            let Command::Run(run) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not run")
+            };
+            run.settings.exposure_warnings()
+        };
+        let w = parse(&["cronnode", "run", "--api-token", "t", "--consul-token", "c"]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("--consul-token") && w[0].contains("CONSUL_HTTP_TOKEN"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("--api-token") && w[1].contains("CRONNODE_API_TOKEN"),
+            "{w:?}"
+        );
+        assert!(!w.concat().contains(" t ") && !w.concat().contains("\"t\""));
+        // A Redis URL is a secret only with a password in it.
+        assert!(parse(&["cronnode", "run", "--redis", "redis://h:1"]).is_empty());
+        assert_eq!(
+            parse(&["cronnode", "run", "--redis", "redis://:pw@h:1"]).len(),
+            1
+        );
     }
 }

@@ -44,6 +44,13 @@ fn s(v: &Value, pointer: &str) -> String {
 pub fn render(v: &Value) -> String {
     let mut out = String::new();
     match v.get("leader") {
+        Some(l) if l.get("foreign").and_then(Value::as_bool) == Some(true) => {
+            out.push_str(&format!(
+                "leader:   none: the lock is held by a client that is not cronnode (session {}, token {})\n",
+                s(l, "/session"),
+                s(l, "/token")
+            ))
+        }
         Some(l) if !l.is_null() => out.push_str(&format!(
             "leader:   {} at {} since {} (token {})\n",
             s(l, "/node"),
@@ -89,6 +96,11 @@ pub fn render(v: &Value) -> String {
                     ""
                 }
             ));
+        }
+    }
+    if let Some(warnings) = v.get("warnings").and_then(Value::as_array) {
+        for w in warnings.iter().filter_map(Value::as_str) {
+            out.push_str(&format!("WARNING: {w}\n"));
         }
     }
     out

@@ -104,6 +104,14 @@ fn between_settings(p: &mut PartialConfig, problems: &mut Vec<Problem>) {
     }
 }
 
+/// The key of the node's Consul service Meta that says whether its API requires a token, so
+/// that nodes can see when they disagree (`/v1/nodes`, `cronnode status`).
+pub const API_TOKEN_META: &str = "api_token";
+/// Its value when the node has `--api-token` (else [`API_TOKEN_NOT_REQUIRED`]).
+pub const API_TOKEN_REQUIRED: &str = "required";
+/// Its value when the node has no `--api-token`.
+pub const API_TOKEN_NOT_REQUIRED: &str = "none";
+
 impl Config {
     /// The API address other nodes and the Consul catalog see: `--advertise`, else the listen
     /// address.
@@ -132,6 +140,16 @@ impl Config {
             node: self.node.clone(),
             api_addr: self.advertise(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            meta: [(
+                API_TOKEN_META.to_string(),
+                if self.api_token.is_some() {
+                    API_TOKEN_REQUIRED
+                } else {
+                    API_TOKEN_NOT_REQUIRED
+                }
+                .to_string(),
+            )]
+            .into(),
         }
     }
 

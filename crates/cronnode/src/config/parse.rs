@@ -61,19 +61,28 @@ pub fn api_token(text: &str) -> Result<Option<Secret>, String> {
     Ok(Some(Secret::new(text)))
 }
 
-/// `--redis`: `redis://`, `rediss://`, `unix://` or `redis+unix://` with something after it.
+/// The URL schemes redis-queue connects to (`Queue::connect` refuses others, `unix://`
+/// included, and would be retried for ever at start-up).
+const REDIS_SCHEMES: [&str; 2] = ["redis://", "rediss://"];
+
+/// `--redis`: a `redis://` or `rediss://` URL that the Redis client can read (host, port,
+/// database, credentials), checked here so that a bad one stops start-up (exit 64) instead of
+/// being retried as if Redis were down.
 pub fn redis_url(text: &str) -> Result<RedisUrl, String> {
     let url = RedisUrl::new(text);
-    if ["redis://", "rediss://", "unix://", "redis+unix://"]
-        .iter()
-        .any(|s| text.starts_with(s) && text.len() > s.len())
-    {
-        Ok(url)
-    } else {
-        Err(format!(
-            "{:?} is not a Redis URL: expected redis://HOST:PORT[/DB], rediss://… or unix://PATH",
-            url.to_string()
-        ))
+    let shown = url.to_string();
+    if !REDIS_SCHEMES.iter().any(|s| text.starts_with(s)) {
+        return Err(format!(
+            "{shown:?} is not a Redis URL: expected redis://HOST:PORT[/DB] or rediss://HOST:PORT[/DB]"
+        ));
+    }
+    match redis::IntoConnectionInfo::into_connection_info(text) {
+        Ok(_) => Ok(url),
+        // The client's message may quote the URL: never show the password.
+        Err(e) => Err(format!(
+            "{shown:?} is not a Redis URL the client can read ({}): expected redis://[USER:PASSWORD@]HOST:PORT[/DB]",
+            redis_queue::queue::mask_password(&e.to_string())
+        )),
     }
 }
 

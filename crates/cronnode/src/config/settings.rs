@@ -64,7 +64,7 @@ declare_settings! {
         parse: parse::ca_file,
         none
     }
-    /// Redis URL (`redis://`, `rediss://` or `unix://`) of the platform's queue.
+    /// Redis URL (`redis://` or `rediss://`) of the platform's queue.
     redis_url: RedisUrl {
         name: "redis",
         env: "REDIS_URL",

@@ -226,3 +226,30 @@ fn the_readme_table_is_the_declared_settings() {
         .collect();
     assert_eq!(documented, declared, "README.md's configuration table");
 }
+
+#[test]
+fn a_redis_url_the_client_cannot_read_is_refused_at_validation() {
+    for bad in [
+        "localhost:6379",
+        "unix:///run/redis.sock",
+        "redis://h:notaport",
+        "redis://h:99999999",
+        "redis://h:1/notadb",
+    ] {
+        let e = raw(&[("redis", bad)]).validate().unwrap_err();
+        assert_eq!(e.problems[0].setting, "--redis", "{bad}: {e}");
+    }
+    let e = raw(&[("redis", "redis://:s3cret@h:notaport")])
+        .validate()
+        .unwrap_err();
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+    for good in [
+        "redis://h:6379/2",
+        "rediss://u:pw@h:6380",
+        "redis://[::1]:6379",
+    ] {
+        raw(&[("redis", good)])
+            .validate()
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}

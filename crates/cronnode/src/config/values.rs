@@ -29,7 +29,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A Redis URL (`redis://`, `rediss://`, `unix://`): printed with its password masked.
+/// A Redis URL (`redis://`, `rediss://`): printed with its password masked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl(String);
 

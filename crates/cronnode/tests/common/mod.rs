@@ -5,7 +5,8 @@
 //! - Redis: dev-harness's `RedisServer` (a real redis-server);
 //! - [`Node`]: the `cronnode` binary under test (`cronnode run`), logs in a temp file that a
 //!   failing assertion prints;
-//! - [`http`]: a tiny blocking HTTP/1.1 client (raw bytes, so tests can send broken input).
+//! - [`http`]: a tiny blocking HTTP/1.1 client (raw bytes, so tests can send broken input);
+//! - [`slow`]: a hostile client that holds thousands of connections open, a byte a second.
 //!
 //! Every process is killed when its handle drops. Waits poll with generous deadlines: the
 //! suite must pass on a loaded 2-core machine.
@@ -19,6 +20,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
+
+pub mod slow;
 
 /// Timing-sensitive tests (lateness, failover) run one at a time.
 pub fn serial() -> MutexGuard<'static, ()> {
@@ -112,6 +115,17 @@ pub struct Node {
 impl Node {
     /// Starts `cronnode run` named `name`, waiting until its API answers.
     pub fn start(name: &str, consul: &Consul, redis_url: &str, extra: &[&str]) -> Node {
+        Node::start_env(name, consul, redis_url, extra, &[])
+    }
+
+    /// [`Node::start`] with environment variables (`CRONNODE_API_TOKEN`, ...).
+    pub fn start_env(
+        name: &str,
+        consul: &Consul,
+        redis_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         let port = dev_harness::free_port().unwrap();
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cronnode"))
@@ -128,6 +142,7 @@ impl Node {
             .env_remove("CRONNODE_API_TOKEN")
             .env("RUST_LOG", "info,cronnode=debug")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
             .spawn()
