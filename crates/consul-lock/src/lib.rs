@@ -74,6 +74,8 @@ pub use settings::{
     MAX_LOCK_DELAY, MAX_NODE_LEN, MAX_PREFIX_LEN, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
 pub use store::JobStore;
-pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
+pub use store_page::{
+    EntryState, JobPage, PageFilter, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET,
+};
 pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};
 pub use stored_job::{check_job_id, shard_of, InvalidEntry, StoredJob, SHARDS};

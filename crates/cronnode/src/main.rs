@@ -6,10 +6,12 @@
 //!
 //! Modules: `config` (settings raw → validated), `cli` (subcommands), `daemon` (wiring of a
 //! node and its shutdown path), `leader` (the leader loop), `api` (HTTP), `client` (the API
-//! client of the CLI and of forwarding), `metrics`, `dev` (the embedded dev mode); two leaves
-//! that the API and the CLI share, so neither imports the other: `preview` (a schedule's next
-//! slots) and `percent` (URL encoding).
+//! client of the CLI and of forwarding), `metrics`, `activity` (recent fires per second and
+//! lateness, sampled from the metrics), `ui` (the web console's embedded assets, served by
+//! `api`), `dev` (the embedded dev mode); two leaves that the API and the CLI share, so
+//! neither imports the other: `preview` (a schedule's next slots) and `percent` (URL encoding).
 
+mod activity;
 mod api;
 mod cli;
 mod client;
@@ -20,6 +22,7 @@ mod leader;
 mod metrics;
 mod percent;
 mod preview;
+mod ui;
 
 use clap::Parser;
 

@@ -64,6 +64,15 @@ declare_settings! {
         parse: parse::ca_file,
         none
     }
+    /// The Consul UI as the operators' browsers reach it; see [`Config::consul_ui_url`].
+    consul_ui: Option<String> {
+        name: "consul-ui",
+        env: "CRONNODE_CONSUL_UI",
+        value_name: "URL",
+        help: "The Consul UI as browsers reach it, for the console's links",
+        parse: parse::consul_ui,
+        none: "the Consul address + /ui"
+    }
     /// Redis URL (`redis://`, `rediss://` or `unix://`) of the platform's queue.
     redis_url: RedisUrl {
         name: "redis",
