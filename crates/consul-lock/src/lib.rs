@@ -22,7 +22,8 @@
 //! - `job_set.rs`: [`JobSet`], 256 shared shards (O(1) clone, [`JobSet::changes_since`]).
 //! - `store_watch.rs`: [`JobStore::list`] and the watch: the stamps, then only the shards
 //!   whose stamp moved.
-//! - `store_page.rs`: [`JobStore::list_page`], the API's paged listing.
+//! - `store_page.rs`: [`JobStore::list_page`], the API's paged listing, filtered by a
+//!   [`PageFilter`].
 //! - `settings.rs`: [`LockSettings`], its defaults and bounds, and the check of each setting.
 //!
 //! **Architecture Invariant:** a [`Leadership::Leader`] token is the lock key's ModifyIndex

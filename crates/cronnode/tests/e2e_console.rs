@@ -405,12 +405,12 @@ async fn scenario(
         let page = page.clone();
         async move {
             let slot = instant(&page.attr("#fires tbody tr", "data-slot").await?);
-            (Utc::now() - slot > chrono::Duration::seconds(5)).then_some(slot)
+            (Utc::now() - slot > chrono::Duration::seconds(6)).then_some(slot)
         }
     })
     .await;
     assert!(
-        newest <= paused_at + chrono::Duration::seconds(5),
+        newest <= paused_at + chrono::Duration::seconds(8),
         "a fire at {newest} after the pause at {paused_at}"
     );
     let fires = page.count("#fires tbody tr").await;
@@ -494,6 +494,7 @@ async fn scenario(
         Some(format!("X-Note: {PAYLOAD}"))
     );
     page.assert_clean("the page of a job full of markup").await;
+    page.screenshot("console-markup.png").await;
 
     // The list: a few more jobs, filtered by state and searched by id and app.
     for (id, freq, tz) in [
