@@ -46,63 +46,30 @@ struct Asset {
 
 const JS: &str = "text/javascript; charset=utf-8";
 
+/// An [`Asset`] of `assets/<name>`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("assets/", $name)),
+        }
+    };
+}
+
 /// Every file of the console; the first is the page itself.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("assets/index.html"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("assets/style.css"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("assets/favicon.svg"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: JS,
-        body: include_bytes!("assets/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: JS,
-        body: include_bytes!("assets/api.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: JS,
-        body: include_bytes!("assets/dom.js"),
-    },
-    Asset {
-        name: "chart.js",
-        content_type: JS,
-        body: include_bytes!("assets/chart.js"),
-    },
-    Asset {
-        name: "cluster.js",
-        content_type: JS,
-        body: include_bytes!("assets/cluster.js"),
-    },
-    Asset {
-        name: "jobs.js",
-        content_type: JS,
-        body: include_bytes!("assets/jobs.js"),
-    },
-    Asset {
-        name: "job.js",
-        content_type: JS,
-        body: include_bytes!("assets/job.js"),
-    },
-    Asset {
-        name: "editor.js",
-        content_type: JS,
-        body: include_bytes!("assets/editor.js"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("chart.js", JS),
+    asset!("cluster.js", JS),
+    asset!("jobs.js", JS),
+    asset!("job.js", JS),
+    asset!("editor.js", JS),
 ];
 
 /// The answer to `GET <path>`, a path under `/ui`: the page for `/ui` and `/ui/`, a file by
