@@ -115,9 +115,12 @@ impl Route {
     /// from the API, with the token) and not in the OpenAPI document.
     pub fn console(path: &'static str, handler: Handler) -> Route {
         Route {
+            method: Method::GET,
+            path,
             access: Access::Open,
+            body: Body::Ignored,
+            handler,
             doc: None,
-            ..Route::new(Method::GET, path, handler, || Value::Null)
         }
     }
 
