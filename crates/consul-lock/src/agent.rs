@@ -86,6 +86,8 @@ pub struct NodeStatus {
     pub consul_node: String,
     /// Its whole service Meta.
     pub meta: BTreeMap<String, String>,
+    /// The Consul datacenter of its node.
+    pub datacenter: String,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +107,8 @@ struct HealthNode {
     node: String,
     #[serde(default)]
     address: String,
+    #[serde(default)]
+    datacenter: String,
 }
 
 #[derive(Deserialize)]
@@ -269,6 +273,7 @@ fn parse_health(body: &[u8]) -> Result<Vec<NodeStatus>, String> {
                 status: worst(e.checks.into_iter().map(|c| c.status)),
                 consul_node: e.node.node,
                 meta,
+                datacenter: e.node.datacenter,
             }
         })
         .collect();
@@ -304,7 +309,7 @@ mod tests {
 
     #[test]
     fn health_answer_becomes_node_statuses() {
-        let body = br#"[{"Node":{"Node":"consul-dev","Address":"127.0.0.1"},
+        let body = br#"[{"Node":{"Node":"consul-dev","Address":"127.0.0.1","Datacenter":"dc7"},
             "Service":{"ID":"cronnode-b","Service":"cronnode","Tags":["leader"],"Address":"","Port":81,"Meta":{"version":"1","node":"b"}},
             "Checks":[{"CheckID":"serfHealth","Status":"passing"},{"CheckID":"service:cronnode-b","Status":"critical"}]},
             {"Node":{"Node":"consul-dev","Address":"127.0.0.1"},
@@ -319,5 +324,7 @@ mod tests {
         assert!(nodes[1].leader);
         assert_eq!(nodes[1].address, "127.0.0.1");
         assert_eq!(nodes[1].status, "critical");
+        assert_eq!(nodes[1].datacenter, "dc7");
+        assert_eq!(nodes[0].datacenter, "", "absent is empty");
     }
 }

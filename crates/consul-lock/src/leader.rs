@@ -210,6 +210,7 @@ mod tests {
             leader,
             status: "passing".into(),
             consul_node: consul_node.into(),
+            datacenter: "dc1".into(),
             meta: Default::default(),
         }
     }

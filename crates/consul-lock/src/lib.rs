@@ -27,7 +27,8 @@
 //! - `job_set.rs`: [`JobSet`], 256 shared shards (O(1) clone, [`JobSet::changes_since`]).
 //! - `store_watch.rs`: [`JobStore::list`] and the watch: the stamps, then only the shards
 //!   whose stamp moved.
-//! - `store_page.rs`: [`JobStore::list_page`], the API's paged listing.
+//! - `store_page.rs`: [`JobStore::list_page`], the API's paged listing, filtered by a
+//!   [`PageFilter`].
 //! - `settings.rs`: [`LockSettings`], its defaults and bounds, and the check of each setting.
 //!
 //! **Architecture Invariant:** a [`Leadership::Leader`] token is the lock key's ModifyIndex
@@ -86,7 +87,9 @@ pub use settings::{
     MAX_LOCK_DELAY, MAX_NODE_LEN, MAX_PREFIX_LEN, MAX_SESSION_TTL, MIN_SESSION_TTL,
 };
 pub use store::{JobStore, MAX_JOB_BYTES};
-pub use store_page::{JobPage, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET};
+pub use store_page::{
+    EntryState, JobPage, PageFilter, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_SCAN_BUDGET,
+};
 pub use store_watch::{COALESCE_INTERVAL, SHARD_READS_IN_FLIGHT, WATCH_WAIT};
 pub use stored_job::{check_job_id, shard_of, InvalidEntry, StoredJob, SHARDS};
 pub use version::{ConsulVersion, UnsupportedVersion, MIN_CONSUL_VERSION, SPLIT_CHECKS_SINCE};

@@ -2,6 +2,8 @@
 //!
 //! A page reads shards in order from the shard of its cursor (`after`), one shard at a time,
 //! and walks each in id order: jobs come in (shard, id) order, which is stable across pages.
+//! A [`PageFilter`] keeps only some of the entries walked (by app, by a part of the id, by
+//! state: active, paused or invalid); the walk and the cursor are the same with or without it.
 //! It stops when it holds `limit` jobs, at the end of the last shard, or at the end of a shard
 //! once [`PAGE_SCAN_BUDGET`] keys were walked (a filter that matches little must not read the
 //! whole store in one request). `next` is then the id to continue after: the last job given,
@@ -23,6 +25,61 @@ pub const MAX_PAGE_LIMIT: usize = 10_000;
 /// Keys a page walks before it stops at the end of a shard (about 5 shards at 1,000,000 jobs).
 pub const PAGE_SCAN_BUDGET: usize = 2 * MAX_PAGE_LIMIT;
 
+/// The state a page can be filtered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// A valid job that is not paused.
+    Active,
+    /// A valid job that is paused.
+    Paused,
+    /// An entry that fails validation (listed in [`JobPage::invalid`]).
+    Invalid,
+}
+
+impl EntryState {
+    /// Every state, by its name in the API.
+    pub const ALL: [(&'static str, EntryState); 3] = [
+        ("active", EntryState::Active),
+        ("paused", EntryState::Paused),
+        ("invalid", EntryState::Invalid),
+    ];
+}
+
+/// Which of the entries walked a page keeps; the default keeps them all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageFilter<'a> {
+    /// Only the jobs of this app (invalid entries have none, and are kept).
+    pub app: Option<&'a str>,
+    /// Only the entries whose id (for an invalid entry: the last segment of its key) contains
+    /// this, ASCII case ignored.
+    pub id_contains: Option<&'a str>,
+    /// Only the entries in this state.
+    pub state: Option<EntryState>,
+}
+
+impl PageFilter<'_> {
+    fn keeps_id(&self, id: &str) -> bool {
+        self.id_contains
+            .is_none_or(|part| id.to_ascii_lowercase().contains(&part.to_ascii_lowercase()))
+    }
+
+    fn keeps_job(&self, job: &StoredJob) -> bool {
+        let state = if job.job.spec.paused {
+            EntryState::Paused
+        } else {
+            EntryState::Active
+        };
+        self.state.is_none_or(|s| s == state)
+            && self.app.is_none_or(|a| job.job.spec.function.app == a)
+            && self.keeps_id(job.id())
+    }
+
+    fn keeps_invalid(&self, entry: &InvalidEntry) -> bool {
+        let id = entry.key.rsplit('/').next().unwrap_or(&entry.key);
+        self.state.is_none_or(|s| s == EntryState::Invalid) && self.keeps_id(id)
+    }
+}
+
 /// One page of jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobPage {
@@ -37,13 +94,13 @@ pub struct JobPage {
 
 impl JobStore {
     /// A page of at most `limit` (1..=[`MAX_PAGE_LIMIT`]; clamped) jobs after the job id
-    /// `after`, only those of `app` if given. A filtered page may hold fewer than `limit`
+    /// `after`, only the entries `filter` keeps. A filtered page may hold fewer than `limit`
     /// jobs, even none, and still have a `next`: follow `next` until it is `None`.
     pub async fn list_page(
         &self,
         after: Option<&str>,
         limit: usize,
-        app: Option<&str>,
+        filter: &PageFilter<'_>,
     ) -> Result<JobPage, StoreError> {
         if let Some(a) = after {
             check_job_id(a)?;
@@ -52,6 +109,7 @@ impl JobStore {
         let mut page = JobPage::default();
         if after.is_none() {
             page.invalid = self.strays().await?;
+            page.invalid.retain(|e| filter.keeps_invalid(e));
         }
         let first = after.map_or(0, |a| usize::from(shard_of(a)));
         let mut walked = 0usize;
@@ -77,7 +135,7 @@ impl JobStore {
                 }
                 match decode_entry(&self.dir, shard, e) {
                     Ok(job) => {
-                        if app.is_some_and(|a| job.job.spec.function.app != a) {
+                        if !filter.keeps_job(&job) {
                             continue;
                         }
                         page.jobs.push(job);
@@ -86,10 +144,15 @@ impl JobStore {
                             return Ok(page);
                         }
                     }
-                    Err(error) => page.invalid.push(InvalidEntry {
-                        key: e.key.clone(),
-                        error,
-                    }),
+                    Err(error) => {
+                        let entry = InvalidEntry {
+                            key: e.key.clone(),
+                            error,
+                        };
+                        if filter.keeps_invalid(&entry) {
+                            page.invalid.push(entry);
+                        }
+                    }
                 }
             }
             if walked >= PAGE_SCAN_BUDGET && i + 1 < SHARDS {

@@ -21,6 +21,7 @@ use redis_queue::Queue;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
+use crate::activity::Activity;
 use crate::api::{self, AppState};
 use crate::config::{Config, LogFormat};
 use crate::leader::{self, JobSource, LeaderLoop};
@@ -134,6 +135,9 @@ pub async fn run_on(
     });
 
     let metrics = Metrics::new();
+    // Every node keeps its recent activity, so one that becomes leader has it going already.
+    let activity = Activity::new();
+    tokio::spawn(activity.clone().run(metrics.clone(), stop_tx.subscribe()));
 
     let consul = Consul::new(config.consul_config())
         .context("Consul client (--consul, --consul-token, --consul-cacert)")?;
@@ -155,6 +159,7 @@ pub async fn run_on(
         task_settings: task_settings.clone(),
         metrics: metrics.clone(),
         leader,
+        activity: activity.clone(),
     });
     let api_task = tokio::spawn(api::serve(listener, state, stop_tx.subscribe()));
 

@@ -166,6 +166,7 @@ pub async fn run(args: DevArgs) -> i32 {
     println!();
     println!("cronnode dev mode is running (Ctrl-C stops it)");
     println!("  API:          http://{api_addr}   (try: curl -s http://{api_addr}/v1/cronjobs)");
+    println!("  Console:      http://{api_addr}/ui/");
     println!("  CLI:          CRONNODE_API=http://{api_addr} cronnode status");
     println!(
         "  Consul API:   {consul_url}   ({}; try: curl -s {consul_url}/v1/health/service/cronnode)",

@@ -6,10 +6,13 @@
 //!
 //! Modules: `config` (settings raw → validated), `cli` (subcommands), `daemon` (wiring of a
 //! node and its shutdown path), `leader` (the leader loop), `api` (HTTP), `client` (the API
-//! client of the CLI and of forwarding), `metrics`, `dev` (the embedded dev mode); two leaves
-//! that the API and the CLI share, so neither imports the other: `preview` (a schedule's next
-//! slots), `percent` (URL encoding) and `limits` (the API's body limit).
+//! client of the CLI and of forwarding), `metrics`, `activity` (recent fires per second and
+//! lateness, sampled from the metrics), `ui` (the web console's embedded assets, served by
+//! `api`), `dev` (the embedded dev mode); leaves that the API and the CLI share, so neither
+//! imports the other: `preview` (a schedule's next slots), `percent` (URL encoding) and
+//! `limits` (the API's body limit).
 
+mod activity;
 mod api;
 mod cli;
 mod client;
@@ -21,6 +24,7 @@ mod limits;
 mod metrics;
 mod percent;
 mod preview;
+mod ui;
 
 use clap::Parser;
 

@@ -13,11 +13,13 @@
 //!   section by section (a late failure keeps the earlier sections).
 //!
 //! Start reading at [`full`]; each scenario is one module: [`lateness`] (1, 2), [`backlog`]
-//! (1b), [`memory`] (3), [`consul_load`] (4), [`failover`] (5), [`churn`] (6), [`peer`] (7).
+//! (1b), [`memory`] (3), [`consul_load`] (4), [`failover`] (5), [`churn`] (6), [`peer`] (7),
+//! [`console`] (8).
 
 mod backlog;
 mod churn;
 mod cluster;
+mod console;
 mod consul_load;
 mod consumer;
 mod failover;
@@ -66,7 +68,8 @@ struct FullArgs {
     /// Where the markdown goes (appended section by section).
     #[arg(long)]
     out: PathBuf,
-    /// Sections to run (lateness,backlog,memory,consul,failover,churn,peer); all when absent.
+    /// Sections to run (lateness,backlog,memory,consul,failover,churn,peer,console); all when
+    /// absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Job counts of the lateness runs.
@@ -106,6 +109,9 @@ struct FullArgs {
     /// Schedule counts of the peer runs.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000])]
     peer_sizes: Vec<usize>,
+    /// Jobs in the store when the console's first page is timed.
+    #[arg(long, default_value_t = 100_000)]
+    console_jobs: usize,
     /// The virtualenv holding celery and celery-redbeat.
     #[arg(long, default_value = "target/bench-venv")]
     venv: PathBuf,
@@ -317,6 +323,16 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
                 &(section("7. Beside Celery beat + RedBeat", t) + &report::peer(&r)),
             )?,
             Err(e) => failed.push(format!("peer: {e:#}")),
+        }
+    }
+    if want("console") {
+        let t = Instant::now();
+        match console::run(bins, a.console_jobs).await {
+            Ok(o) => emit(
+                &a.out,
+                &(section("8. The web console's first page", t) + &report::console(&o)),
+            )?,
+            Err(e) => failed.push(format!("console: {e:#}")),
         }
     }
     if !failed.is_empty() {

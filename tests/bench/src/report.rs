@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::stats::fmt;
-use crate::{backlog, churn, consul_load, failover, lateness, memory, peer, procs};
+use crate::{backlog, churn, console, consul_load, failover, lateness, memory, peer, procs};
 
 /// A line on the machine and its load now.
 pub fn machine() -> String {
@@ -326,6 +326,55 @@ pub fn peer(rows: &[peer::Row]) -> String {
             r.cpu_s,
             r.rss,
             fmt(r.load_s)
+        );
+    }
+    s
+}
+
+/// Scenario 8.
+pub fn console(o: &console::Outcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} jobs in the store; the page loads {} files ({} bytes); the console's page size is {} jobs.\n",
+        o.jobs, o.files, o.bytes, o.page_size
+    );
+    let _ = writeln!(
+        s,
+        "| request | n | p50 (ms) | p99 (ms) | max (ms) | goal < 200 ms |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    let rows = [
+        (
+            "the first page: every file, one after the other, then the list",
+            &o.first_page,
+            true,
+        ),
+        (
+            "the list's first page alone (`GET /v1/cronjobs?limit=…`)",
+            &o.list,
+            false,
+        ),
+        (
+            "a first page filtered by a state no job has (`state=paused`)",
+            &o.by_state,
+            false,
+        ),
+        (
+            "a first page searched for an id nothing contains (`id_contains=`)",
+            &o.by_id,
+            false,
+        ),
+    ];
+    for (what, x, judged) in rows {
+        let verdict = if judged { goal(x.p99 < 200.0) } else { "" };
+        let _ = writeln!(
+            s,
+            "| {what} | {} | {} | {} | {} | {verdict} |",
+            x.n,
+            fmt(x.p50),
+            fmt(x.p99),
+            fmt(x.max)
         );
     }
     s

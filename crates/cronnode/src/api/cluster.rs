@@ -1,6 +1,7 @@
 //! Handlers about the cluster and the process: health, readiness, metrics, the leader, the
-//! nodes, the status summary, the fence reset, and the schedule preview. A fence reset reaches
-//! the leader through `forward.rs`.
+//! nodes, the status summary (with the Consul UI's links), the fence reset, the leader's
+//! recent activity, and the schedule preview. A fence reset and the activity reach the leader
+//! through `forward.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,9 +14,10 @@ use super::errors::{ApiError, ApiResult};
 use super::forward::{command_error, on_leader};
 use super::reply::{body_response, json_response};
 use super::state::AppState;
+use crate::activity::{Point, STEP, WINDOW};
 use crate::config::{API_TOKEN_META, API_TOKEN_REQUIRED};
 use crate::leader::LeaderStatus;
-use crate::preview::{parse_instant, preview, DEFAULT_PREVIEW, MAX_PREVIEW};
+use crate::preview::{parse_instant, preview_slots, DEFAULT_PREVIEW, MAX_PREVIEW};
 
 /// How long `/ready` waits for Consul and for Redis.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -166,6 +168,7 @@ async fn nodes_json(state: &AppState) -> Result<(Vec<Value>, Vec<String>), ApiEr
                 "status": n.status,
                 "leader": n.leader,
                 "api_token_required": token_required(n),
+                "datacenter": n.datacenter,
             })
         })
         .collect();
@@ -199,6 +202,10 @@ pub async fn nodes(state: &AppState) -> ApiResult {
 pub async fn status(state: &AppState) -> ApiResult {
     let mut v = leader_json(state).await?;
     let (nodes, warnings) = nodes_json(state).await?;
+    let datacenter = nodes
+        .iter()
+        .find_map(|n| n["datacenter"].as_str().filter(|dc| !dc.is_empty()))
+        .map(str::to_string);
     // The node's own watched set: no read of every job from Consul per request.
     let set = state.jobs.borrow().clone();
     let depths = state.queue()?.queue_depths().await.map_err(|e| {
@@ -208,6 +215,14 @@ pub async fn status(state: &AppState) -> ApiResult {
     if let Value::Object(m) = &mut v {
         m.insert("nodes".into(), Value::Array(nodes));
         m.insert("warnings".into(), json!(warnings));
+        m.insert(
+            "consul_ui".into(),
+            consul_ui_links(
+                &state.config.consul_ui_url(),
+                datacenter.as_deref(),
+                &state.config.prefix,
+            ),
+        );
         m.insert(
             "jobs".into(),
             json!({
@@ -229,6 +244,60 @@ pub async fn status(state: &AppState) -> ApiResult {
         );
     }
     Ok(json_response(StatusCode::OK, &v))
+}
+
+/// Where the Consul UI shows the lock key, the job store and the service; null while no node
+/// is registered (the links need the datacenter).
+pub fn consul_ui_links(base: &str, datacenter: Option<&str>, prefix: &str) -> Value {
+    let Some(dc) = datacenter else {
+        return Value::Null;
+    };
+    let dc = crate::percent::encode(dc);
+    json!({
+        "lock_key": format!("{base}/{dc}/kv/{prefix}/leader/edit"),
+        "jobs": format!("{base}/{dc}/kv/{prefix}/jobs/"),
+        "service": format!("{base}/{dc}/services/{}/instances", consul_lock::SERVICE_NAME),
+    })
+}
+
+/// `GET /v1/leader/activity`: the leader's fires per second and lateness over the last
+/// minutes (forwarded to the leader by a follower).
+pub async fn activity(state: &AppState, headers: &hyper::HeaderMap) -> ApiResult {
+    on_leader(
+        state,
+        headers,
+        Method::GET,
+        "/v1/leader/activity",
+        || async {
+            let points: Vec<Value> = state.activity.points().iter().map(point_json).collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "node": state.config.node,
+                    "step_secs": STEP.as_secs(),
+                    "window_secs": WINDOW.as_secs(),
+                    "points": points,
+                }),
+            ))
+        },
+    )
+    .await
+}
+
+fn point_json(p: &Point) -> Value {
+    let step = STEP.as_secs_f64();
+    let [enqueued, duplicate, fenced, error] = p.outcomes;
+    json!({
+        "at": ts(p.at),
+        "enqueued": enqueued,
+        "duplicate": duplicate,
+        "fenced": fenced,
+        "error": error,
+        "fires_per_sec": enqueued as f64 / step,
+        "late_count": p.late_count,
+        "lateness_mean_ms": p.lateness_mean_ms,
+        "lateness_p99_ms": p.lateness_p99_ms,
+    })
 }
 
 /// `POST /v1/leader/fence/reset`.
@@ -268,15 +337,44 @@ pub fn schedule(query: &HashMap<String, String>) -> ApiResult {
         .get("tz")
         .map(String::as_str)
         .filter(|t| !t.is_empty());
-    let slots = preview(frequency, tz, from, n).map_err(|e| {
+    let slots = preview_slots(frequency, tz, from, n).map_err(|e| {
         if e.starts_with("n:") {
             ApiError::bad_request(e)
         } else {
             ApiError::invalid_job(e)
         }
     })?;
+    let utc: Vec<String> = slots.iter().map(|s| ts(s.utc)).collect();
+    let local: Vec<&str> = slots.iter().map(|s| s.local.as_str()).collect();
+    let changed: Vec<bool> = slots.iter().map(|s| s.offset_changed).collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"frequency": frequency, "timezone": tz.unwrap_or("UTC"), "slots": slots}),
+        &json!({
+            "frequency": frequency,
+            "timezone": tz.unwrap_or("UTC"),
+            "slots": utc,
+            "local": local,
+            "offset_changed": changed,
+        }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consul_ui_links_name_the_datacenter() {
+        let v = consul_ui_links("http://consul:8500/ui", Some("dc1"), "cronnode");
+        assert_eq!(
+            v["lock_key"],
+            "http://consul:8500/ui/dc1/kv/cronnode/leader/edit"
+        );
+        assert_eq!(v["jobs"], "http://consul:8500/ui/dc1/kv/cronnode/jobs/");
+        assert_eq!(
+            v["service"],
+            "http://consul:8500/ui/dc1/services/cronnode/instances"
+        );
+        assert!(consul_ui_links("http://consul:8500/ui", None, "cronnode").is_null());
+    }
 }

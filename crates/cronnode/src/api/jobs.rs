@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use consul_lock::{JobStore, StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+use consul_lock::{
+    EntryState, JobStore, PageFilter, StoreError, StoredJob, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+};
 use cron_core::{Job, JobSpec};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -169,21 +171,43 @@ pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
         })
 }
 
-/// `GET /v1/cronjobs[?app=&limit=&after=]`: one page; follow `next` (as `after`) until it is
-/// null. A filtered page may hold fewer than `limit` jobs, even none, before the end.
+/// Reads `state` of `GET /v1/cronjobs`: absent → every state, else one of [`EntryState::ALL`].
+pub fn page_state(raw: Option<&str>) -> Result<Option<EntryState>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    EntryState::ALL
+        .iter()
+        .find(|(name, _)| *name == raw)
+        .map(|(_, state)| Some(*state))
+        .ok_or_else(|| {
+            let names: Vec<&str> = EntryState::ALL.iter().map(|(n, _)| *n).collect();
+            ApiError::bad_request(format!(
+                "state: {raw:?} is not allowed: give one of {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// `GET /v1/cronjobs[?app=&id_contains=&state=&limit=&after=]`: one page; follow `next` (as
+/// `after`) until it is null. A filtered page may hold fewer than `limit` jobs, even none,
+/// before the end.
 pub async fn list(state: &AppState, query: &HashMap<String, String>) -> ApiResult {
     let limit = page_limit(query.get("limit").map(String::as_str))?;
-    let app = query
-        .get("app")
-        .map(String::as_str)
-        .filter(|a| !a.is_empty());
-    let after = query
-        .get("after")
-        .map(String::as_str)
-        .filter(|a| !a.is_empty());
+    let param = |name: &str| {
+        query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let filter = PageFilter {
+        app: param("app"),
+        id_contains: param("id_contains"),
+        state: page_state(param("state"))?,
+    };
     let page = state
         .store
-        .list_page(after, limit, app)
+        .list_page(param("after"), limit, &filter)
         .await
         .map_err(|e| match e {
             e @ StoreError::BadId { .. } => ApiError::bad_request(format!("after: {e}")),
@@ -361,9 +385,41 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
     ))
 }
 
+/// `POST /v1/validate`: the checks of `POST /v1/cronjobs`, without the write (the console's
+/// editor calls it as one types). 200 with the job as it would be stored, or the very 400 or
+/// 422 a create would answer.
+pub fn validate(state: &AppState, body: &Bytes) -> ApiResult {
+    let (spec, _job, _version) = parse_job(state, body, None)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"valid": true, "job": spec}),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_state_is_one_of_three() {
+        assert_eq!(page_state(None).unwrap(), None);
+        assert_eq!(page_state(Some("")).unwrap(), None);
+        assert_eq!(
+            page_state(Some("paused")).unwrap(),
+            Some(EntryState::Paused)
+        );
+        assert_eq!(
+            page_state(Some("invalid")).unwrap(),
+            Some(EntryState::Invalid)
+        );
+        let e = page_state(Some("Active")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.message.contains("active, paused, invalid"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn page_limit_is_a_whole_number_in_range() {

@@ -189,6 +189,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Fu
         let call = Call {
             state: state.clone(),
             id,
+            path: path.clone(),
             query,
             body,
             headers: parts.headers.clone(),

@@ -4,7 +4,8 @@
 //! operation the route's row points to (one function below per operation: summary, parameters,
 //! responses) and what follows from the row itself: the `{id}` path parameter, the 401, 413
 //! and 503 every route with the token can answer, and no security on an open route. So the
-//! document cannot list a route that does not dispatch, or miss one that does.
+//! document cannot list a route that does not dispatch, or miss one that does. Routes without
+//! an operation (the web console's pages) are left out.
 //!
 //! Must not: decide anything about routing (`router.rs`) or hold the table (`routes.rs`).
 
@@ -15,7 +16,7 @@ use super::router::{Access, Route, ID};
 /// The document, for the routes of `routes`.
 pub fn document(routes: &[Route]) -> Value {
     let mut paths = Map::new();
-    for route in routes {
+    for route in routes.iter().filter(|r| r.doc.is_some()) {
         let item = paths.entry(route.path).or_insert_with(|| json!({}));
         if route.path.contains(ID) {
             item["parameters"] = json!([id_param()]);
@@ -37,7 +38,7 @@ pub fn document(routes: &[Route]) -> Value {
 
 /// The route's operation, completed by what its row says.
 fn operation(route: &Route) -> Value {
-    let mut op = (route.doc)();
+    let mut op = route.doc.map_or(Value::Null, |doc| doc());
     match route.access {
         Access::Open => op["security"] = json!([]),
         Access::Token => {
@@ -109,9 +110,12 @@ pub fn openapi() -> Value {
 /// `GET /v1/cronjobs`.
 pub fn list_jobs() -> Value {
     json!({"summary": "List jobs, one page at a time: follow `next` (as `after`) until it is null",
-        "description": "Jobs come in a stable order (by shard, then id). A page holds at most `limit` jobs; a page filtered by `app` may hold fewer, even none, before the end.",
+        "description": "Jobs come in a stable order (by shard, then id). A page holds at most `limit` jobs; a filtered page (`app`, `id_contains`, `state`) may hold fewer, even none, before the end.",
         "parameters": [
             {"name": "app", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the jobs of this app"},
+            {"name": "id_contains", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Only the entries whose id contains this (ASCII case ignored; for an invalid entry, the last segment of its key)"},
+            {"name": "state", "in": "query", "required": false, "schema": {"type": "string", "enum": ["active", "paused", "invalid"]},
+             "description": "Only the jobs that are active (not paused) or paused, or only the invalid entries"},
             {"name": "limit", "in": "query", "required": false,
              "schema": {"type": "integer", "minimum": 1, "maximum": consul_lock::MAX_PAGE_LIMIT, "default": consul_lock::DEFAULT_PAGE_LIMIT},
              "description": "Most jobs in this page"},
@@ -123,7 +127,7 @@ pub fn list_jobs() -> Value {
             "invalid": {"type": "array", "description": "Stored entries that fail validation among those this page walked (the first page also lists keys outside the shard folders)",
                 "items": {"type": "object", "properties": {"key": {"type": "string"}, "error": {"type": "string"}}}},
             "next": {"type": "string", "nullable": true, "description": "Pass as `after` for the next page; null at the end"}}})),
-            "400": err("Bad `limit` (the message says what is allowed) or `after`")}})
+            "400": err("Bad `limit` or `state` (the message says what is allowed) or `after`")}})
 }
 
 /// `POST /v1/cronjobs`.
@@ -134,6 +138,17 @@ pub fn create_job() -> Value {
             "409": err("A job with this id exists"),
             "415": err("Content-Type is not JSON"),
             "422": err("Invalid job: the message names the field and what is allowed")}})
+}
+
+/// `POST /v1/validate`.
+pub fn validate_job() -> Value {
+    json!({"summary": "Validate a job spec as a create would, without writing it",
+        "description": "What the console's editor calls as one types. A valid spec answers 200 with the job as it would be stored; an invalid one answers exactly what `POST /v1/cronjobs` would (400, 422 naming the field).",
+        "requestBody": job_body(),
+        "responses": {"200": ok("Valid", json!({"type": "object", "properties": {"valid": {"type": "boolean"}, "job": job_ref()}})),
+            "400": err("Malformed JSON, not an object, or an unknown field"),
+            "415": err("Content-Type is not JSON"),
+            "422": err("Invalid job: the message starts with the field (`frequency: ...`) and says what is allowed")}})
 }
 
 /// `GET /v1/cronjobs/{id}`.
@@ -208,15 +223,32 @@ pub fn fence_reset() -> Value {
         "responses": {"200": ok("Fence now", json!({"type": "object", "properties": {"fence": {"type": "integer"}, "node": {"type": "string"}}}))}})
 }
 
+/// `GET /v1/leader/activity`.
+pub fn leader_activity() -> Value {
+    json!({"summary": "The leader's fires per second and lateness over the last minutes (a follower forwards the request to the leader)",
+        "description": "One point per step, oldest first, from the leader's own metrics (`cronnode_fires_total`, `cronnode_fire_lateness_seconds`), kept in its memory: a new leader's history starts when it started.",
+        "responses": {"200": ok("Activity", json!({"type": "object", "properties": {
+            "node": {"type": "string", "description": "The leader that answered"},
+            "step_secs": {"type": "integer"}, "window_secs": {"type": "integer"},
+            "points": {"type": "array", "items": {"type": "object", "properties": {
+                "at": {"type": "string", "format": "date-time", "description": "End of the step"},
+                "enqueued": {"type": "integer"}, "duplicate": {"type": "integer"}, "fenced": {"type": "integer"}, "error": {"type": "integer"},
+                "fires_per_sec": {"type": "number"},
+                "late_count": {"type": "integer", "description": "Scheduled fires whose lateness was measured in the step"},
+                "lateness_mean_ms": {"type": "number", "nullable": true},
+                "lateness_p99_ms": {"type": "number", "nullable": true, "description": "Upper bound of the histogram bucket holding the 99th percentile"}}}}}})),
+            "503": err("No leader right now")}})
+}
+
 /// `GET /v1/nodes`.
 pub fn nodes() -> Value {
-    json!({"summary": "The nodes (from Consul's health endpoint) and their check status",
+    json!({"summary": "The nodes (from Consul's health endpoint): check status, datacenter, which one leads",
         "responses": {"200": ok("Nodes", any_object())}})
 }
 
 /// `GET /v1/status`.
 pub fn status() -> Value {
-    json!({"summary": "Leader, nodes, job count, fence and queue depths",
+    json!({"summary": "Leader, nodes, job count, fence, queue depths, and the Consul UI's links (`consul_ui`: lock_key, jobs, service; null while no node is registered)",
         "responses": {"200": ok("Status", any_object())}})
 }
 
@@ -229,7 +261,10 @@ pub fn schedule() -> Value {
             {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::preview::MAX_PREVIEW}},
             {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}}
         ],
-        "responses": {"200": ok("Slots", json!({"type": "object", "properties": {"slots": {"type": "array", "items": {"type": "string", "format": "date-time"}}}})),
+        "responses": {"200": ok("Slots", json!({"type": "object", "properties": {
+            "slots": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "In UTC"},
+            "local": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "The same slots in the zone, with its offset"},
+            "offset_changed": {"type": "array", "items": {"type": "boolean"}, "description": "The zone's offset differs from the slot before's (the first: from `from`'s): a daylight-saving change"}}})),
             "400": err("Missing or bad parameter"), "422": err("Bad expression or time zone")}})
 }
 

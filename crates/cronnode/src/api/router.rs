@@ -2,10 +2,11 @@
 //! ([`Call`]).
 //!
 //! A route is a method, a path template whose segments are literals or `{id}` (a job id, one
-//! segment, percent-decoded and checked before any handler runs), whether it needs the token
-//! ([`Access`]), whether its body must be JSON ([`Body`]), its handler and its OpenAPI
-//! operation. [`find`] reads the table only: no I/O, so `mod.rs` knows before reading anything
-//! whether the token is needed.
+//! segment, percent-decoded and checked before any handler runs), and may end with [`REST`]
+//! (the rest of the path, any number of segments: the web console's assets), whether it needs
+//! the token ([`Access`]), whether its body must be JSON ([`Body`]), its handler and its
+//! OpenAPI operation (none for the console's pages, which are not API). [`find`] reads the
+//! table only: no I/O, so `mod.rs` knows before reading anything whether the token is needed.
 //!
 //! Matching: the path is split at `/` (leading slashes ignored, one trailing slash ignored);
 //! `HEAD` matches the `GET` route; a path that matches a template but not its method is a 405; a path under an `{id}` route's
@@ -29,6 +30,8 @@ use super::state::AppState;
 
 /// The path segment that stands for a job id in a template.
 pub const ID: &str = "{id}";
+/// A template's last segment that stands for the rest of the path, none or more segments.
+pub const REST: &str = "{*rest}";
 
 /// Whether a route needs the bearer token (when the node has one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,8 @@ pub struct Call {
     pub state: Arc<AppState>,
     /// The decoded and checked `{id}` of the path; empty when the template has none.
     pub id: String,
+    /// The request's path, as sent.
+    pub path: String,
     /// The decoded query parameters.
     pub query: HashMap<String, String>,
     /// The body (within the limit).
@@ -80,8 +85,9 @@ pub struct Route {
     /// What answers it.
     pub handler: Handler,
     /// Its OpenAPI operation (summary, parameters, responses); `openapi.rs` adds what follows
-    /// from the row itself (the `{id}` parameter, the token's 401, open security).
-    pub doc: fn() -> Value,
+    /// from the row itself (the `{id}` parameter, the token's 401, open security). `None`
+    /// leaves the route out of the document (the console's pages).
+    pub doc: Option<fn() -> Value>,
 }
 
 impl Route {
@@ -105,6 +111,19 @@ impl Route {
         Route::new(Method::DELETE, path, handler, doc)
     }
 
+    /// A `GET` route of the web console: open (its assets hold no data: the pages fetch that
+    /// from the API, with the token) and not in the OpenAPI document.
+    pub fn console(path: &'static str, handler: Handler) -> Route {
+        Route {
+            method: Method::GET,
+            path,
+            access: Access::Open,
+            body: Body::Ignored,
+            handler,
+            doc: None,
+        }
+    }
+
     fn new(method: Method, path: &'static str, handler: Handler, doc: fn() -> Value) -> Route {
         Route {
             method,
@@ -112,7 +131,7 @@ impl Route {
             access: Access::Token,
             body: Body::Ignored,
             handler,
-            doc,
+            doc: Some(doc),
         }
     }
 
@@ -189,8 +208,13 @@ fn split(path: &str) -> Vec<&str> {
 
 /// Whether `segments` match `template`; the raw `{id}` segment if it has one.
 fn matches<'p>(template: &str, segments: &[&'p str]) -> Option<Option<&'p str>> {
-    let parts = split(template);
-    if parts.len() != segments.len() {
+    let mut parts = split(template);
+    if parts.last() == Some(&REST) {
+        parts.pop();
+        if segments.len() < parts.len() {
+            return None;
+        }
+    } else if parts.len() != segments.len() {
         return None;
     }
     let mut id = None;
@@ -296,6 +320,16 @@ mod tests {
         assert_eq!(q["frequency"], "*/5 * * * *");
         assert_eq!(q["tz"], "Europe/Berlin");
         assert!(parse_query("a=%FF").is_err());
+    }
+
+    #[test]
+    fn a_rest_segment_matches_none_or_more() {
+        let t = "/ui/{*rest}";
+        for path in ["/ui", "/ui/", "/ui/app.js", "/ui/a/b"] {
+            assert_eq!(matches(t, &split(path)), Some(None), "{path}");
+        }
+        assert_eq!(matches(t, &split("/uix/app.js")), None);
+        assert_eq!(matches(t, &split("/")), None);
     }
 
     #[test]

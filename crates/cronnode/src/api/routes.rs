@@ -4,7 +4,8 @@
 //! To add a route: a row here (method, path template, open or token, JSON body or not, the
 //! handler, its OpenAPI operation), the handler in `jobs.rs` or `cluster.rs` (or a new handler
 //! file), and the operation's summary and responses in `openapi.rs`. A path parameter is
-//! `{id}`, a job id, decoded and checked before the handler runs (`Call::id`).
+//! `{id}`, a job id, decoded and checked before the handler runs (`Call::id`). The web
+//! console (`crate::ui`) is one row at the end: open, and not in the OpenAPI document.
 
 use std::sync::LazyLock;
 
@@ -61,6 +62,12 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
             openapi::delete_job,
         ),
         Route::post(
+            "/v1/validate",
+            |c| Box::pin(async move { jobs::validate(&c.state, &c.body) }),
+            openapi::validate_job,
+        )
+        .json_body(),
+        Route::post(
             "/v1/cronjobs/{id}/pause",
             |c| Box::pin(async move { jobs::set_paused(&c.state, &c.id, true, &c.headers).await }),
             openapi::pause_job,
@@ -100,6 +107,11 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
             openapi::fence_reset,
         ),
         Route::get(
+            "/v1/leader/activity",
+            |c| Box::pin(async move { cluster::activity(&c.state, &c.headers).await }),
+            openapi::leader_activity,
+        ),
+        Route::get(
             "/v1/nodes",
             |c| Box::pin(async move { cluster::nodes(&c.state).await }),
             openapi::nodes,
@@ -114,6 +126,9 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
             |c| Box::pin(async move { cluster::schedule(&c.query) }),
             openapi::schedule,
         ),
+        Route::console("/ui/{*rest}", |c| {
+            Box::pin(async move { Ok(crate::ui::serve(&c.path)) })
+        }),
     ]
 });
 
@@ -177,6 +192,7 @@ mod tests {
         }
         let served: BTreeSet<_> = ROUTES
             .iter()
+            .filter(|r| r.doc.is_some())
             .map(|r| (r.method.to_string(), r.path.to_string()))
             .collect();
         assert_eq!(documented, served);
@@ -185,6 +201,15 @@ mod tests {
             serde_json::json!([])
         );
         assert!(doc["paths"]["/v1/status"]["get"]["responses"]["401"].is_object());
+        // The console is served, open, and no part of the API's document.
+        let console = find(&ROUTES, &Method::GET, "/ui/app.js");
+        assert!(console.open);
+        assert!(console.route.unwrap().0.doc.is_none());
+        assert!(doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|p| !p.starts_with("/ui")));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What every handler is given: the node's configuration and its handles on Consul, the job
-//! store, Redis, the metrics and the leader loop.
+//! store, Redis, the metrics, the recent activity and the leader loop.
 //!
 //! Built once by `crate::daemon`; handlers only read it.
 
 use std::sync::{Arc, OnceLock};
 
 use super::errors::ApiError;
+use crate::activity::Activity;
 use crate::config::Config;
 use crate::leader::LeaderHandle;
 use crate::metrics::Metrics;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// This node's leader loop: its state, and where to send manual runs and fence resets.
     pub leader: LeaderHandle,
+    /// This node's recent fires per second and lateness (`/v1/leader/activity` on the leader).
+    pub activity: Activity,
 }
 
 impl AppState {

@@ -121,6 +121,14 @@ impl Config {
             .unwrap_or_else(|| self.listen.to_string())
     }
 
+    /// The Consul UI's base URL for links in the console: `--consul-ui`, else the UI of the
+    /// Consul agent the node talks to (`<--consul>/ui`).
+    pub fn consul_ui_url(&self) -> String {
+        self.consul_ui
+            .clone()
+            .unwrap_or_else(|| format!("{}/ui", self.consul_addr.trim_end_matches('/')))
+    }
+
     /// How consul-lock reaches Consul.
     pub fn consul_config(&self) -> ConsulConfig {
         ConsulConfig {

@@ -22,6 +22,28 @@ pub fn consul_addr(text: &str) -> Result<String, String> {
     })
 }
 
+/// `--consul-ui`: an http(s) URL (a path allowed), kept without its trailing `/`; empty is
+/// none.
+pub fn consul_ui(text: &str) -> Result<Option<String>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let url = text.trim_end_matches('/');
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?} is not allowed: an http:// or https:// URL"))?;
+    if host.is_empty()
+        || host.starts_with('/')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "{text:?} is not a URL such as https://consul.example.com/ui"
+        ));
+    }
+    Ok(Some(url.to_string()))
+}
+
 /// `--consul-ssl`: as Consul's Go client reads `CONSUL_HTTP_SSL`.
 pub fn consul_ssl(text: &str) -> Result<bool, String> {
     consul_lock::parse_ssl(text)

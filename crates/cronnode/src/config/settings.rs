@@ -64,7 +64,16 @@ declare_settings! {
         parse: parse::ca_file,
         none
     }
-    /// Redis URL (`redis://` or `rediss://`) of the platform's queue.
+    /// The Consul UI as the operators' browsers reach it; see [`Config::consul_ui_url`].
+    consul_ui: Option<String> {
+        name: "consul-ui",
+        env: "CRONNODE_CONSUL_UI",
+        value_name: "URL",
+        help: "The Consul UI as browsers reach it, for the console's links",
+        parse: parse::consul_ui,
+        none: "the Consul address + /ui"
+    }
+        /// Redis URL (`redis://` or `rediss://`) of the platform's queue.
     redis_url: RedisUrl {
         name: "redis",
         env: "REDIS_URL",

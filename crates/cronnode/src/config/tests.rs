@@ -161,6 +161,30 @@ fn consul_ssl_makes_a_plain_address_https() {
 }
 
 #[test]
+fn the_consul_ui_defaults_to_the_agents() {
+    let c = raw(&[("node", "n"), ("consul", "10.0.0.9:8500")])
+        .validate()
+        .unwrap();
+    assert_eq!(c.consul_ui_url(), "http://10.0.0.9:8500/ui");
+    let c = raw(&[
+        ("node", "n"),
+        ("consul-ui", "https://consul.example.com/ui/"),
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(c.consul_ui_url(), "https://consul.example.com/ui");
+    for bad in [
+        "consul.example.com/ui",
+        "ftp://x/ui",
+        "https:///ui",
+        "http://a b/ui",
+    ] {
+        let err = raw(&[("consul-ui", bad)]).validate().unwrap_err();
+        assert_eq!(err.problems[0].setting, "--consul-ui", "{bad}");
+    }
+}
+
+#[test]
 fn secrets_stay_out_of_debug_output() {
     let given = raw(&[
         ("api-token", "s3cret"),
