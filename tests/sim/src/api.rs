@@ -1,7 +1,7 @@
 //! The operators and the HTTP API of every node, as the simulation plays them (the daemon's
 //! `api/forward.rs`): job writes to the store, then (for a pause, resume, replace or delete)
-//! the change told to the leader, whose reply is awaited up to `TELL_LEADER_TIMEOUT` (and the
-//! API answers all the same); manual runs forwarded to the leader.
+//! the change told to the leader, whose reply is awaited up to `TELL_LEADER_TIMEOUT`: 200 when
+//! the leader confirmed it, 202 Accepted otherwise; manual runs forwarded to the leader.
 //!
 //! What the API answered, and when, is the evidence the checker holds the cluster to: a change
 //! answered at an instant must hold for every task that reaches a queue after it. An API node
@@ -251,7 +251,7 @@ fn run(w: &mut World, n: usize, id: String, job: Arc<Job>) {
 
 /// Tells the leader (this node's own machine if it leads, else the node the lock key names, as
 /// the API's `on_leader` does) and waits for its reply; with no leader, a change is answered at
-/// once (the next leader reads the store) and a run refused.
+/// once with 202 (the next leader reads the store) and a run refused.
 fn forward(w: &mut World, n: usize, pending: Pending, cmd: Command) {
     let wait = match pending {
         Pending::Change(_) => TELL_LEADER_TIMEOUT,
@@ -302,8 +302,11 @@ pub fn answered(w: &mut World, api: u64, reply: Option<Reply>) {
         ));
     }
     match pending {
+        // As `api::forward::tell_leader`: 200 only when the leader confirmed the change, and
+        // only that answer promises that no task of the old state reaches a queue after it;
+        // anything else is 202 Accepted (written, the leader's watch brings it), no promise.
         Pending::Change(i) => {
-            if let Some(c) = w.api.changes.get_mut(i) {
+            if let (Some(c), Some(Reply::JobChanged(Ok(_)))) = (w.api.changes.get_mut(i), &reply) {
                 c.answered = Some(instant(w.now));
             }
         }
