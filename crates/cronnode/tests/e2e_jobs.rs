@@ -208,6 +208,8 @@ fn put_round_trips_a_get_and_checks_the_version() {
     let consul = Consul::start();
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
+    // A write is answered 200 once a leader confirmed it (202 while none leads yet).
+    leader_of(&[&a]);
     let r = a.post_json("/v1/cronjobs", &job("rt", "0 9 * * 1-5"));
     assert_eq!(r.status, 201, "{}", r.text());
     let r = a.post_json("/v1/cronjobs", &job("rt", "0 9 * * 1-5"));
