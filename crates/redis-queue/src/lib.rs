@@ -72,4 +72,6 @@ pub use queue::{
     PreparedRelease, Queue, QueueConfig, QueueDepths, PREPARED_MAX_TASKS, RELEASE_TASKS_PER_CALL,
 };
 pub use script::{dedupe_ttl, DEDUPE_MARGIN, MAX_DEDUPE_TTL};
-pub use task::{encode_task, HistoryEntry, Task, TaskError, TaskSettings};
+pub use task::{
+    encode_task, HistoryEntry, RouteState, RouteTask, Routes, Task, TaskError, TaskSettings,
+};

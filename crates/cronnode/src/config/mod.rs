@@ -177,6 +177,7 @@ impl Config {
             functions_url: self.functions_url.clone(),
             default_image: self.default_image.clone(),
             node: self.node.clone(),
+            routes: None,
         }
     }
 }
