@@ -51,6 +51,8 @@ pub fn example_job() -> serde_json::Value {
 fn dev_defaults() -> RawConfig {
     RawConfig {
         node: Some("dev".into()),
+        // No IronFunctions API in dev mode unless one is named: the example job names its image.
+        resolve_routes: Some("false".into()),
         ..RawConfig::default()
     }
 }

@@ -189,6 +189,11 @@ impl TaskSettings {
     pub fn check_job(&self, job: &Job) -> Result<(), TaskError> {
         let route = self.route_for(job)?;
         self.image_for(job, route)?;
+        Self::check_spec(job)
+    }
+
+    /// The checks that need no route and no image: a polled priority, headers that parse.
+    pub fn check_spec(job: &Job) -> Result<(), TaskError> {
         check_priority(job)?;
         headers_env(job)?;
         Ok(())

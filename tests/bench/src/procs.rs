@@ -248,6 +248,8 @@ impl Node {
             &format!("{}s", LOCK_DELAY.as_secs()),
             "--default-image",
             "bench/fn:latest",
+            "--resolve-routes",
+            "false",
         ])
         .env("RUST_LOG", "info");
         // Diagnostics only (e.g. MALLOC_ARENA_MAX=2 to tell live data from allocator slack).

@@ -3,8 +3,10 @@
 //! Input: a job spec as JSON. Read-only status fields (`next_start`, `last_start`,
 //! `created_at`, `updated_at`, `version`) are accepted and ignored, so a GET answer can be PUT
 //! back as is (`version`, when present, makes the PUT a check-and-set). Nothing is written to
-//! Consul unless the spec passed cron-core's validation and the task encoder's check (an image
-//! is needed, from the job or `--default-image`).
+//! Consul unless the spec passed cron-core's validation and the task encoder's check: with
+//! route resolution (the default), IronFunctions is asked for the job's app and route at that
+//! moment (422 naming them when it lacks one, 503 when it cannot be reached) and the task is
+//! built from them; without it, an image is needed, from the job or `--default-image`.
 //!
 //! Output: the stored spec plus `next_start` (from the schedule), `last_start` (the job's
 //! cursor in Redis) and `version` (Consul's ModifyIndex).
@@ -26,6 +28,8 @@ use super::errors::{ApiError, ApiResult};
 use super::forward::{command_error, on_leader, tell_leader};
 use super::reply::json_response;
 use super::state::AppState;
+use crate::functions::FunctionsError;
+use redis_queue::{RouteState, Routes, TaskSettings};
 
 /// Fields the API adds to a job; ignored on input.
 pub const READ_ONLY_FIELDS: &[&str] = &[
@@ -79,13 +83,48 @@ pub fn parse_job(
         .clone()
         .validate()
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
-    state
-        .task_settings
-        .check_job(&job)
-        .map_err(|e| ApiError::invalid_job(e.to_string()))?;
+    // With route resolution, the image may come from the route: `check_route` asks for it.
+    let checked = match state.functions {
+        Some(_) => redis_queue::TaskSettings::check_spec(&job),
+        None => state.task_settings.check_job(&job),
+    };
+    checked.map_err(|e| ApiError::invalid_job(e.to_string()))?;
     // A spec that validates may still be over what Consul takes in one write (escapes count).
     JobStore::check_size(&spec).map_err(|e| ApiError::job_too_large(e.to_string()))?;
     Ok((spec, Arc::new(job), version))
+}
+
+/// With route resolution: asks IronFunctions for the job's app and route now, and checks that a
+/// task can be built from them (the route gives the image unless the job names one). 422 when
+/// IronFunctions lacks the app or the route, 503 when it cannot be reached; nothing is written
+/// then.
+pub async fn check_route(state: &AppState, job: &Job) -> Result<(), ApiError> {
+    let Some(client) = &state.functions else {
+        return Ok(());
+    };
+    let f = &job.spec.function;
+    let found = async {
+        let config = client.app_config(&f.app).await?;
+        client.route(&f.app, &f.path, &config).await
+    };
+    let route = found.await.map_err(|e| match e {
+        FunctionsError::Missing { .. } => ApiError::invalid_job(format!(
+            "function: app {:?} route {:?}: {e}; create it in IronFunctions first, or run \
+             cronnode with --resolve-routes false",
+            f.app, f.path
+        )),
+        FunctionsError::Unreachable { .. } => ApiError::unavailable(format!(
+            "{e}: the job's app and route cannot be checked, so nothing was written; retry"
+        )),
+    })?;
+    let mut routes = Routes::default();
+    routes.insert(&f.app, &f.path, RouteState::Found(Arc::new(route)));
+    TaskSettings {
+        routes: Some(Arc::new(routes)),
+        ..(*state.task_settings).clone()
+    }
+    .check_job(job)
+    .map_err(|e| ApiError::invalid_job(e.to_string()))
 }
 
 /// The API form of a stored job.
@@ -233,7 +272,8 @@ pub async fn list(state: &AppState, query: &HashMap<String, String>) -> ApiResul
 
 /// `POST /v1/cronjobs`.
 pub async fn create(state: &AppState, body: &Bytes) -> ApiResult {
-    let (spec, _job, _version) = parse_job(state, body, None)?;
+    let (spec, job, _version) = parse_job(state, body, None)?;
+    check_route(state, &job).await?;
     let stored = state
         .store
         .create(spec)
@@ -258,7 +298,8 @@ pub async fn replace(
     body: &Bytes,
     headers: &hyper::HeaderMap,
 ) -> ApiResult {
-    let (spec, _job, version) = parse_job(state, body, Some(id))?;
+    let (spec, job, version) = parse_job(state, body, Some(id))?;
+    check_route(state, &job).await?;
     let stored = state
         .store
         .update(spec, version)
@@ -387,7 +428,8 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
 
 /// `POST /v1/validate`: the checks of `POST /v1/cronjobs`, without the write (the console's
 /// editor calls it as one types). 200 with the job as it would be stored, or the very 400 or
-/// 422 a create would answer.
+/// 422 a create would answer, except the IronFunctions route check (`check_route`), which
+/// is not made on every keystroke.
 pub fn validate(state: &AppState, body: &Bytes) -> ApiResult {
     let (spec, _job, _version) = parse_job(state, body, None)?;
     Ok(json_response(

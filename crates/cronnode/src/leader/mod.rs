@@ -24,7 +24,7 @@ use cron_core::Fire;
 use leader_term::{
     Action, CommandId, Config, JobEvent, JobUpdate, Leader, Outcome, Refused, Reply,
 };
-use redis_queue::{PreparedRelease, Queue, TaskSettings};
+use redis_queue::{PreparedRelease, Queue, Routes, TaskSettings};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -79,7 +79,10 @@ pub struct LeaderLoop {
     /// This node's name (logs only; the task encoder has its own copy).
     node: String,
     queue: Queue,
+    /// How fires become tasks; its routes are the last snapshot of `routes`.
     tasks: Arc<TaskSettings>,
+    /// The route cache's snapshots (`crate::functions`), when tasks are built from routes.
+    routes: Option<watch::Receiver<Arc<Routes>>>,
     metrics: Metrics,
     /// The election's view: Follower or Leader{token}.
     leadership: watch::Receiver<Leadership>,
@@ -122,6 +125,7 @@ impl LeaderLoop {
         node: String,
         queue: Queue,
         tasks: Arc<TaskSettings>,
+        routes: Option<watch::Receiver<Arc<Routes>>>,
         metrics: Metrics,
         leadership: watch::Receiver<Leadership>,
         jobs: JobSource,
@@ -131,6 +135,7 @@ impl LeaderLoop {
             node,
             queue,
             tasks,
+            routes,
             metrics,
             leadership,
             jobs: jobs.watch.clone(),
@@ -156,6 +161,9 @@ impl LeaderLoop {
         // Everything is fed on the first step.
         self.leadership.mark_changed();
         self.jobs.mark_changed();
+        if let Some(r) = &mut self.routes {
+            r.mark_changed();
+        }
         loop {
             // One step: the clock once, what happened, then what the machine asks.
             let now = Utc::now();
@@ -174,6 +182,7 @@ impl LeaderLoop {
             self.status
                 .send_if_modified(|s| replace(s, d.machine.status()));
             if let Some(action) = call {
+                self.take_routes();
                 let perform = async {
                     match action {
                         Action::ReadJobIndex => Outcome::JobIndex(
@@ -218,6 +227,21 @@ impl LeaderLoop {
                 Some(cmd) = self.commands.recv() => commands.push(cmd),
                 () = sleep => {}
             }
+        }
+    }
+
+    /// Builds tasks from the route cache's latest snapshot: one copy of the settings per
+    /// snapshot, none per fire, and never a wait.
+    fn take_routes(&mut self) {
+        let Some(rx) = &mut self.routes else {
+            return;
+        };
+        if rx.has_changed().unwrap_or(false) {
+            let routes = rx.borrow_and_update().clone();
+            self.tasks = Arc::new(TaskSettings {
+                routes: Some(routes),
+                ..(*self.tasks).clone()
+            });
         }
     }
 
