@@ -149,16 +149,18 @@ pub async fn run_on(
     let jobs = store.watch();
 
     // The route cache, on every node (a new leader finds it warm), fed by the same watch.
-    let (functions, routes) = if config.resolve_routes {
+    // The leader sees a job set once its routes were read (`leader_jobs`).
+    let (functions, routes, leader_jobs) = if config.resolve_routes {
         let client = FunctionsClient::new(&config.functions_url)
             .map_err(anyhow::Error::msg)
             .context("--functions-url")?;
         let (tx, rx) = watch::channel(Arc::new(Routes::default()));
-        let resolver = Resolver::new(client.clone(), config.functions_refresh, jobs.clone(), tx);
+        let (resolver, leader_jobs) =
+            Resolver::new(client.clone(), config.functions_refresh, jobs.clone(), tx);
         tokio::spawn(resolver.run(stop_tx.subscribe()));
-        (Some(client), Some(rx))
+        (Some(client), Some(rx), leader_jobs)
     } else {
-        (None, None)
+        (None, None, jobs.clone())
     };
 
     // The API first: /health answers while the node waits for Redis, /ready says why not.
@@ -172,6 +174,7 @@ pub async fn run_on(
         queue: queue_slot.clone(),
         task_settings: task_settings.clone(),
         functions,
+        routes: routes.clone(),
         metrics: metrics.clone(),
         leader,
         activity: activity.clone(),
@@ -201,7 +204,7 @@ pub async fn run_on(
         routes,
         metrics,
         node.leadership(),
-        JobSource::new(&store, consul.clone(), jobs),
+        JobSource::new(&store, consul.clone(), leader_jobs),
         stop_tx.subscribe(),
     );
     let leader_task = tokio::spawn(leader_loop.run());

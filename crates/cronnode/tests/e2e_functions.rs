@@ -180,3 +180,99 @@ fn a_job_for_a_route_ironfunctions_lacks_is_refused_and_nothing_is_written_when_
     assert!(r.error().1.contains("IronFunctions"), "{}", r.text());
     assert_eq!(node.get("/v1/cronjobs/y").status, 404);
 }
+
+#[test]
+fn a_route_deleted_later_holds_the_job_and_its_return_catches_it_up_by_policy() {
+    let _serial = common::serial();
+    let consul = Consul::start();
+    let redis = RedisServer::start().unwrap();
+    let f = functions();
+    let node = start_node(&consul, &redis, &f.url());
+    wait_for("a leader", Duration::from_secs(30), || node.leader());
+    let r = node.post_json("/v1/cronjobs", &job("report", "myapp", "/hello"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_for("a task", Duration::from_secs(30), || {
+        tasks_of(&redis.url(), "report").into_iter().next()
+    });
+
+    // The leader planned the new job only once its route was read: no slot waited for it.
+    let fires = |node: &Node| node.get("/v1/cronjobs/report/fires").json()["fires"].clone();
+    let before = fires(&node);
+    assert!(
+        before.as_array().unwrap().iter().all(|e| e["outcome"] == "enqueued"),
+        "{before}"
+    );
+
+    f.delete_route("myapp", "/hello");
+    // Its slots are recorded as not fired, with the reason; nothing of them is enqueued.
+    let not_fired = wait_for(
+        "slots recorded as not fired",
+        Duration::from_secs(30),
+        || {
+            let all: Vec<Value> = fires(&node).as_array().unwrap().clone();
+            let nf: Vec<Value> = all
+                .into_iter()
+                .filter(|e| e["outcome"] == "not_fired")
+                .collect();
+            (nf.len() >= 3).then_some(nf)
+        },
+    );
+    assert!(
+        not_fired[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Route not found"),
+        "{not_fired:?}"
+    );
+    let queued: Vec<i64> = tasks_of(&redis.url(), "report")
+        .iter()
+        .map(common::slot_of)
+        .collect();
+    for e in &not_fired {
+        let slot = chrono::DateTime::parse_from_rfc3339(e["slot"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        assert!(
+            !queued.contains(&slot),
+            "slot {slot} not fired yet enqueued"
+        );
+    }
+    let job = node.get("/v1/cronjobs/report").json();
+    assert_eq!(job["route"]["state"], "missing", "{job}");
+    assert!(job["not_fired"]["reason"].is_string(), "{job}");
+    let status = node.get("/v1/status").json();
+    assert_eq!(status["route_missing"]["count"], 1, "{status}");
+    assert_eq!(
+        status["route_missing"]["jobs"][0]["id"], "report",
+        "{status}"
+    );
+    let metrics = node.get("/metrics").text();
+    assert!(metrics.contains("outcome=\"route_missing\""), "{metrics}");
+
+    // The route comes back: the job fires again, and the slots it missed are caught up by its
+    // policy (`all` within the window by default).
+    f.put_route("myapp", "/hello", Route::new("acme/hello:7"));
+    let missed: Vec<i64> = not_fired
+        .iter()
+        .map(|e| {
+            chrono::DateTime::parse_from_rfc3339(e["slot"].as_str().unwrap())
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    wait_for(
+        "the missed slots caught up",
+        Duration::from_secs(30),
+        || {
+            let queued: Vec<i64> = tasks_of(&redis.url(), "report")
+                .iter()
+                .map(common::slot_of)
+                .collect();
+            missed.iter().all(|s| queued.contains(s)).then_some(())
+        },
+    );
+    assert_eq!(
+        node.get("/v1/cronjobs/report").json()["route"]["state"],
+        "found"
+    );
+}

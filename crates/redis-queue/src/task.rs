@@ -155,6 +155,9 @@ pub struct HistoryEntry {
     pub node: String,
     /// Scheduled, catch-up or manual.
     pub kind: FireKind,
+    /// Set when the slot was not fired: why (its job's IronFunctions route was gone). Its
+    /// `enqueued_at` is then the instant the leader gave it up.
+    pub not_fired: Option<String>,
 }
 
 /// The stored form of a [`HistoryEntry`].
@@ -170,6 +173,8 @@ struct HistoryWire {
     token: u64,
     node: String,
     kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_fired: Option<String>,
 }
 
 impl HistoryEntry {
@@ -182,6 +187,16 @@ impl HistoryEntry {
             token,
             node: node.to_string(),
             kind: fire.kind,
+            not_fired: None,
+        }
+    }
+
+    /// The entry of a slot not fired, and why.
+    pub fn not_fired(fire: &Fire, node: &str, now: DateTime<Utc>, reason: &str) -> HistoryEntry {
+        HistoryEntry {
+            not_fired: Some(reason.to_string()),
+            token: 0,
+            ..HistoryEntry::new(fire, 0, node, now)
         }
     }
 
@@ -194,6 +209,7 @@ impl HistoryEntry {
             token: self.token,
             node: self.node.clone(),
             kind: kind_name(self.kind).to_string(),
+            not_fired: self.not_fired.clone(),
         };
         serde_json::to_string(&wire).unwrap_or_default()
     }
@@ -208,6 +224,7 @@ impl HistoryEntry {
             token: wire.token,
             node: wire.node,
             kind: kind_from_name(&wire.kind)?,
+            not_fired: wire.not_fired,
         })
     }
 }
@@ -456,6 +473,8 @@ mod tests {
         let fire = Fire::manual("report".into(), at());
         let e = HistoryEntry::new(&fire, 42, "node-a", at());
         assert_eq!(HistoryEntry::from_json(e.to_json().as_bytes()), Some(e));
+        let n = HistoryEntry::not_fired(&fire, "node-a", at(), "route gone");
+        assert_eq!(HistoryEntry::from_json(n.to_json().as_bytes()), Some(n));
         assert_eq!(HistoryEntry::from_json(b"not json"), None);
     }
 }

@@ -38,6 +38,8 @@ pub const READ_ONLY_FIELDS: &[&str] = &[
     "created_at",
     "updated_at",
     "version",
+    "route",
+    "not_fired",
 ];
 /// Attempts of a pause/resume check-and-set loop before giving up with 409.
 const CAS_ATTEMPTS: usize = 5;
@@ -283,11 +285,31 @@ pub async fn create(state: &AppState, body: &Bytes) -> ApiResult {
     Ok(json_response(StatusCode::CREATED, &job_json(&stored, None)))
 }
 
-/// `GET /v1/cronjobs/{id}`.
+/// `GET /v1/cronjobs/{id}`; with route resolution also `route` (what the node's route cache
+/// says of the job's route) and, while its newest slot was not fired (its route is missing),
+/// `not_fired` (that slot and why).
 pub async fn get(state: &AppState, id: &str) -> ApiResult {
     let stored = stored_or_404(state, id).await?;
     let cursor = last_starts(state, &[id]).await.get(id).copied();
-    Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
+    let mut v = job_json(&stored, cursor);
+    if let (Some(routes), Value::Object(m)) = (&state.routes, &mut v) {
+        m.insert(
+            "route".into(),
+            crate::functions::route_json(&routes.borrow(), &stored.job),
+        );
+        // The history only decorates the answer: a Redis outage must not hide the job.
+        let newest = match state.queue() {
+            Ok(q) => q.history(id).await.ok().and_then(|h| h.into_iter().next()),
+            Err(_) => None,
+        };
+        let not_fired = newest.and_then(|h| {
+            h.not_fired.map(|why| {
+                json!({"slot": h.slot.to_rfc3339_opts(SecondsFormat::Secs, true), "reason": why})
+            })
+        });
+        m.insert("not_fired".into(), not_fired.unwrap_or(Value::Null));
+    }
+    Ok(json_response(StatusCode::OK, &v))
 }
 
 /// `PUT /v1/cronjobs/{id}`: 200 once the leader has restaged (or withdrawn) what it staged of
@@ -416,7 +438,13 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
             m.insert("kind".into(), json!(redis_queue::task::kind_name(h.kind)));
             m.insert("leader_node".into(), json!(h.node));
             m.insert("token".into(), json!(h.token));
-            m.insert("outcome".into(), json!("enqueued"));
+            match &h.not_fired {
+                None => m.insert("outcome".into(), json!("enqueued")),
+                Some(why) => {
+                    m.insert("reason".into(), json!(why));
+                    m.insert("outcome".into(), json!("not_fired"))
+                }
+            };
             Value::Object(m)
         })
         .collect();

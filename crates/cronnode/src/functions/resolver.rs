@@ -4,7 +4,8 @@
 //! A fire never waits on IronFunctions: the leader builds each task from the last snapshot.
 //! The resolver reads the routes of every job in the node's watch of the store (paused ones
 //! too, so a resume finds its route) with a full pass every `interval` (`--functions-refresh`),
-//! and the routes of jobs it has not seen yet as soon as the watch shows them. Every node runs
+//! and the routes of jobs it has not seen yet as soon as the watch shows them; the leader sees
+//! a job set only once its new routes were read (or [`PUBLISH_WAIT`] passed). Every node runs
 //! one, so a node that becomes leader has its cache warm already.
 //!
 //! What an answer does: found → the route's task part; 404 → missing (the job's fires are not
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use consul_lock::JobSet;
 use redis_queue::{RouteState, Routes};
-use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::client::{FunctionsClient, FunctionsError};
@@ -27,6 +28,9 @@ use super::client::{FunctionsClient, FunctionsError};
 /// Apps read at the same time during a pass (each app's routes one after another): enough to
 /// read 10,000 routes in a few seconds, few enough not to load IronFunctions.
 pub const CONCURRENT_APPS: usize = 8;
+/// How long a job set with routes never read waits for them before it is passed on to the
+/// leader anyway (its fires are then not made, and caught up by policy, until they are read).
+pub const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 
 /// One (app, path) a job names.
 type Pair = (String, String);
@@ -40,62 +44,124 @@ pub struct Resolver {
     jobs: watch::Receiver<JobSet>,
     /// Where each new snapshot goes.
     out: watch::Sender<Arc<Routes>>,
+    /// The job sets of `jobs`, passed on once their routes were read (or waited for
+    /// [`PUBLISH_WAIT`]): the leader plans a job only after its route was looked up, so a new
+    /// job's first slot does not find its route "not resolved yet".
+    jobs_out: watch::Sender<JobSet>,
+    /// The pairs the last job set names.
+    wanted: BTreeSet<Pair>,
     /// What is known, by pair (the snapshot's source).
     known: BTreeMap<Pair, RouteState>,
+    /// Pairs being read.
+    pending: BTreeSet<Pair>,
 }
 
 impl Resolver {
-    /// A resolver of the routes of `jobs`, publishing into `out`.
+    /// A resolver of the routes of `jobs`, publishing into `out`; the second value is `jobs`
+    /// as passed on (see `jobs_out`): the leader's watch.
     pub fn new(
         client: FunctionsClient,
         interval: Duration,
         jobs: watch::Receiver<JobSet>,
         out: watch::Sender<Arc<Routes>>,
-    ) -> Resolver {
-        Resolver {
+    ) -> (Resolver, watch::Receiver<JobSet>) {
+        let (jobs_out, leader_jobs) = watch::channel(JobSet::default());
+        let r = Resolver {
             client,
             interval,
             jobs,
             out,
+            jobs_out,
+            wanted: BTreeSet::new(),
             known: BTreeMap::new(),
-        }
+            pending: BTreeSet::new(),
+        };
+        (r, leader_jobs)
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`. Reads run in their own tasks and report here, so a slow
+    /// IronFunctions delays neither the job sets (beyond [`PUBLISH_WAIT`]) nor shutdown.
     pub async fn run(mut self, mut shutdown: broadcast::Receiver<()>) {
-        let mut next_full = tokio::time::Instant::now();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(Pair, RouteState)>>();
+        let mut next_full = tokio::time::Instant::now() + self.interval;
+        self.jobs.mark_changed();
         loop {
-            let wanted = wanted(&self.jobs.borrow_and_update());
-            let full = tokio::time::Instant::now() >= next_full;
-            let fetch: BTreeSet<Pair> = if full {
-                next_full = tokio::time::Instant::now() + self.interval;
-                wanted.clone()
-            } else {
-                wanted
-                    .iter()
-                    .filter(|p| !self.known.contains_key(*p))
-                    .cloned()
-                    .collect()
-            };
-            self.known.retain(|p, _| wanted.contains(p));
-            if !fetch.is_empty() {
-                let found = tokio::select! {
-                    f = resolve(&self.client, fetch) => f,
-                    _ = shutdown.recv() => return,
-                };
-                self.known.extend(found);
-            }
-            self.publish();
             tokio::select! {
                 _ = shutdown.recv() => return,
-                _ = tokio::time::sleep_until(next_full) => {}
+                Some(found) = rx.recv() => self.learn(found),
+                _ = tokio::time::sleep_until(next_full) => {
+                    next_full = tokio::time::Instant::now() + self.interval;
+                    let all = self.wanted.clone();
+                    self.read(all, &tx);
+                }
                 changed = self.jobs.changed() => {
                     if changed.is_err() {
                         return;
                     }
+                    let set = self.jobs.borrow_and_update().clone();
+                    self.wanted = wanted(&set);
+                    let wanted = &self.wanted;
+                    self.known.retain(|p, _| wanted.contains(p));
+                    let new: BTreeSet<Pair> = self
+                        .wanted
+                        .iter()
+                        .filter(|p| !self.known.contains_key(*p) && !self.pending.contains(*p))
+                        .cloned()
+                        .collect();
+                    self.read(new, &tx);
+                    // Until every wanted route is known, or PUBLISH_WAIT.
+                    let deadline = tokio::time::Instant::now() + PUBLISH_WAIT;
+                    while self.wanted.iter().any(|p| self.pending.contains(p)) {
+                        tokio::select! {
+                            _ = shutdown.recv() => return,
+                            Some(found) = rx.recv() => self.learn(found),
+                            _ = tokio::time::sleep_until(deadline) => break,
+                        }
+                    }
+                    self.publish();
+                    self.jobs_out.send_replace(set);
                 }
             }
         }
+    }
+
+    /// Starts reading `pairs` in a task that reports on `tx`.
+    fn read(&mut self, pairs: BTreeSet<Pair>, tx: &mpsc::UnboundedSender<Vec<(Pair, RouteState)>>) {
+        if pairs.is_empty() {
+            return;
+        }
+        self.pending.extend(pairs.iter().cloned());
+        let (client, tx) = (self.client.clone(), tx.clone());
+        tokio::spawn(async move {
+            let asked: Vec<Pair> = pairs.iter().cloned().collect();
+            let mut found = resolve(&client, pairs).await;
+            // Pairs without an answer come back without a state: no longer pending.
+            let answered: BTreeSet<&Pair> = found.iter().map(|(p, _)| p).collect();
+            let unanswered: Vec<Pair> = asked
+                .into_iter()
+                .filter(|p| !answered.contains(p))
+                .collect();
+            found.extend(
+                unanswered
+                    .into_iter()
+                    .map(|p| (p, RouteState::Missing(String::new()))),
+            );
+            let _ = tx.send(found);
+        });
+    }
+
+    /// Takes a read's answers (an empty `Missing` marks a pair without an answer: its last
+    /// known state stays).
+    fn learn(&mut self, found: Vec<(Pair, RouteState)>) {
+        for (pair, state) in found {
+            self.pending.remove(&pair);
+            let unanswered = matches!(&state, RouteState::Missing(m) if m.is_empty());
+            if unanswered || !self.wanted.contains(&pair) {
+                continue;
+            }
+            self.known.insert(pair, state);
+        }
+        self.publish();
     }
 
     fn publish(&self) {
