@@ -163,6 +163,14 @@ pub(super) async fn perform(
     }
 }
 
+/// What [`valid`] answers: the fires to send, the outcome vector (filled from Redis's answer
+/// at the `None`s), and the history entries of the slots not fired, by job.
+type Checked<'a> = (
+    Vec<&'a Planned>,
+    Vec<Option<FireOutcome>>,
+    Vec<(&'a str, HistoryEntry)>,
+);
+
 /// Records the slots not fired in their jobs' histories (fenced).
 async fn record_not_fired(
     queue: &Queue,
@@ -184,11 +192,7 @@ fn valid<'a>(
     fires: &'a [Planned],
     now: DateTime<Utc>,
     notes: &mut SendNotes,
-) -> (
-    Vec<&'a Planned>,
-    Vec<Option<FireOutcome>>,
-    Vec<(&'a str, HistoryEntry)>,
-) {
+) -> Checked<'a> {
     let mut valid = Vec::with_capacity(fires.len());
     let mut outcomes = Vec::with_capacity(fires.len());
     let mut not_fired = Vec::new();
