@@ -420,8 +420,16 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
         // Distinguish "never fired" from "no such job".
         stored_or_404(state, id).await?;
     }
+    // A slot refused while its route was missing (at staging, 2 s ahead) may have been
+    // planned again and enqueued once the route came back: its enqueued entry tells its fate.
+    let enqueued: std::collections::HashSet<_> = history
+        .iter()
+        .filter(|h| h.not_fired.is_none())
+        .map(|h| h.slot)
+        .collect();
     let fires: Vec<Value> = history
         .iter()
+        .filter(|h| h.not_fired.is_none() || !enqueued.contains(&h.slot))
         .map(|h| {
             let lateness_ms = (h.enqueued_at - h.slot).num_milliseconds();
             let mut m = Map::new();
