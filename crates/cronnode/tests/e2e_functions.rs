@@ -199,7 +199,11 @@ fn a_route_deleted_later_holds_the_job_and_its_return_catches_it_up_by_policy() 
     let fires = |node: &Node| node.get("/v1/cronjobs/report/fires").json()["fires"].clone();
     let before = fires(&node);
     assert!(
-        before.as_array().unwrap().iter().all(|e| e["outcome"] == "enqueued"),
+        before
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["outcome"] == "enqueued"),
         "{before}"
     );
 

@@ -29,9 +29,16 @@ async fn slots_not_fired_are_recorded_fenced_and_nothing_else_moves() {
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].slot, f2.slot, "newest first");
     assert!(history.iter().all(|h| h.not_fired.as_deref() == Some(why)));
-    assert!(q.cursors(&["report"]).await.unwrap().is_empty(), "no cursor");
+    assert!(
+        q.cursors(&["report"]).await.unwrap().is_empty(),
+        "no cursor"
+    );
     let mut conn = raw(&server).await;
-    let queued: i64 = redis::cmd("LLEN").arg("queue0").query_async(&mut conn).await.unwrap();
+    let queued: i64 = redis::cmd("LLEN")
+        .arg("queue0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(queued, 0);
 
     // A deposed leader records nothing.
