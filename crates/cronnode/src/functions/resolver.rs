@@ -25,9 +25,9 @@ use tokio::task::JoinSet;
 
 use super::client::{FunctionsClient, FunctionsError};
 
-/// Apps read at the same time during a pass (each app's routes one after another): enough to
-/// read 10,000 routes in a few seconds, few enough not to load IronFunctions.
-pub const CONCURRENT_APPS: usize = 8;
+/// Requests to IronFunctions at the same time during a read: enough to read 10,000 routes in
+/// about a second, few enough not to load it.
+pub const CONCURRENT_REQUESTS: usize = 8;
 /// How long a job set with routes never read waits for them before it is passed on to the
 /// leader anyway (its fires are then not made, and caught up by policy, until they are read).
 pub const PUBLISH_WAIT: Duration = Duration::from_secs(2);
@@ -189,63 +189,67 @@ fn wanted(jobs: &JobSet) -> BTreeSet<Pair> {
         .collect()
 }
 
-/// Reads `pairs` from IronFunctions, an app's config once per app. Pairs without an answer are
-/// left out (their last known state stays).
+/// Reads `pairs` from IronFunctions: each app's config once, then every route, at most
+/// [`CONCURRENT_REQUESTS`] requests at a time. Pairs without an answer are left out (their last
+/// known state stays), and so are the routes of an app whose config could not be read.
 async fn resolve(client: &FunctionsClient, pairs: BTreeSet<Pair>) -> Vec<(Pair, RouteState)> {
-    let mut by_app: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (app, path) in pairs {
-        by_app.entry(app).or_default().push(path);
-    }
-    let permits = Arc::new(Semaphore::new(CONCURRENT_APPS));
+    let permits = Arc::new(Semaphore::new(CONCURRENT_REQUESTS));
+    let apps: BTreeSet<String> = pairs.iter().map(|(a, _)| a.clone()).collect();
     let mut tasks = JoinSet::new();
-    for (app, paths) in by_app {
+    for app in apps {
         let (client, permits) = (client.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            resolve_app(&client, app, paths).await
+            let config = client.app_config(&app).await;
+            (app, config)
         });
     }
+    let mut configs = BTreeMap::new();
     let mut out = Vec::new();
     let mut unreachable = None;
     while let Some(done) = tasks.join_next().await {
-        if let Ok((found, err)) = done {
-            out.extend(found);
-            unreachable = unreachable.or(err);
+        let Ok((app, config)) = done else { continue };
+        match config {
+            Ok(c) => {
+                configs.insert(app, Arc::new(c));
+            }
+            // No app: none of its routes exists.
+            Err(e @ FunctionsError::Missing { .. }) => {
+                let why = e.to_string();
+                out.extend(
+                    pairs
+                        .iter()
+                        .filter(|(a, _)| *a == app)
+                        .map(|p| (p.clone(), RouteState::Missing(why.clone()))),
+                );
+            }
+            Err(e) => unreachable = Some(e),
+        }
+    }
+    let mut tasks = JoinSet::new();
+    for (app, path) in pairs {
+        let Some(config) = configs.get(&app).cloned() else {
+            continue;
+        };
+        let (client, permits) = (client.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let route = client.route(&app, &path, &config).await;
+            ((app, path), route)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let Ok((pair, route)) = done else { continue };
+        match route {
+            Ok(r) => out.push((pair, RouteState::Found(Arc::new(r)))),
+            Err(e @ FunctionsError::Missing { .. }) => {
+                out.push((pair, RouteState::Missing(e.to_string())))
+            }
+            Err(e) => unreachable = Some(e),
         }
     }
     if let Some(e) = unreachable {
         tracing::warn!(error = %e, "could not read every route from IronFunctions; the last known ones are kept");
     }
     out
-}
-
-async fn resolve_app(
-    client: &FunctionsClient,
-    app: String,
-    paths: Vec<String>,
-) -> (Vec<(Pair, RouteState)>, Option<FunctionsError>) {
-    let config = match client.app_config(&app).await {
-        Ok(c) => c,
-        Err(e @ FunctionsError::Missing { .. }) => {
-            let why = e.to_string();
-            let all = paths
-                .into_iter()
-                .map(|p| ((app.clone(), p), RouteState::Missing(why.clone())))
-                .collect();
-            return (all, None);
-        }
-        Err(e) => return (Vec::new(), Some(e)),
-    };
-    let mut out = Vec::with_capacity(paths.len());
-    let mut failed = None;
-    for path in paths {
-        match client.route(&app, &path, &config).await {
-            Ok(r) => out.push(((app.clone(), path), RouteState::Found(Arc::new(r)))),
-            Err(e @ FunctionsError::Missing { .. }) => {
-                out.push(((app.clone(), path), RouteState::Missing(e.to_string())))
-            }
-            Err(e) => failed = Some(e),
-        }
-    }
-    (out, failed)
 }
