@@ -67,20 +67,26 @@ fn start_node(consul: &Consul, redis: &RedisServer, functions_url: &str) -> Node
     )
 }
 
-#[test]
-fn a_fire_is_the_task_ironfunctions_pushes_for_the_same_call() {
-    let _serial = common::serial();
+/// A leading node resolving routes from [`functions`], with the job `report` created for
+/// `myapp/hello`; answers its first task too.
+fn firing() -> (Consul, RedisServer, FunctionsApi, Node, Value) {
     let consul = Consul::start();
     let redis = RedisServer::start().unwrap();
     let f = functions();
     let node = start_node(&consul, &redis, &f.url());
     wait_for("a leader", Duration::from_secs(30), || node.leader());
-
     let r = node.post_json("/v1/cronjobs", &job("report", "myapp", "/hello"));
     assert_eq!(r.status, 201, "{}", r.text());
-    let ours = wait_for("a task of the job", Duration::from_secs(30), || {
+    let first = wait_for("a task of the job", Duration::from_secs(30), || {
         tasks_of(&redis.url(), "report").into_iter().next()
     });
+    (consul, redis, f, node, first)
+}
+
+#[test]
+fn a_fire_is_the_task_ironfunctions_pushes_for_the_same_call() {
+    let _serial = common::serial();
+    let (_consul, redis, f, _node, ours) = firing();
     check_task(&ours);
     let real: Value = serde_json::from_str(REAL_TASK).unwrap();
 
@@ -184,16 +190,7 @@ fn a_job_for_a_route_ironfunctions_lacks_is_refused_and_nothing_is_written_when_
 #[test]
 fn a_route_deleted_later_holds_the_job_and_its_return_catches_it_up_by_policy() {
     let _serial = common::serial();
-    let consul = Consul::start();
-    let redis = RedisServer::start().unwrap();
-    let f = functions();
-    let node = start_node(&consul, &redis, &f.url());
-    wait_for("a leader", Duration::from_secs(30), || node.leader());
-    let r = node.post_json("/v1/cronjobs", &job("report", "myapp", "/hello"));
-    assert_eq!(r.status, 201, "{}", r.text());
-    wait_for("a task", Duration::from_secs(30), || {
-        tasks_of(&redis.url(), "report").into_iter().next()
-    });
+    let (_consul, redis, f, node, _first) = firing();
 
     // The leader planned the new job only once its route was read: no slot waited for it.
     let fires = |node: &Node| node.get("/v1/cronjobs/report/fires").json()["fires"].clone();
