@@ -190,3 +190,87 @@ impl FunctionsClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use dev_harness::{FunctionsApi, Route};
+
+    #[tokio::test]
+    async fn reads_apps_and_routes_and_names_what_is_missing() {
+        let f = FunctionsApi::start().unwrap();
+        f.put_app("myapp", Some(&[("db-url", "x")]));
+        let mut r = Route::new("acme/hello:7");
+        r.timeout = 45;
+        r.config = [("shared".to_string(), "route".to_string())].into();
+        f.put_route("myapp", "/a b/c", r);
+        let c = FunctionsClient::new(&f.url()).unwrap();
+        let config = c.app_config("myapp").await.unwrap();
+        let route = c.route("myapp", "/a b/c", &config).await.unwrap();
+        assert_eq!(route.image, "acme/hello:7");
+        assert_eq!(route.timeout, 45);
+        assert_eq!(
+            route.config_env,
+            vec![
+                ("DB_URL".into(), "x".into()),
+                ("SHARED".into(), "route".into())
+            ]
+        );
+        let e = c.app_config("nope").await.unwrap_err();
+        assert!(
+            matches!(&e, FunctionsError::Missing { path: None, .. }),
+            "{e}"
+        );
+        let e = c.route("myapp", "/nope", &config).await.unwrap_err();
+        assert!(
+            matches!(&e, FunctionsError::Missing { path: Some(p), .. } if p == "/nope"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("Route not found"), "{e}");
+    }
+
+    /// A peer that answers with `answer` (after reading the request), or never when `None`.
+    fn peer(answer: Option<Vec<u8>>) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut conn in l.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                match &answer {
+                    Some(a) => {
+                        let _ = conn.write_all(a);
+                    }
+                    // Hold the connection open, silent.
+                    None => std::thread::sleep(std::time::Duration::from_secs(60)),
+                }
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_hostile_peer_is_unreachable_not_a_hang_or_a_panic() {
+        let huge = vec![b'x'; MAX_ANSWER_BYTES + 1];
+        let mut answer =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", huge.len()).into_bytes();
+        answer.extend(huge);
+        let not_json = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+        let not_ours = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}".to_vec();
+        for a in [answer, not_json, not_ours] {
+            let c = FunctionsClient::new(&peer(Some(a))).unwrap();
+            let e = c.app_config("myapp").await.unwrap_err();
+            assert!(matches!(e, FunctionsError::Unreachable { .. }), "{e}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_times_out() {
+        let c = FunctionsClient::new(&peer(None)).unwrap();
+        let e = c.app_config("myapp").await.unwrap_err();
+        assert!(e.to_string().contains("no answer within"), "{e}");
+    }
+}
