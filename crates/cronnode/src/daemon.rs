@@ -17,13 +17,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use consul_lock::{Consul, JobStore, Node};
-use redis_queue::Queue;
+use redis_queue::{Queue, Routes};
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::activity::Activity;
 use crate::api::{self, AppState};
 use crate::config::{Config, LogFormat};
+use crate::functions::{FunctionsClient, Resolver};
 use crate::leader::{self, JobSource, LeaderLoop};
 use crate::metrics::Metrics;
 
@@ -147,6 +148,21 @@ pub async fn run_on(
     // One watch of the store per node, shared by the API (status counts) and the leader loop.
     let jobs = store.watch();
 
+    // The route cache, on every node (a new leader finds it warm), fed by the same watch.
+    // The leader sees a job set once its routes were read (`leader_jobs`).
+    let (functions, routes, leader_jobs) = if config.resolve_routes {
+        let client = FunctionsClient::new(&config.functions_url)
+            .map_err(anyhow::Error::msg)
+            .context("--functions-url")?;
+        let (tx, rx) = watch::channel(Arc::new(Routes::default()));
+        let (resolver, leader_jobs) =
+            Resolver::new(client.clone(), config.functions_refresh, jobs.clone(), tx);
+        tokio::spawn(resolver.run(stop_tx.subscribe()));
+        (Some(client), Some(rx), leader_jobs)
+    } else {
+        (None, None, jobs.clone())
+    };
+
     // The API first: /health answers while the node waits for Redis, /ready says why not.
     let queue_slot = Arc::new(OnceLock::new());
     let (leader, link) = leader::channel();
@@ -157,6 +173,8 @@ pub async fn run_on(
         jobs: jobs.clone(),
         queue: queue_slot.clone(),
         task_settings: task_settings.clone(),
+        functions,
+        routes: routes.clone(),
         metrics: metrics.clone(),
         leader,
         activity: activity.clone(),
@@ -183,9 +201,10 @@ pub async fn run_on(
         config.node.clone(),
         queue,
         task_settings,
+        routes,
         metrics,
         node.leadership(),
-        JobSource::new(&store, consul.clone(), jobs),
+        JobSource::new(&store, consul.clone(), leader_jobs),
         stop_tx.subscribe(),
     );
     let leader_task = tokio::spawn(leader_loop.run());

@@ -51,6 +51,8 @@ pub fn example_job() -> serde_json::Value {
 fn dev_defaults() -> RawConfig {
     RawConfig {
         node: Some("dev".into()),
+        // No IronFunctions API in dev mode unless one is named: the example job names its image.
+        resolve_routes: Some("false".into()),
         ..RawConfig::default()
     }
 }
@@ -217,9 +219,11 @@ pub fn dev_redis_prefix() -> String {
 fn port_of(url: &str) -> String {
     url.rsplit(':')
         .next()
+        // The digits after the last ':' (a URL may go on with `/<db>`).
         .map(|p| {
-            p.trim_end_matches(|c: char| !c.is_ascii_digit())
-                .to_string()
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
         })
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "6379".into())
@@ -265,4 +269,14 @@ async fn wait_for_api(client: &ApiClient) -> bool {
     })
     .await
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_port_of_a_redis_url_with_a_database() {
+        assert_eq!(super::port_of("redis://127.0.0.1:6431/0"), "6431");
+        assert_eq!(super::port_of("redis://:pw@h:7000"), "7000");
+        assert_eq!(super::port_of("redis://h"), "6379");
+    }
 }

@@ -19,6 +19,7 @@ mod client;
 mod config;
 mod daemon;
 mod dev;
+mod functions;
 mod leader;
 mod limits;
 mod metrics;

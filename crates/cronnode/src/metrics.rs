@@ -30,6 +30,8 @@ pub enum FireOutcomeLabel {
     Invalid,
     /// Not sent: its job was paused, deleted or changed before it went out.
     Dropped,
+    /// Not fired: its job's IronFunctions app or route is missing (recorded in its history).
+    RouteMissing,
 }
 
 impl FireOutcomeLabel {
@@ -41,6 +43,7 @@ impl FireOutcomeLabel {
             FireOutcomeLabel::Error => "error",
             FireOutcomeLabel::Invalid => "invalid",
             FireOutcomeLabel::Dropped => "dropped",
+            FireOutcomeLabel::RouteMissing => "route_missing",
         }
     }
 }

@@ -229,6 +229,7 @@ fn a_node_started_before_redis_waits_for_it_and_then_leads() {
         ])
         .args(["--listen", &format!("127.0.0.1:{api_port}")])
         .env("NO_COLOR", "1")
+        .env("CRONNODE_RESOLVE_ROUTES", "false")
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();

@@ -5,7 +5,9 @@
 //! - [`free_port`]: a loopback port that was free a moment ago;
 //! - [`wait_for`] / [`eventually`]: poll until a probe gives a value, or panic naming what
 //!   never came (tests); [`poll`] / [`poll_async`] return [`TimedOut`] instead (tools);
-//! - [`RedisServer`]: a private `redis-server` child with its own port and directory.
+//! - [`RedisServer`]: a private `redis-server` child with its own port and directory;
+//! - [`FunctionsApi`]: a stand-in for IronFunctions' API server (its two read endpoints,
+//!   byte for byte), on a free loopback port, for the tests and benchmarks that resolve routes.
 //!
 //! **Invariant:** everything here acts only on what it started itself (a child by its handle,
 //! never a process found by name or port), so a test cannot disturb a service it did not start.
@@ -14,9 +16,11 @@
 //! tests assert).
 #![deny(missing_docs)]
 
+mod functions;
 mod redis;
 mod wait;
 
+pub use functions::{FunctionsApi, Route};
 pub use redis::{Location, RedisServer, RedisServerError, ServerOptions, START_TIMEOUT};
 pub use wait::{eventually, poll, poll_async, wait_for, TimedOut, POLL_INTERVAL};
 

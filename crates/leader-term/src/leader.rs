@@ -76,6 +76,15 @@ impl Leader {
         }
     }
 
+    /// A job whose fires the driver could not make for a while (answered `Invalid`) can be
+    /// made again: while leading, its slots since its cursor are planned once more by its
+    /// catch-up policy (as a resumed job's are). Nothing for an unknown or paused job.
+    pub fn handle_catch_up(&mut self, now: DateTime<Utc>, job: &str) {
+        if let State::Leading(term) = &mut self.state {
+            term.recover(now, job);
+        }
+    }
+
     /// An API request; its answer comes as an [`Action::Reply`] with the same `id`.
     pub fn handle_command(&mut self, now: DateTime<Utc>, id: CommandId, command: Command) {
         match &mut self.state {

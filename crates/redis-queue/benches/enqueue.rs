@@ -6,6 +6,10 @@
 //! `BATCH` fires (split by the crate into script calls of its default size), as a leader does
 //! at a busy minute boundary. Task encoding in Rust is inside the timed section.
 //!
+//! `BENCH_ROUTES=1`: every job names its own IronFunctions route (10,000 distinct routes, each
+//! resolved with three config variables of its app and two of its own), and tasks are built
+//! from them, as a node with `--resolve-routes` does.
+//!
 //! Also printed: Redis's own time in the script per fire (INFO commandstats), the push-only
 //! floor (the same tasks through a script that only LPUSHes them: the ceiling of any enqueue
 //! script on this server), and, for context, LPUSH of task-sized (500-byte) values.
@@ -76,15 +80,52 @@ async fn main() {
         q = q.with_fires_per_call(n);
         println!("fires per call: {n}");
     }
+    let routes = std::env::var("BENCH_ROUTES").is_ok_and(|v| v == "1");
+    let path = |i: usize| {
+        if routes {
+            format!("/fn-{i}")
+        } else {
+            "/fn".to_string()
+        }
+    };
     let settings = TaskSettings {
         default_image: Some("iron/hello".into()),
         node: "bench".into(),
+        routes: routes.then(|| {
+            let mut r = redis_queue::Routes::default();
+            let app = [
+                ("DB_URL", "postgres://db:5432/app"),
+                ("api-key", "k"),
+                ("shared", "app"),
+            ];
+            for i in 0..JOBS {
+                let own = [
+                    ("ROUTE_SETTING", format!("r{i}")),
+                    ("shared", "route".into()),
+                ];
+                let task = redis_queue::RouteTask::new(
+                    format!("acme/fn-{i}:1"),
+                    app.iter().copied(),
+                    own.iter().map(|(k, v)| (*k, v.as_str())),
+                    45,
+                    20,
+                );
+                r.insert(
+                    "app",
+                    &path(i),
+                    redis_queue::RouteState::Found(Arc::new(task)),
+                );
+            }
+            println!("tasks built from {} resolved routes", r.len());
+            Arc::new(r)
+        }),
         ..TaskSettings::default()
     };
     let jobs: Vec<_> = (0..JOBS)
         .map(|i| {
             let spec = format!(
-                r#"{{"id":"job-{i}","function":{{"app":"app","path":"/fn","headers":["Content-Type: application/json"],"body":"{{\"n\":{i}}}"}},"frequency":"* * * * *"}}"#
+                r#"{{"id":"job-{i}","function":{{"app":"app","path":"{}","headers":["Content-Type: application/json"],"body":"{{\"n\":{i}}}"}},"frequency":"* * * * *"}}"#,
+                path(i)
             );
             Arc::new(JobSpec::from_json(spec.as_bytes()).unwrap().validate().unwrap())
         })

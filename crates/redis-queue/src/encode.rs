@@ -15,8 +15,8 @@ use std::io::Write;
 use cron_core::{Fire, Job};
 
 use crate::model::{
-    check_priority, headers_env, kind_name, TaskError, TaskSettings, DEFAULT_IDLE_TIMEOUT_SECS,
-    DEFAULT_TIMEOUT_SECS,
+    check_priority, headers_env, idle_timeout_for, kind_name, request_url, timeout_for, user_agent,
+    TaskError, TaskSettings,
 };
 
 /// A JSON string literal, escaped exactly as serde_json escapes it.
@@ -49,30 +49,29 @@ pub(crate) fn write_task(
     slot: &str,
 ) -> Result<(), TaskError> {
     let f = &job.spec.function;
-    let image = settings.image_for(job)?;
+    let route = settings.route_for(job)?;
+    let image = settings.image_for(job, route)?;
     let priority = check_priority(job)?;
-    // The variables in the order of the BTreeMap build_task makes (sorted by key); ours win
-    // over a header of the same name, as there.
-    let mut env = headers_env(job)?;
-    env.retain(|(k, _)| k != "HEADER_USER_AGENT");
-    let base = settings.functions_url.trim_end_matches('/');
-    env.extend([
-        ("METHOD".to_string(), "POST".to_string()),
-        ("ROUTE".to_string(), f.path.clone()),
-        (
-            "REQUEST_URL".to_string(),
-            format!("{base}/r/{}{}", f.app, f.path),
-        ),
-        (
-            "HEADER_USER_AGENT".to_string(),
-            format!(
-                "cronnode/{} (job {})",
-                env!("CARGO_PKG_VERSION"),
-                job.spec.id
-            ),
-        ),
-    ]);
-    env.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let headers = headers_env(job)?;
+    let url = request_url(settings, job);
+    let agent = user_agent(job);
+    // The variables in IronFunctions' order (model.rs), borrowed: the route's config is
+    // prepared once per refresh, not copied per fire. A stable sort by name keeps that order
+    // among equal names, and the last of each run is the one that wins (as build_task's
+    // BTreeMap inserts make it).
+    let config = route.map_or(&[][..], |r| &r.config_env[..]);
+    let mut env: Vec<(&str, &str)> = Vec::with_capacity(4 + config.len() + headers.len());
+    env.extend([("METHOD", "POST"), ("ROUTE", f.path.as_str())]);
+    env.push(("REQUEST_URL", &url));
+    env.extend(config.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    env.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    env.push(("HEADER_USER_AGENT", &agent));
+    env.sort_by(|a, b| a.0.cmp(b.0));
+    let winners = env
+        .iter()
+        .enumerate()
+        .filter(|(i, (k, _))| env.get(i + 1).is_none_or(|next| next.0 != *k))
+        .map(|(_, kv)| kv);
 
     out.extend_from_slice(b"{\"id\":\"");
     // A hyphenated UUID needs no escaping.
@@ -89,9 +88,9 @@ pub(crate) fn write_task(
     out.extend_from_slice(b",\"payload\":");
     json_str(out, &f.body);
     out.extend_from_slice(b",\"timeout\":");
-    num(out, f.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS));
+    num(out, timeout_for(job, route));
     out.extend_from_slice(b",\"idle_timeout\":");
-    num(out, DEFAULT_IDLE_TIMEOUT_SECS);
+    num(out, idle_timeout_for(route));
     if let Some(delay) = f.delay.filter(|d| *d > 0) {
         out.extend_from_slice(b",\"delay\":");
         num(out, delay);
@@ -99,7 +98,7 @@ pub(crate) fn write_task(
     out.extend_from_slice(b",\"created_at\":");
     json_str(out, created_at);
     out.extend_from_slice(b",\"env_vars\":{");
-    for (i, (k, v)) in env.iter().enumerate() {
+    for (i, (k, v)) in winners.enumerate() {
         if i > 0 {
             out.push(b',');
         }

@@ -69,7 +69,10 @@ pub use calls::{
 };
 pub use error::QueueError;
 pub use queue::{
-    PreparedRelease, Queue, QueueConfig, QueueDepths, PREPARED_MAX_TASKS, RELEASE_TASKS_PER_CALL,
+    NotFiredOutcome, PreparedRelease, Queue, QueueConfig, QueueDepths, PREPARED_MAX_TASKS,
+    RELEASE_TASKS_PER_CALL,
 };
 pub use script::{dedupe_ttl, DEDUPE_MARGIN, MAX_DEDUPE_TTL};
-pub use task::{encode_task, HistoryEntry, Task, TaskError, TaskSettings};
+pub use task::{
+    encode_task, HistoryEntry, RouteState, RouteTask, Routes, Task, TaskError, TaskSettings,
+};

@@ -1,9 +1,24 @@
-//! What a task is made of: the node's settings, and the rules that turn a job's spec into a
-//! task's fields (the image, the priority, the `HEADER_*` variables, the kind's wire name).
+//! What a task is made of: the node's settings, the IronFunctions routes it resolved, and the
+//! rules that turn a job's spec and its route into a task's fields (the image, the priority,
+//! the variables, the timeouts, the kind's wire name).
+//!
+//! The rules are IronFunctions' own for an async call (`api/server/runner.go`, `serve`): the
+//! image is the route's; the variables are `METHOD`, `ROUTE`, `REQUEST_URL`, then the app's
+//! config, then the route's config, then the request's headers as `HEADER_*` (a later one wins
+//! over an earlier one of the same name; names upper-cased with `-` → `_`; a header given
+//! twice joined with a space). Where cronnode differs, on purpose: a job's `function.image`
+//! overrides the route's image, `REQUEST_URL` is well-formed (`http://`, IronFunctions writes
+//! `http//`), the `User-Agent` is always cronnode's, and the route's `timeout` and
+//! `idle_timeout` are carried (IronFunctions' async path drops them).
 //!
 //! The bottom layer of the crate: pure, and importing nothing of it. Both ways of writing a
 //! task (`task::build_task`, the serde reference, and `encode::write_task`, the hot path) take
-//! their field values from here, so they cannot disagree on a rule.
+//! their field values from here, so they cannot disagree on a rule. It must not fetch a
+//! route: [`Routes`] is a snapshot the caller resolved beforehand, looked up without
+//! allocating.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use cron_core::{FireKind, Job};
@@ -26,6 +41,10 @@ pub struct TaskSettings {
     pub default_image: Option<String>,
     /// This node's name, recorded in the task's `cron` object and in the history.
     pub node: String,
+    /// The IronFunctions routes, resolved off the fire path: `Some` when tasks are built from
+    /// the route (a job whose route is not in it cannot become a task), `None` when route
+    /// resolution is off (the job's image or `default_image`, no config variables).
+    pub routes: Option<Arc<Routes>>,
 }
 
 impl Default for TaskSettings {
@@ -34,7 +53,90 @@ impl Default for TaskSettings {
             functions_url: DEFAULT_FUNCTIONS_URL.to_string(),
             default_image: None,
             node: String::new(),
+            routes: None,
         }
+    }
+}
+
+/// What a task takes from an IronFunctions app and route, prepared once per refresh so that
+/// building a task copies bytes and allocates nothing for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteTask {
+    /// The route's image.
+    pub image: String,
+    /// The app's config, then the route's (later wins), as variables: names upper-cased with
+    /// `-` → `_`, sorted by name, one entry per name.
+    pub config_env: Vec<(String, String)>,
+    /// The route's run timeout in seconds (0: none given, the runner's default).
+    pub timeout: u32,
+    /// The route's hot-function idle timeout in seconds (0: none given).
+    pub idle_timeout: u32,
+}
+
+impl RouteTask {
+    /// The route's task part from the app's and the route's config, in IronFunctions' order.
+    pub fn new<'a>(
+        image: String,
+        app_config: impl IntoIterator<Item = (&'a str, &'a str)>,
+        route_config: impl IntoIterator<Item = (&'a str, &'a str)>,
+        timeout: u32,
+        idle_timeout: u32,
+    ) -> RouteTask {
+        let mut env: std::collections::BTreeMap<String, String> = Default::default();
+        for (k, v) in app_config.into_iter().chain(route_config) {
+            env.insert(env_name(k), v.to_string());
+        }
+        RouteTask {
+            image,
+            config_env: env.into_iter().collect(),
+            timeout,
+            idle_timeout,
+        }
+    }
+}
+
+/// A name as IronFunctions makes a variable of it (`toEnvName`): `-` → `_`, upper case.
+pub fn env_name(name: &str) -> String {
+    name.replace('-', "_").to_uppercase()
+}
+
+/// Where a route stands in a [`Routes`] snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteState {
+    /// IronFunctions has it.
+    Found(Arc<RouteTask>),
+    /// IronFunctions answered that the app or the route does not exist (its message).
+    Missing(String),
+}
+
+/// A snapshot of resolved routes, by app then path (two `&str` lookups, no key to build).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Routes {
+    apps: HashMap<String, HashMap<String, RouteState>>,
+}
+
+impl Routes {
+    /// Records what IronFunctions said of `app`'s route `path`.
+    pub fn insert(&mut self, app: &str, path: &str, state: RouteState) {
+        self.apps
+            .entry(app.to_string())
+            .or_default()
+            .insert(path.to_string(), state);
+    }
+
+    /// What is known of `app`'s route `path` (`None`: never resolved).
+    pub fn get(&self, app: &str, path: &str) -> Option<&RouteState> {
+        self.apps.get(app)?.get(path)
+    }
+
+    /// How many routes the snapshot holds.
+    pub fn len(&self) -> usize {
+        self.apps.values().map(HashMap::len).sum()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.apps.values().all(HashMap::is_empty)
     }
 }
 
@@ -58,6 +160,19 @@ pub enum TaskError {
         /// The refused priority.
         priority: u8,
     },
+    /// Route resolution is on and the job's route is not one IronFunctions has (or has not
+    /// been resolved yet): a task built without it would lack the route's image and config.
+    #[error("job {job}: app {app:?} route {path:?}: {reason}")]
+    NoRoute {
+        /// The job id.
+        job: String,
+        /// The job's app.
+        app: String,
+        /// The job's route path.
+        path: String,
+        /// IronFunctions' answer, or "not resolved yet".
+        reason: String,
+    },
     /// A header line that is not `Name: value`.
     #[error("job {job}: function.headers: {line:?} is not a `Name: value` line")]
     Header {
@@ -72,20 +187,70 @@ impl TaskSettings {
     /// Checks that every task of `job` can be built (an image, a polled priority, headers that
     /// parse). Call it when a job is created or updated, so a bad job is refused up front.
     pub fn check_job(&self, job: &Job) -> Result<(), TaskError> {
-        self.image_for(job)?;
+        let route = self.route_for(job)?;
+        self.image_for(job, route)?;
+        Self::check_spec(job)
+    }
+
+    /// The checks that need no route and no image: a polled priority, headers that parse.
+    pub fn check_spec(job: &Job) -> Result<(), TaskError> {
         check_priority(job)?;
         headers_env(job)?;
         Ok(())
     }
 
-    pub(crate) fn image_for<'a>(&'a self, job: &'a Job) -> Result<&'a str, TaskError> {
-        let named = job.spec.function.image.as_deref().filter(|s| !s.is_empty());
+    /// The job's resolved route: `None` when resolution is off, an error when it is on and
+    /// the route is missing or not resolved yet.
+    pub fn route_for<'a>(&'a self, job: &Job) -> Result<Option<&'a RouteTask>, TaskError> {
+        let Some(routes) = &self.routes else {
+            return Ok(None);
+        };
+        let f = &job.spec.function;
+        let missing = |reason: &str| TaskError::NoRoute {
+            job: job.spec.id.clone(),
+            app: f.app.clone(),
+            path: f.path.clone(),
+            reason: reason.to_string(),
+        };
+        match routes.get(&f.app, &f.path) {
+            Some(RouteState::Found(r)) => Ok(Some(r)),
+            Some(RouteState::Missing(why)) => Err(missing(why)),
+            None => Err(missing("not resolved yet")),
+        }
+    }
+
+    /// The image: the job's, else the route's, else the node's default.
+    pub(crate) fn image_for<'a>(
+        &'a self,
+        job: &'a Job,
+        route: Option<&'a RouteTask>,
+    ) -> Result<&'a str, TaskError> {
+        let nonempty = |s: &&str| !s.is_empty();
+        let named = job.spec.function.image.as_deref().filter(nonempty);
         named
-            .or(self.default_image.as_deref().filter(|s| !s.is_empty()))
+            .or(route.map(|r| r.image.as_str()).filter(nonempty))
+            .or(self.default_image.as_deref().filter(nonempty))
             .ok_or_else(|| TaskError::NoImage {
                 job: job.spec.id.clone(),
             })
     }
+}
+
+/// The run timeout: the job's, else the route's, else the runner's default.
+pub(crate) fn timeout_for(job: &Job, route: Option<&RouteTask>) -> u32 {
+    job.spec
+        .function
+        .timeout
+        .or(route.map(|r| r.timeout).filter(|t| *t > 0))
+        .unwrap_or(DEFAULT_TIMEOUT_SECS)
+}
+
+/// The idle timeout: the route's, else the runner's default.
+pub(crate) fn idle_timeout_for(route: Option<&RouteTask>) -> u32 {
+    route
+        .map(|r| r.idle_timeout)
+        .filter(|t| *t > 0)
+        .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS)
 }
 
 pub(crate) fn check_priority(job: &Job) -> Result<u8, TaskError> {
@@ -100,7 +265,8 @@ pub(crate) fn check_priority(job: &Job) -> Result<u8, TaskError> {
 }
 
 /// `HEADER_<NAME>` variables, as the functions server makes them from a request: the name
-/// upper-cased with `-` → `_`; repeated names joined with `, ` like Go's http.Header.
+/// upper-cased with `-` → `_`; a name given twice joined with a space (IronFunctions'
+/// `strings.Join(value, " ")`).
 pub(crate) fn headers_env(job: &Job) -> Result<Vec<(String, String)>, TaskError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in &job.spec.function.headers {
@@ -113,17 +279,34 @@ pub(crate) fn headers_env(job: &Job) -> Result<Vec<(String, String)>, TaskError>
         if name.is_empty() {
             return Err(bad());
         }
-        let key = format!("HEADER_{}", name.to_ascii_uppercase().replace('-', "_"));
+        let key = format!("HEADER_{}", env_name(name));
         let value = value.trim().to_string();
         match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => {
-                v.push_str(", ");
+                v.push(' ');
                 v.push_str(&value);
             }
             None => out.push((key, value)),
         }
     }
     Ok(out)
+}
+
+/// `REQUEST_URL`: the functions server's base, `/r/`, the app and the path (well-formed:
+/// IronFunctions' own writes `http//host...`).
+pub(crate) fn request_url(settings: &TaskSettings, job: &Job) -> String {
+    let f = &job.spec.function;
+    let base = settings.functions_url.trim_end_matches('/');
+    format!("{base}/r/{}{}", f.app, f.path)
+}
+
+/// `HEADER_USER_AGENT` of every task: cronnode's, naming the job.
+pub(crate) fn user_agent(job: &Job) -> String {
+    format!(
+        "cronnode/{} (job {})",
+        env!("CARGO_PKG_VERSION"),
+        job.spec.id
+    )
 }
 
 /// The stable name of a fire kind on the wire (task and history).

@@ -82,6 +82,7 @@ fn settings(node: &str) -> Arc<TaskSettings> {
         functions_url: "http://functions.test:8080/".into(),
         default_image: None,
         node: node.into(),
+        routes: None,
     })
 }
 

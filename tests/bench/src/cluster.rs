@@ -21,7 +21,7 @@ use consul_lock::{Consul, ConsulConfig, JobStore};
 use crate::http::Http;
 use crate::procs::{Bins, ConsulDev, Node};
 use crate::proxy::Proxy;
-use dev_harness::{Location, RedisServer, ServerOptions};
+use dev_harness::{FunctionsApi, Location, RedisServer, Route, ServerOptions};
 
 /// Operations per `/v1/txn` call (Consul's limit since 1.14).
 const TXN_OPS: usize = 128;
@@ -50,11 +50,37 @@ const IDLE_SHARE: f64 = 0.2;
 /// cronnode's default KV prefix.
 pub const PREFIX: &str = "cronnode";
 
+/// `BENCH_ROUTES=N`: the nodes build tasks from IronFunctions routes (a stand-in API,
+/// `dev_harness::FunctionsApi`), and the jobs name N distinct routes of the app `bench`
+/// (`/fn-0`..), by a hash of their id. Unset: one route, not resolved (`--resolve-routes false`).
+pub const ROUTES_ENV: &str = "BENCH_ROUTES";
+
+/// The number of distinct routes of a routes-resolved run (`None`: routes not resolved).
+pub fn routes() -> Option<u32> {
+    std::env::var(ROUTES_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+}
+
+/// A job's route path: `/fn`, or one of [`routes`] by a hash (FNV-1a) of its id.
+fn route_of(id: &str) -> String {
+    match routes() {
+        None => "/fn".to_string(),
+        Some(n) => {
+            let h = id.bytes().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
+            format!("/fn-{}", h % n)
+        }
+    }
+}
+
 /// What a benchmark job looks like.
 pub fn job_spec(id: &str, frequency: &str, body: &str) -> Value {
     json!({
         "id": id,
-        "function": {"app": "bench", "path": "/fn", "body": body},
+        "function": {"app": "bench", "path": route_of(id), "body": body},
         "frequency": frequency,
     })
 }
@@ -74,6 +100,9 @@ pub struct Cluster {
     pub http: Http,
     /// Logs and Redis' dir (kept when `BENCH_KEEP` is set).
     pub dir: TempDir,
+    /// The IronFunctions stand-in of a routes-resolved run ([`ROUTES_ENV`]), serving while the
+    /// cluster lives.
+    pub _functions: Option<FunctionsApi>,
 }
 
 impl Cluster {
@@ -90,6 +119,22 @@ impl Cluster {
             tokio::task::spawn_blocking(|| RedisServer::start_at(at, ServerOptions::default()))
                 .await??;
         let consul = ConsulDev::start(bins, dir.path()).await?;
+        let functions = match routes() {
+            None => None,
+            Some(n) => {
+                let f = FunctionsApi::start()?;
+                f.put_app(
+                    "bench",
+                    Some(&[("DB_URL", "postgres://db:5432/bench"), ("api-key", "k")]),
+                );
+                for i in 0..n {
+                    let mut r = Route::new(&format!("bench/fn-{i}:1"));
+                    r.config = [("ROUTE_SETTING".to_string(), format!("r{i}"))].into();
+                    f.put_route("bench", &format!("/fn-{i}"), r);
+                }
+                Some(f)
+            }
+        };
         let mut nodes = Vec::new();
         let mut proxies = Vec::new();
         for i in 0..n {
@@ -101,6 +146,7 @@ impl Cluster {
                 &proxy.url(),
                 &redis.url(),
             )?;
+            node.functions_url = functions.as_ref().map(FunctionsApi::url);
             node.start().await?;
             nodes.push(node);
             proxies.push(proxy);
@@ -112,6 +158,7 @@ impl Cluster {
             redis,
             http: Http::new(),
             dir,
+            _functions: functions,
         })
     }
 

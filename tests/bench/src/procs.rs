@@ -198,6 +198,8 @@ pub struct Node {
     dir: PathBuf,
     /// Starts so far (log files are numbered by it).
     starts: u32,
+    /// IronFunctions' API when tasks are built from routes (`--resolve-routes`).
+    pub functions_url: Option<String>,
 }
 
 /// Extra environment for the cronnode processes, `K=V K=V` (diagnostic runs only).
@@ -225,6 +227,7 @@ impl Node {
             bins: bins.clone(),
             dir: dir.to_path_buf(),
             starts: 0,
+            functions_url: None,
         })
     }
 
@@ -250,6 +253,10 @@ impl Node {
             "bench/fn:latest",
         ])
         .env("RUST_LOG", "info");
+        match &self.functions_url {
+            Some(url) => cmd.args(["--resolve-routes", "true", "--functions-url", url]),
+            None => cmd.args(["--resolve-routes", "false"]),
+        };
         // Diagnostics only (e.g. MALLOC_ARENA_MAX=2 to tell live data from allocator slack).
         if let Ok(extra) = std::env::var(NODE_ENV) {
             for kv in extra.split_whitespace() {

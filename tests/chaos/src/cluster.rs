@@ -206,6 +206,8 @@ impl Cluster {
                     &format!("{}ms", timings.lock_delay.as_millis()),
                     "--default-image",
                     IMAGE,
+                    "--resolve-routes",
+                    "false",
                     "--prefix",
                     &prefix,
                 ]),

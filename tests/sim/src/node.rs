@@ -88,6 +88,7 @@ impl Node {
                 functions_url: "http://functions.sim:8080".into(),
                 default_image: None,
                 node: format!("n{id}"),
+                routes: None,
             }),
             election_settings: s,
         }

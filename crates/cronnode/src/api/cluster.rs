@@ -242,6 +242,10 @@ pub async fn status(state: &AppState) -> ApiResult {
                 "delayed": depths.delayed,
             }),
         );
+        if let Some(routes) = &state.routes {
+            let missing = crate::functions::missing_json(&set, &routes.borrow());
+            m.insert("route_missing".into(), missing);
+        }
     }
     Ok(json_response(StatusCode::OK, &v))
 }

@@ -3,8 +3,10 @@
 //! Input: a job spec as JSON. Read-only status fields (`next_start`, `last_start`,
 //! `created_at`, `updated_at`, `version`) are accepted and ignored, so a GET answer can be PUT
 //! back as is (`version`, when present, makes the PUT a check-and-set). Nothing is written to
-//! Consul unless the spec passed cron-core's validation and the task encoder's check (an image
-//! is needed, from the job or `--default-image`).
+//! Consul unless the spec passed cron-core's validation and the task encoder's check: with
+//! route resolution (the default), IronFunctions is asked for the job's app and route at that
+//! moment (422 naming them when it lacks one, 503 when it cannot be reached) and the task is
+//! built from them; without it, an image is needed, from the job or `--default-image`.
 //!
 //! Output: the stored spec plus `next_start` (from the schedule), `last_start` (the job's
 //! cursor in Redis) and `version` (Consul's ModifyIndex).
@@ -26,6 +28,8 @@ use super::errors::{ApiError, ApiResult};
 use super::forward::{command_error, on_leader, tell_leader};
 use super::reply::json_response;
 use super::state::AppState;
+use crate::functions::FunctionsError;
+use redis_queue::{RouteState, Routes, TaskSettings};
 
 /// Fields the API adds to a job; ignored on input.
 pub const READ_ONLY_FIELDS: &[&str] = &[
@@ -34,6 +38,8 @@ pub const READ_ONLY_FIELDS: &[&str] = &[
     "created_at",
     "updated_at",
     "version",
+    "route",
+    "not_fired",
 ];
 /// Attempts of a pause/resume check-and-set loop before giving up with 409.
 const CAS_ATTEMPTS: usize = 5;
@@ -79,13 +85,48 @@ pub fn parse_job(
         .clone()
         .validate()
         .map_err(|e| ApiError::invalid_job(e.to_string()))?;
-    state
-        .task_settings
-        .check_job(&job)
-        .map_err(|e| ApiError::invalid_job(e.to_string()))?;
+    // With route resolution, the image may come from the route: `check_route` asks for it.
+    let checked = match state.functions {
+        Some(_) => redis_queue::TaskSettings::check_spec(&job),
+        None => state.task_settings.check_job(&job),
+    };
+    checked.map_err(|e| ApiError::invalid_job(e.to_string()))?;
     // A spec that validates may still be over what Consul takes in one write (escapes count).
     JobStore::check_size(&spec).map_err(|e| ApiError::job_too_large(e.to_string()))?;
     Ok((spec, Arc::new(job), version))
+}
+
+/// With route resolution: asks IronFunctions for the job's app and route now, and checks that a
+/// task can be built from them (the route gives the image unless the job names one). 422 when
+/// IronFunctions lacks the app or the route, 503 when it cannot be reached; nothing is written
+/// then.
+pub async fn check_route(state: &AppState, job: &Job) -> Result<(), ApiError> {
+    let Some(client) = &state.functions else {
+        return Ok(());
+    };
+    let f = &job.spec.function;
+    let found = async {
+        let config = client.app_config(&f.app).await?;
+        client.route(&f.app, &f.path, &config).await
+    };
+    let route = found.await.map_err(|e| match e {
+        FunctionsError::Missing { .. } => ApiError::invalid_job(format!(
+            "function: app {:?} route {:?}: {e}; create it in IronFunctions first, or run \
+             cronnode with --resolve-routes false",
+            f.app, f.path
+        )),
+        FunctionsError::Unreachable { .. } => ApiError::unavailable(format!(
+            "{e}: the job's app and route cannot be checked, so nothing was written; retry"
+        )),
+    })?;
+    let mut routes = Routes::default();
+    routes.insert(&f.app, &f.path, RouteState::Found(Arc::new(route)));
+    TaskSettings {
+        routes: Some(Arc::new(routes)),
+        ..(*state.task_settings).clone()
+    }
+    .check_job(job)
+    .map_err(|e| ApiError::invalid_job(e.to_string()))
 }
 
 /// The API form of a stored job.
@@ -233,7 +274,8 @@ pub async fn list(state: &AppState, query: &HashMap<String, String>) -> ApiResul
 
 /// `POST /v1/cronjobs`.
 pub async fn create(state: &AppState, body: &Bytes) -> ApiResult {
-    let (spec, _job, _version) = parse_job(state, body, None)?;
+    let (spec, job, _version) = parse_job(state, body, None)?;
+    check_route(state, &job).await?;
     let stored = state
         .store
         .create(spec)
@@ -243,11 +285,31 @@ pub async fn create(state: &AppState, body: &Bytes) -> ApiResult {
     Ok(json_response(StatusCode::CREATED, &job_json(&stored, None)))
 }
 
-/// `GET /v1/cronjobs/{id}`.
+/// `GET /v1/cronjobs/{id}`; with route resolution also `route` (what the node's route cache
+/// says of the job's route) and, while its newest slot was not fired (its route is missing),
+/// `not_fired` (that slot and why).
 pub async fn get(state: &AppState, id: &str) -> ApiResult {
     let stored = stored_or_404(state, id).await?;
     let cursor = last_starts(state, &[id]).await.get(id).copied();
-    Ok(json_response(StatusCode::OK, &job_json(&stored, cursor)))
+    let mut v = job_json(&stored, cursor);
+    if let (Some(routes), Value::Object(m)) = (&state.routes, &mut v) {
+        m.insert(
+            "route".into(),
+            crate::functions::route_json(&routes.borrow(), &stored.job),
+        );
+        // The history only decorates the answer: a Redis outage must not hide the job.
+        let newest = match state.queue() {
+            Ok(q) => q.history(id).await.ok().and_then(|h| h.into_iter().next()),
+            Err(_) => None,
+        };
+        let not_fired = newest.and_then(|h| {
+            h.not_fired.map(|why| {
+                json!({"slot": h.slot.to_rfc3339_opts(SecondsFormat::Secs, true), "reason": why})
+            })
+        });
+        m.insert("not_fired".into(), not_fired.unwrap_or(Value::Null));
+    }
+    Ok(json_response(StatusCode::OK, &v))
 }
 
 /// `PUT /v1/cronjobs/{id}`: 200 once the leader has restaged (or withdrawn) what it staged of
@@ -258,7 +320,8 @@ pub async fn replace(
     body: &Bytes,
     headers: &hyper::HeaderMap,
 ) -> ApiResult {
-    let (spec, _job, version) = parse_job(state, body, Some(id))?;
+    let (spec, job, version) = parse_job(state, body, Some(id))?;
+    check_route(state, &job).await?;
     let stored = state
         .store
         .update(spec, version)
@@ -357,8 +420,16 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
         // Distinguish "never fired" from "no such job".
         stored_or_404(state, id).await?;
     }
+    // A slot refused while its route was missing (at staging, 2 s ahead) may have been
+    // planned again and enqueued once the route came back: its enqueued entry tells its fate.
+    let enqueued: std::collections::HashSet<_> = history
+        .iter()
+        .filter(|h| h.not_fired.is_none())
+        .map(|h| h.slot)
+        .collect();
     let fires: Vec<Value> = history
         .iter()
+        .filter(|h| h.not_fired.is_none() || !enqueued.contains(&h.slot))
         .map(|h| {
             let lateness_ms = (h.enqueued_at - h.slot).num_milliseconds();
             let mut m = Map::new();
@@ -375,7 +446,13 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
             m.insert("kind".into(), json!(redis_queue::task::kind_name(h.kind)));
             m.insert("leader_node".into(), json!(h.node));
             m.insert("token".into(), json!(h.token));
-            m.insert("outcome".into(), json!("enqueued"));
+            match &h.not_fired {
+                None => m.insert("outcome".into(), json!("enqueued")),
+                Some(why) => {
+                    m.insert("reason".into(), json!(why));
+                    m.insert("outcome".into(), json!("not_fired"))
+                }
+            };
             Value::Object(m)
         })
         .collect();
@@ -387,7 +464,8 @@ pub async fn fires(state: &AppState, id: &str) -> ApiResult {
 
 /// `POST /v1/validate`: the checks of `POST /v1/cronjobs`, without the write (the console's
 /// editor calls it as one types). 200 with the job as it would be stored, or the very 400 or
-/// 422 a create would answer.
+/// 422 a create would answer, except the IronFunctions route check (`check_route`), which
+/// is not made on every keystroke.
 pub fn validate(state: &AppState, body: &Bytes) -> ApiResult {
     let (spec, _job, _version) = parse_job(state, body, None)?;
     Ok(json_response(

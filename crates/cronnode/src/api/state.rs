@@ -27,6 +27,12 @@ pub struct AppState {
     pub queue: Arc<OnceLock<redis_queue::Queue>>,
     /// How fires become tasks (default image, functions URL, node).
     pub task_settings: Arc<redis_queue::TaskSettings>,
+    /// IronFunctions' API, asked when a job is created or replaced (`None`: routes are not
+    /// resolved, `--resolve-routes false`).
+    pub functions: Option<crate::functions::FunctionsClient>,
+    /// The node's route cache (`None` without route resolution): shown per job and in
+    /// `/v1/status` (jobs whose route is missing do not fire).
+    pub routes: Option<tokio::sync::watch::Receiver<Arc<redis_queue::Routes>>>,
     /// Metrics registry.
     pub metrics: Metrics,
     /// This node's leader loop: its state, and where to send manual runs and fence resets.

@@ -78,6 +78,29 @@ pub fn render(v: &Value) -> String {
         s(v, "/jobs/paused"),
         s(v, "/jobs/invalid")
     ));
+    if let Some(n) = v
+        .pointer("/route_missing/count")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+    {
+        out.push_str(&format!(
+            "NOT FIRED: {n} job(s) whose IronFunctions app or route is missing (their slots are recorded as not fired; they catch up by policy when it is back):\n"
+        ));
+        for j in v
+            .pointer("/route_missing/jobs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push_str(&format!(
+                "  {:<20} {}{}: {}\n",
+                s(j, "/id"),
+                s(j, "/app"),
+                s(j, "/path"),
+                s(j, "/message")
+            ));
+        }
+    }
     if let Some(q) = v.get("queues").and_then(Value::as_object) {
         let depths: Vec<String> = q.iter().map(|(k, d)| format!("{k}={d}")).collect();
         out.push_str(&format!("queues:   {}\n", depths.join(" ")));

@@ -20,6 +20,7 @@
 
 mod declare;
 mod file;
+mod mq_url;
 mod parse;
 mod settings;
 mod values;
@@ -69,6 +70,26 @@ impl RawConfig {
     pub fn validate(self) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let mut parsed = self.parse_each(&mut problems);
+        // The one rule about what was given rather than what it says.
+        if self.mq_url.as_deref().is_some_and(|u| !u.is_empty()) {
+            let given: Vec<&str> = [
+                ("--redis (REDIS_URL)", &self.redis_url),
+                ("--queue-prefix (CRONNODE_QUEUE_PREFIX)", &self.queue_prefix),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| n)
+            .collect();
+            if !given.is_empty() {
+                problems.push(Problem {
+                    setting: "--mq-url",
+                    message: format!(
+                        "--mq-url (MQ_URL) names the Redis and the queue prefix, and {} was given too: give one form or the other",
+                        given.join(" and ")
+                    ),
+                });
+            }
+        }
         between_settings(&mut parsed, &mut problems);
         match parsed.complete() {
             Some(config) if problems.is_empty() => Ok(config),
@@ -79,11 +100,24 @@ impl RawConfig {
 
 /// The rules that involve more than one setting, on what parsed.
 fn between_settings(p: &mut PartialConfig, problems: &mut Vec<Problem>) {
+    // MQ_URL stands for --redis and --queue-prefix: everything downstream reads those.
+    if let Some(Some(mq)) = &p.mq_url {
+        p.redis_url = Some(mq.redis.clone());
+        p.queue_prefix = Some(mq.queue_prefix.clone());
+    }
     if let (Some(None), Some(listen)) = (&p.advertise, &p.listen) {
         if listen.ip().is_unspecified() {
             problems.push(Problem {
                 setting: "--advertise",
                 message: format!("required when --listen is a wildcard address ({listen}): the HOST:PORT other nodes reach this one at"),
+            });
+        }
+    }
+    if let (Some(true), Some(url)) = (p.resolve_routes, &p.functions_url) {
+        if url.trim_start().starts_with("https://") {
+            problems.push(Problem {
+                setting: "--functions-url",
+                message: format!("{url:?}: cronnode reads IronFunctions' API over http only; give an http:// address, or --resolve-routes false"),
             });
         }
     }
@@ -177,6 +211,8 @@ impl Config {
             functions_url: self.functions_url.clone(),
             default_image: self.default_image.clone(),
             node: self.node.clone(),
+            // Filled by the route cache (functions/) when resolution is on.
+            routes: None,
         }
     }
 }

@@ -167,6 +167,24 @@ pub fn functions_url(text: &str) -> Result<String, String> {
     normalize_http_addr(text).map(|_| text.to_string())
 }
 
+/// A boolean setting: `true` or `false` (also `1`/`0`, any case).
+pub fn boolean(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{text:?} is not allowed: true or false")),
+    }
+}
+
+/// `--functions-refresh`: a duration from 1 s to 1 h.
+pub fn functions_refresh(text: &str) -> Result<Duration, String> {
+    let d = duration(text)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d) {
+        return Err(format!("{text:?} is not allowed: from 1s to 1h"));
+    }
+    Ok(d)
+}
+
 /// `--default-image`: no spaces; empty is none.
 pub fn image(text: &str) -> Result<Option<String>, String> {
     if text.is_empty() {

@@ -18,6 +18,7 @@ use consul_lock::{duration_text, MAX_LOCK_DELAY, MAX_SESSION_TTL, MIN_SESSION_TT
 use redis_queue::queue::{DEFAULT_KEY_PREFIX, DEFAULT_QUEUE_PREFIX, DEFAULT_URL};
 
 use super::declare::declare_settings;
+use super::mq_url::MqUrl;
 use super::parse;
 use super::values::{LogFormat, RedisUrl, Secret};
 
@@ -83,6 +84,18 @@ declare_settings! {
         parse: parse::redis_url,
         default: DEFAULT_URL,
     }
+    /// IronFunctions' own queue setting: the Redis and the queue prefix in one URL, read as
+    /// IronFunctions reads it (`mq_url.rs`); when given, it sets `redis_url` and
+    /// `queue_prefix` (which must then not be given).
+    mq_url: Option<MqUrl> {
+        name: "mq-url",
+        env: "MQ_URL",
+        value_name: "URL",
+        help: "IronFunctions' MQ_URL (redis://[:PASSWORD@]HOST:PORT/[PATH]): its Redis and queue prefix, instead of --redis and --queue-prefix",
+        secret: true,
+        parse: super::mq_url::mq_url,
+        none
+    }
     /// Where the API listens.
     listen: SocketAddr {
         name: "listen",
@@ -143,9 +156,28 @@ declare_settings! {
         name: "functions-url",
         env: "CRONNODE_FUNCTIONS_URL",
         value_name: "URL",
-        help: "The functions server URL, for the tasks' REQUEST_URL",
+        help: "The IronFunctions API server: apps and routes are read there, and it is the tasks' REQUEST_URL base",
         parse: parse::functions_url,
         default: redis_queue::task::DEFAULT_FUNCTIONS_URL,
+    }
+    /// Whether tasks are built from the job's IronFunctions route (read from
+    /// `functions_url`); off for a platform that only shares the queue.
+    resolve_routes: bool {
+        name: "resolve-routes",
+        env: "CRONNODE_RESOLVE_ROUTES",
+        value_name: "BOOL",
+        help: "Build tasks from the job's IronFunctions app and route, read from --functions-url (true or false)",
+        parse: parse::boolean,
+        default: "true",
+    }
+    /// Time between two readings of every route.
+    functions_refresh: Duration {
+        name: "functions-refresh",
+        env: "CRONNODE_FUNCTIONS_REFRESH",
+        value_name: "DURATION",
+        help: "How often every job's route is read again from IronFunctions, 1s-1h",
+        parse: parse::functions_refresh,
+        default: "30s",
     }
     /// Image for jobs that name none.
     default_image: Option<String> {

@@ -105,6 +105,35 @@ fn wildcard_listen_needs_advertise() {
 }
 
 #[test]
+fn mq_url_stands_for_redis_and_queue_prefix_and_excludes_them() {
+    let c = raw(&[("node", "n"), ("mq-url", "redis://:pw@h:6380/2")])
+        .validate()
+        .unwrap();
+    let q = c.queue_config();
+    assert_eq!(
+        (q.url.as_str(), q.queue_prefix.as_str()),
+        ("redis://:pw@h:6380/2", "/2")
+    );
+    for other in ["redis", "queue-prefix"] {
+        let value = if other == "redis" {
+            "redis://x:1/"
+        } else {
+            "p:"
+        };
+        let e = raw(&[("node", "n"), ("mq-url", "redis://h:1/"), (other, value)])
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].setting, "--mq-url");
+        assert!(e.to_string().contains(&format!("--{other}")), "{e}");
+    }
+    let e = raw(&[("node", "n"), ("mq-url", "redis://h:1/cron")])
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("invalid database"), "{e}");
+}
+
+#[test]
 fn file_fills_what_flags_leave_unset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");

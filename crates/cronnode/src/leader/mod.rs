@@ -24,7 +24,7 @@ use cron_core::Fire;
 use leader_term::{
     Action, CommandId, Config, JobEvent, JobUpdate, Leader, Outcome, Refused, Reply,
 };
-use redis_queue::{PreparedRelease, Queue, TaskSettings};
+use redis_queue::{PreparedRelease, Queue, RouteState, Routes, TaskSettings};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
@@ -79,7 +79,10 @@ pub struct LeaderLoop {
     /// This node's name (logs only; the task encoder has its own copy).
     node: String,
     queue: Queue,
+    /// How fires become tasks; its routes are the last snapshot of `routes`.
     tasks: Arc<TaskSettings>,
+    /// The route cache's snapshots (`crate::functions`), when tasks are built from routes.
+    routes: Option<watch::Receiver<Arc<Routes>>>,
     metrics: Metrics,
     /// The election's view: Follower or Leader{token}.
     leadership: watch::Receiver<Leadership>,
@@ -112,6 +115,11 @@ struct Driver {
     outcome: Option<Outcome>,
     /// A release prepared ahead of its slot (redis-queue's, see `redis.rs`).
     prepared: Option<PreparedRelease>,
+    /// Jobs whose fires were not made because their route is missing; caught up by their
+    /// policy when the route cache finds it again.
+    held: redis::Held,
+    /// Fires not made for that reason, not yet counted (the machine reports them as invalid).
+    not_fired: u64,
 }
 
 impl LeaderLoop {
@@ -122,6 +130,7 @@ impl LeaderLoop {
         node: String,
         queue: Queue,
         tasks: Arc<TaskSettings>,
+        routes: Option<watch::Receiver<Arc<Routes>>>,
         metrics: Metrics,
         leadership: watch::Receiver<Leadership>,
         jobs: JobSource,
@@ -131,6 +140,7 @@ impl LeaderLoop {
             node,
             queue,
             tasks,
+            routes,
             metrics,
             leadership,
             jobs: jobs.watch.clone(),
@@ -151,11 +161,16 @@ impl LeaderLoop {
             next_id: 0,
             outcome: None,
             prepared: None,
+            held: redis::Held::new(),
+            not_fired: 0,
         };
         let mut commands = Vec::new();
         // Everything is fed on the first step.
         self.leadership.mark_changed();
         self.jobs.mark_changed();
+        if let Some(r) = &mut self.routes {
+            r.mark_changed();
+        }
         loop {
             // One step: the clock once, what happened, then what the machine asks.
             let now = Utc::now();
@@ -170,10 +185,11 @@ impl LeaderLoop {
                     }
                 }
             }
-            report::events(&mut d.machine, &self.node, &self.metrics);
+            report::events(&mut d.machine, &self.node, &self.metrics, &mut d.not_fired);
             self.status
                 .send_if_modified(|s| replace(s, d.machine.status()));
             if let Some(action) = call {
+                let mut notes = redis::SendNotes::default();
                 let perform = async {
                     match action {
                         Action::ReadJobIndex => Outcome::JobIndex(
@@ -188,6 +204,7 @@ impl LeaderLoop {
                                 &self.tasks,
                                 &self.metrics,
                                 &mut d.prepared,
+                                &mut notes,
                                 action,
                             )
                             .await
@@ -199,6 +216,8 @@ impl LeaderLoop {
                     _ = self.shutdown.recv() => return self.stop(&mut d),
                     outcome = perform => d.outcome = Some(outcome),
                 }
+                d.held.extend(notes.held);
+                d.not_fired += notes.not_fired;
                 continue;
             }
             // Nothing to do before an input or the machine's next wake-up.
@@ -216,9 +235,39 @@ impl LeaderLoop {
                     Err(_) => return self.stop(&mut d),
                 },
                 Some(cmd) = self.commands.recv() => commands.push(cmd),
+                Some(()) = routes_changed(&mut self.routes) => {
+                    if let Some(r) = &mut self.routes {
+                        r.mark_changed();
+                    }
+                }
                 () = sleep => {}
             }
         }
+    }
+
+    /// Builds tasks from the route cache's latest snapshot (one copy of the settings per
+    /// snapshot, none per fire, and never a wait), and has the machine catch up the held jobs
+    /// whose route is back.
+    fn take_routes(&mut self, d: &mut Driver, now: DateTime<Utc>) {
+        let Some(rx) = &mut self.routes else {
+            return;
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let routes = rx.borrow_and_update().clone();
+        d.held.retain(|job, (app, path)| {
+            let back = matches!(routes.get(app, path), Some(RouteState::Found(_)));
+            if back {
+                tracing::info!(%job, %app, %path, "the job's route is back: catching it up by its policy");
+                d.machine.handle_catch_up(now, job);
+            }
+            !back
+        });
+        self.tasks = Arc::new(TaskSettings {
+            routes: Some(routes),
+            ..(*self.tasks).clone()
+        });
     }
 
     /// Feeds the machine what happened since the last step, in order: the answer of the last
@@ -249,9 +298,11 @@ impl LeaderLoop {
             LeaderStatus::Follower => None,
         };
         if term != d.fed {
-            // A new term holds no job yet: its first update is the whole set.
+            // A new term holds no job yet: its first update is the whole set (and it catches
+            // every job up from its cursor: nothing is held).
             d.applied = JobSet::default();
             d.fed = term;
+            d.held.clear();
             self.jobs.mark_changed();
         }
         if self.jobs.has_changed().unwrap_or(false) {
@@ -272,6 +323,7 @@ impl LeaderLoop {
                 d.applied = set;
             }
         }
+        self.take_routes(d, now);
         while let Ok(cmd) = self.commands.try_recv() {
             self.command(d, now, cmd);
         }
@@ -375,6 +427,15 @@ fn replace(s: &mut LeaderStatus, new: LeaderStatus) -> bool {
     }
     *s = new;
     true
+}
+
+/// Resolves when the route cache publishes a new snapshot (`None`: closed; never without a
+/// cache).
+async fn routes_changed(routes: &mut Option<watch::Receiver<Arc<Routes>>>) -> Option<()> {
+    match routes {
+        Some(r) => r.changed().await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until the wall-clock instant `at` (read against the step's `now`), or

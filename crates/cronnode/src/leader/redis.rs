@@ -3,24 +3,42 @@
 //! what redis-queue needs (a job that cannot become a task is answered `Invalid` before the
 //! call, so it does not fail the whole batch).
 //!
+//! A fire whose job's IronFunctions route is missing (or not resolved yet) is answered
+//! `Invalid` too, and more: its slot is recorded in the job's history as not fired, with the
+//! reason (one fenced call), and the job is noted in [`Held`], so the loop asks the machine to
+//! catch it up by its policy once the route is back.
+//!
 //! Must not retry: a failed call is answered as such, and the machine decides when to make it
 //! again.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use cron_core::{Fire, Job};
 use leader_term::{
     Action, AmendOutcome, FireOutcome, Outcome, Planned, Refused, ReleasedSlot, StagedFire,
     StagedRead,
 };
 use redis_queue::{
-    Amended, BatchOutcome, PreparedRelease, Queue, QueueError, RecordOutcome, ReleaseOutcome,
-    StageFire, TaskSettings,
+    Amended, BatchOutcome, HistoryEntry, NotFiredOutcome, PreparedRelease, Queue, QueueError,
+    RecordOutcome, ReleaseOutcome, StageFire, TaskError, TaskSettings,
 };
 
 use crate::metrics::{FireOutcomeLabel, Metrics};
+
+/// Jobs whose fires were not made because their route is missing: job id → (app, path).
+pub(super) type Held = BTreeMap<Arc<str>, (String, String)>;
+
+/// What a send leaves for the loop besides its outcome.
+#[derive(Default)]
+pub(super) struct SendNotes {
+    /// Jobs held by this send (their route is missing).
+    pub held: Held,
+    /// Fires not made for that reason (counted as `route_missing`, not `invalid`).
+    pub not_fired: u64,
+}
 
 /// Makes the Redis call `action` asks for (`ReadJobIndex` and `Reply` are not: answered as a
 /// failure).
@@ -29,6 +47,7 @@ pub(super) async fn perform(
     tasks: &TaskSettings,
     metrics: &Metrics,
     prepared: &mut Option<PreparedRelease>,
+    notes: &mut SendNotes,
     action: Action,
 ) -> Outcome {
     match action {
@@ -46,7 +65,10 @@ pub(super) async fn perform(
             Outcome::Cursors(queue.cursors(&ids).await.map_err(failed))
         }
         Action::Enqueue { token, at, fires } => {
-            let (valid, outcomes) = valid(tasks, &fires);
+            let (valid, outcomes, not_fired) = valid(tasks, &fires, at, notes);
+            if let Err(refused) = record_not_fired(queue, token, &not_fired).await {
+                return Outcome::Sent(Err(refused));
+            }
             let batch: Vec<(Arc<Job>, Fire)> = valid
                 .iter()
                 .map(|p| (p.job.clone(), p.fire.clone()))
@@ -57,7 +79,10 @@ pub(super) async fn perform(
             Outcome::Sent(sent(r, outcomes, metrics, batch.len()))
         }
         Action::Stage { token, at, fires } => {
-            let (valid, outcomes) = valid(tasks, &fires);
+            let (valid, outcomes, not_fired) = valid(tasks, &fires, at, notes);
+            if let Err(refused) = record_not_fired(queue, token, &not_fired).await {
+                return Outcome::Sent(Err(refused));
+            }
             let batch: Vec<StageFire> = valid.iter().map(|p| stage_fire(p)).collect();
             let started = Instant::now();
             let r = queue.stage(&batch, token, tasks, at).await;
@@ -138,20 +163,60 @@ pub(super) async fn perform(
     }
 }
 
-/// The fires whose job can become a task, and the outcome vector with `Invalid` at the
-/// others (the valid ones' places are filled from Redis's answer).
+/// What [`valid`] answers: the fires to send, the outcome vector (filled from Redis's answer
+/// at the `None`s), and the history entries of the slots not fired, by job.
+type Checked<'a> = (
+    Vec<&'a Planned>,
+    Vec<Option<FireOutcome>>,
+    Vec<(&'a str, HistoryEntry)>,
+);
+
+/// Records the slots not fired in their jobs' histories (fenced).
+async fn record_not_fired(
+    queue: &Queue,
+    token: u64,
+    entries: &[(&str, HistoryEntry)],
+) -> Result<(), Refused> {
+    match queue.record_not_fired(token, entries).await {
+        Ok(NotFiredOutcome::Recorded) => Ok(()),
+        Ok(NotFiredOutcome::Fenced { fence }) => Err(Refused::Fenced { fence }),
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// The fires whose job can become a task, the outcome vector with `Invalid` at the others
+/// (the valid ones' places are filled from Redis's answer), and the history entries of those
+/// not made because their route is missing (their jobs noted in `notes`).
 fn valid<'a>(
     tasks: &TaskSettings,
     fires: &'a [Planned],
-) -> (Vec<&'a Planned>, Vec<Option<FireOutcome>>) {
+    now: DateTime<Utc>,
+    notes: &mut SendNotes,
+) -> Checked<'a> {
     let mut valid = Vec::with_capacity(fires.len());
     let mut outcomes = Vec::with_capacity(fires.len());
+    let mut not_fired = Vec::new();
     let mut refused: HashSet<&str> = HashSet::new();
     for p in fires {
         match tasks.check_job(&p.job) {
             Ok(()) => {
                 valid.push(p);
                 outcomes.push(None);
+            }
+            Err(TaskError::NoRoute {
+                app, path, reason, ..
+            }) => {
+                let reason = format!("not fired: app {app:?} route {path:?}: {reason}");
+                if refused.insert(&p.job.spec.id) {
+                    tracing::warn!(job = %p.job.spec.id, %reason, "the job's route is missing: its fires are not enqueued until it is back");
+                }
+                not_fired.push((
+                    p.job.spec.id.as_str(),
+                    HistoryEntry::not_fired(&p.fire, &tasks.node, now, &reason),
+                ));
+                notes.held.insert(p.fire.job_id.clone(), (app, path));
+                notes.not_fired += 1;
+                outcomes.push(Some(FireOutcome::Invalid));
             }
             Err(e) => {
                 if refused.insert(&p.job.spec.id) {
@@ -161,7 +226,7 @@ fn valid<'a>(
             }
         }
     }
-    (valid, outcomes)
+    (valid, outcomes, not_fired)
 }
 
 /// Redis's answer for the valid fires, merged into `outcomes`.

@@ -5,14 +5,16 @@ use leader_term::{Event, Leader, TermEnd};
 
 use crate::metrics::{FireOutcomeLabel, Metrics};
 
-/// Logs and counts every event the machine has to report.
-pub(super) fn events(machine: &mut Leader, node: &str, metrics: &Metrics) {
+/// Logs and counts every event the machine has to report. `not_fired`: fires the driver
+/// refused because their route is missing, which the machine reports among the invalid ones;
+/// counted as `route_missing` instead.
+pub(super) fn events(machine: &mut Leader, node: &str, metrics: &Metrics, not_fired: &mut u64) {
     while let Some(event) = machine.poll_event() {
-        event_line(&event, node, metrics);
+        event_line(&event, node, metrics, not_fired);
     }
 }
 
-fn event_line(event: &Event, node: &str, metrics: &Metrics) {
+fn event_line(event: &Event, node: &str, metrics: &Metrics, not_fired: &mut u64) {
     match event {
         Event::TermStarted { token, since } => {
             tracing::info!(%node, token, %since, "became leader");
@@ -84,7 +86,10 @@ fn event_line(event: &Event, node: &str, metrics: &Metrics) {
         } => {
             metrics.fires(FireOutcomeLabel::Enqueued, *enqueued);
             metrics.fires(FireOutcomeLabel::Duplicate, *duplicate);
-            metrics.fires(FireOutcomeLabel::Invalid, *invalid);
+            let missing = (*not_fired).min(*invalid);
+            *not_fired -= missing;
+            metrics.fires(FireOutcomeLabel::RouteMissing, missing);
+            metrics.fires(FireOutcomeLabel::Invalid, *invalid - missing);
             tracing::debug!(op = op.name(), enqueued, duplicate, invalid, "sent");
         }
         Event::Fenced { fires } => metrics.fires(FireOutcomeLabel::Fenced, *fires),

@@ -142,6 +142,9 @@ impl Node {
             .env_remove("CRONNODE_API_TOKEN")
             .env("RUST_LOG", "info,cronnode=debug")
             .env("NO_COLOR", "1")
+            // No IronFunctions API unless a test starts the stand-in and says so.
+            .env("CRONNODE_RESOLVE_ROUTES", "false")
+            .env_remove("MQ_URL")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())

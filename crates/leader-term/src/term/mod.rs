@@ -21,6 +21,7 @@
 mod changes;
 mod outcomes;
 mod poll;
+mod recover;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;

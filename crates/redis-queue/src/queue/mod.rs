@@ -14,9 +14,12 @@
 //! Reconnection itself is the ConnectionManager's (exponential backoff with a ceiling, see the
 //! constants).
 
+mod not_fired;
 mod read;
 mod release;
 mod send;
+
+pub use not_fired::NotFiredOutcome;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -40,6 +40,7 @@ pub fn settings() -> TaskSettings {
         functions_url: "http://functions.test:8080/".into(),
         default_image: None,
         node: "node-a".into(),
+        routes: None,
     }
 }
 
