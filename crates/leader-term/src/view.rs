@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cron_core::Job;
 
 use crate::input::JobEvent;
@@ -88,9 +88,33 @@ impl View {
     }
 }
 
-/// Whether `slot` is one of `job`'s slots.
+/// Whether `slot` is one of `job`'s slots (inside its `start_at` and `end_at`).
 pub(crate) fn has_slot(job: &Job, slot: DateTime<Utc>) -> bool {
-    job.schedule.next_after(slot - Duration::seconds(1)) == Some(slot)
+    job.has_slot(slot)
+}
+
+/// The instant a fire of `job` at `slot` must wait for, held in the term (never staged), when
+/// that is after `now`: a delayed job's slot (a staged delayed task could not be withdrawn), a
+/// jittered job's jittered instant (jitter spreads a burst, so there is none to stage ahead
+/// of, and the instant is the job's own, not a slot a release waits for).
+pub(crate) fn hold_until(
+    job: &Job,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let at = if delayed(job) {
+        slot
+    } else if job.jitter().is_some() {
+        job.fire_at(slot)
+    } else {
+        return None;
+    };
+    (at > now).then_some(at)
+}
+
+/// Whether `job`'s fires are never staged (see [`hold_until`]).
+pub(crate) fn held(job: &Job) -> bool {
+    delayed(job) || job.jitter().is_some()
 }
 
 /// Whether `job`'s tasks wait in the platform's delayed set: such fires are never staged

@@ -77,7 +77,9 @@ impl Term {
         };
         let planned = self.planner.job(&id).is_some();
         match &new {
-            Some(k) if k.active() => {
+            // Past its last slot and its catch-up window (ended, or a one-shot gone by): it
+            // costs the term nothing, not even a cursor read.
+            Some(k) if k.active() && !k.job.finished(now) => {
                 if planned {
                     // Slots already due under the old spec go out first (with the new spec
                     // if it still has them: checked when they are sent); the upsert plans
@@ -117,7 +119,7 @@ impl Term {
         let job = known.job.clone();
         let horizon = now + self.lookahead;
         let mut t = now;
-        while let Some(slot) = job.schedule.next_after(t) {
+        while let Some(slot) = job.next_after(t) {
             if slot > horizon {
                 break;
             }

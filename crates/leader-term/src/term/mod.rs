@@ -31,7 +31,7 @@ use cron_core::{Fire, FireKind, Job, Planner};
 use crate::input::CommandId;
 use crate::output::{ChangeApplied, CommandError, Op, Planned, Reply};
 use crate::staged::{Key, Staged};
-use crate::view::{delayed, has_slot, View};
+use crate::view::{has_slot, hold_until, View};
 use crate::Out;
 
 /// Where a term is in its start.
@@ -141,7 +141,8 @@ pub(crate) struct Term {
     caught_up: bool,
     /// Fires to send, by slot: enqueued when their slot has passed, staged otherwise.
     outbox: BTreeMap<Key, Fire>,
-    /// Fires of delayed jobs, enqueued at their slot.
+    /// Fires of delayed and of jittered jobs, enqueued at their slot or jittered instant
+    /// (the key's instant).
     later: BTreeMap<Key, Fire>,
     manual: VecDeque<(CommandId, Arc<Job>, Fire)>,
     resets: Vec<CommandId>,
@@ -202,9 +203,12 @@ impl Term {
         if self.staged.get(key).is_some() {
             return;
         }
-        let held = fire.slot > now && self.view.get(&fire.job_id).is_some_and(|k| delayed(&k.job));
-        if held {
-            self.later.insert(key, fire);
+        let until = self
+            .view
+            .get(&fire.job_id)
+            .and_then(|k| hold_until(&k.job, fire.slot, now));
+        if let Some(until) = until {
+            self.later.insert((until, fire.fire_id), fire);
         } else {
             self.outbox.insert(key, fire);
         }

@@ -237,7 +237,12 @@ impl Term {
                     if op == Op::Stage {
                         self.staged.set_version(key, *version);
                     } else if fire.kind == FireKind::Scheduled {
-                        let late = (now - fire.slot).num_microseconds().unwrap_or(i64::MAX);
+                        // Against the instant the fire was due: the jittered one, if any.
+                        let due = self
+                            .view
+                            .get(&fire.job_id)
+                            .map_or(fire.slot, |k| k.job.fire_at(fire.slot));
+                        let late = (now - due).num_microseconds().unwrap_or(i64::MAX);
                         out.event(Event::Lateness {
                             seconds: late as f64 / 1e6,
                             tasks: 1,

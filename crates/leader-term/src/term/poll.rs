@@ -4,7 +4,8 @@
 //! 1. withdraw or restage staged fires of changed jobs whose slot is due (before they are
 //!    released with the old spec);
 //! 2. release the due staged slots (the time-critical step: release before stage);
-//! 3. enqueue the fires of delayed jobs whose slot came;
+//! 3. enqueue the fires of delayed jobs whose slot came, and of jittered jobs whose jittered
+//!    instant came;
 //! 4. withdraw or restage the other staged fires of changed jobs (an API node waits), or, when
 //!    none is staged, a fenced call that proves the term still the newest before it answers;
 //! 5. reset the fence (an operator waits); a manual run (a user waits);
@@ -18,7 +19,7 @@ use cron_core::Fire;
 
 use super::{Call, Phase, Term};
 use crate::output::{Action, Event, Op, Planned};
-use crate::view::{delayed, has_slot};
+use crate::view::{has_slot, held, hold_until};
 use crate::{Config, Out};
 
 /// What to do with a staged fire, given the view.
@@ -160,7 +161,12 @@ impl Term {
                 }
                 Decision::Withdraw { later } => {
                     if later {
-                        self.later.insert(key, fire.clone());
+                        let until = self
+                            .view
+                            .get(&fire.job_id)
+                            .and_then(|k| hold_until(&k.job, fire.slot, now))
+                            .unwrap_or(fire.slot);
+                        self.later.insert((until, fire.fire_id), fire.clone());
                     }
                     withdraw.push(fire);
                 }
@@ -208,7 +214,7 @@ impl Term {
         let wanted = known.active() && has_slot(&known.job, fire.slot);
         if !wanted {
             Decision::Withdraw { later: false }
-        } else if delayed(&known.job) {
+        } else if held(&known.job) {
             Decision::Withdraw { later: true }
         } else if version < known.version {
             Decision::Restage(Planned {
@@ -221,7 +227,7 @@ impl Term {
         }
     }
 
-    /// An `Enqueue` of the fires of delayed jobs whose slot has come.
+    /// An `Enqueue` of the fires of delayed and jittered jobs whose instant has come.
     fn send_later(
         &mut self,
         now: DateTime<Utc>,
@@ -270,8 +276,8 @@ impl Term {
                 dropped += 1;
                 continue;
             };
-            if !passed && delayed(&p.job) {
-                self.later.insert(key, fire);
+            if let Some(until) = hold_until(&p.job, fire.slot, now) {
+                self.later.insert((until, key.1), fire);
                 continue;
             }
             direct = Some(passed);
