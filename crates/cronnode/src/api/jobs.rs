@@ -6,8 +6,10 @@
 //! Consul unless the spec passed cron-core's validation and the task encoder's check (an image
 //! is needed, from the job or `--default-image`).
 //!
-//! Output: the stored spec plus `next_start` (from the schedule), `last_start` (the job's
-//! cursor in Redis) and `version` (Consul's ModifyIndex).
+//! Output: the stored spec plus `next_start` (the next slot inside `start_at`/`end_at`),
+//! `next_run_at` (with a jitter: the instant that slot runs at), `state` (`waiting`, `active`,
+//! `ended`, `done`, `due`, `missed`: cron-core's `JobState`), `last_start` (the job's cursor in
+//! Redis) and `version` (Consul's ModifyIndex).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use super::state::AppState;
 /// Fields the API adds to a job; ignored on input.
 pub const READ_ONLY_FIELDS: &[&str] = &[
     "next_start",
+    "next_run_at",
+    "state",
     "last_start",
     "created_at",
     "updated_at",
@@ -92,10 +96,11 @@ pub fn parse_job(
 pub fn job_json(stored: &StoredJob, last_start: Option<chrono::DateTime<Utc>>) -> Value {
     let job = &stored.job;
     let mut v = serde_json::to_value(&job.spec).unwrap_or_else(|_| json!({}));
+    let now = Utc::now();
     let next_start = if job.spec.paused {
         None
     } else {
-        job.schedule.next_after(Utc::now())
+        job.next_after(now)
     };
     if let Value::Object(map) = &mut v {
         let ts = |t: Option<chrono::DateTime<Utc>>| {
@@ -104,6 +109,14 @@ pub fn job_json(stored: &StoredJob, last_start: Option<chrono::DateTime<Utc>>) -
             })
         };
         map.insert("next_start".into(), ts(next_start));
+        if job.jitter().is_some() {
+            let at = next_start.map(|s| job.fire_at(s));
+            let ms = at.map_or(Value::Null, |t| {
+                Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+            });
+            map.insert("next_run_at".into(), ms);
+        }
+        map.insert("state".into(), json!(job.state(now, last_start).as_str()));
         map.insert("last_start".into(), ts(last_start));
         map.insert("version".into(), json!(stored.version));
     }

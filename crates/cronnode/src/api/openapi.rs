@@ -259,13 +259,18 @@ pub fn schedule() -> Value {
             {"name": "frequency", "in": "query", "required": true, "schema": {"type": "string"}},
             {"name": "tz", "in": "query", "required": false, "schema": {"type": "string"}, "description": "IANA zone, default UTC"},
             {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::preview::MAX_PREVIEW}},
-            {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}}
+            {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}},
+            {"name": "start_at", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "As a job's `start_at`: no slot before"},
+            {"name": "end_at", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "As a job's `end_at`: no slot after"},
+            {"name": "jitter", "in": "query", "required": false, "schema": {"type": "string"}, "description": "As a job's `jitter` (`5m`): adds `runs_at`"},
+            {"name": "id", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The job id the jitter's offsets are drawn for (default `preview`)"}
         ],
         "responses": {"200": ok("Slots", json!({"type": "object", "properties": {
             "slots": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "In UTC"},
             "local": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "The same slots in the zone, with its offset"},
-            "offset_changed": {"type": "array", "items": {"type": "boolean"}, "description": "The zone's offset differs from the slot before's (the first: from `from`'s): a daylight-saving change"}}})),
-            "400": err("Missing or bad parameter"), "422": err("Bad expression or time zone")}})
+            "offset_changed": {"type": "array", "items": {"type": "boolean"}, "description": "The zone's offset differs from the slot before's (the first: from `from`'s): a daylight-saving change"},
+            "runs_at": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "With `jitter` only: the instant each slot runs at"}}})),
+            "400": err("Missing or bad parameter"), "422": err("Bad expression, time zone, start_at, end_at or jitter")}})
 }
 
 fn components() -> Value {
@@ -283,13 +288,18 @@ fn components() -> Value {
                     "image": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 2},
                     "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
                     "delay": {"type": "integer", "minimum": 0, "maximum": cron_core::job::MAX_DELAY_SECS}}},
-                "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s"},
+                "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s, or a one-shot `@at 2026-12-24T18:00:00+01:00`"},
+                "jitter": {"type": "string", "description": "Each slot runs later by an offset in [0, jitter) drawn from (job id, slot), e.g. `5m`; at most 24h and at most the schedule's shortest interval between slots"},
+                "start_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset: no slot before"},
+                "end_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset: no slot after (not before start_at)"},
                 "timezone": {"type": "string", "description": "IANA zone, default UTC"},
                 "paused": {"type": "boolean"},
                 "catchup": {"type": "object", "properties": {"policy": {"type": "string", "enum": ["skip", "latest", "all"]}, "window": {"type": "string"}}},
                 "description": {"type": "string"},
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "next_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "next_run_at": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true, "description": "With a jitter: the instant next_start runs at"},
+                "state": {"type": "string", "enum": ["waiting", "active", "ended", "done", "due", "missed"], "readOnly": true, "description": "waiting: before start_at; ended: no slot left; done: a one-shot that fired; due/missed: a one-shot past its instant, unfired, inside/beyond its catch-up window"},
                 "last_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
                 "created_at": {"type": "string", "format": "date-time", "readOnly": true},
                 "updated_at": {"type": "string", "format": "date-time", "readOnly": true},

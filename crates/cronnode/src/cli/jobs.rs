@@ -309,17 +309,18 @@ fn print_list(v: &Value, header: bool) {
     let jobs = v.get("jobs").and_then(Value::as_array).unwrap_or(&empty);
     if header {
         println!(
-            "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
-            "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "NEXT START", "LAST START"
+            "{:<24} {:<18} {:<14} {:<7} {:<8} {:<21} {:<21}",
+            "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "STATE", "NEXT START", "LAST START"
         );
     }
     for j in jobs {
         println!(
-            "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
+            "{:<24} {:<18} {:<14} {:<7} {:<8} {:<21} {:<21}",
             s(j, "/id"),
             s(j, "/frequency"),
             j.get("timezone").and_then(Value::as_str).unwrap_or("UTC"),
             j.get("paused").and_then(Value::as_bool).unwrap_or(false),
+            s(j, "/state"),
             s(j, "/next_start"),
             s(j, "/last_start"),
         );
