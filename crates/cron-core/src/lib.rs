@@ -27,6 +27,8 @@ pub mod schedule;
 
 pub use fire::{Fire, FireKind};
 pub use job::{CatchUp, CatchUpPolicy, FunctionCall, Job, JobError, JobSpec};
-pub use life::{JobState, MAX_JITTER};
+pub use life::{
+    JobState, RangeError, BACKFILL_REACH_BEYOND_WINDOW, MAX_BACKFILL_SLOTS, MAX_JITTER,
+};
 pub use planner::{CatchUpPlan, Planner};
 pub use schedule::{Schedule, ScheduleError};

@@ -30,6 +30,27 @@ use crate::{Job, JobError, JobSpec, Schedule};
 /// a slot can still be tried).
 pub const MAX_JITTER: Duration = Duration::from_secs(24 * 3600);
 
+/// The most slots one backfill request may name (`POST /v1/cronjobs/{id}/backfill`).
+pub const MAX_BACKFILL_SLOTS: usize = 10_000;
+
+/// How far beyond its catch-up window a backfill may reach into a job's past. A slot is
+/// exactly-once only while its dedupe mark lives, and a mark lives for the job's catch-up
+/// window plus a day from the moment the slot was enqueued (redis-queue's `dedupe_ttl`),
+/// which is at or after the slot: so every slot younger than window + 24 h that was ever
+/// enqueued still has its mark. An hour of that day is kept back for clock skew between the
+/// API node and Redis and for the time the request waits for the leader.
+pub const BACKFILL_REACH_BEYOND_WINDOW: Duration = Duration::from_secs(23 * 3600);
+
+/// Why a backfill range was refused: the field and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct RangeError {
+    /// `from` or `to`.
+    pub field: &'static str,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
 /// The parsed `jitter`, `start_at` and `end_at` of a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Life {
@@ -232,6 +253,70 @@ impl Job {
         let h = u64::from_be_bytes([0, b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
         let offset = i64::try_from(h % bound.max(1)).unwrap_or(0);
         slot + chrono::Duration::milliseconds(offset)
+    }
+
+    /// The earliest instant a backfill may start at, at `now` (see
+    /// [`BACKFILL_REACH_BEYOND_WINDOW`]).
+    pub fn backfill_floor(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let reach = self
+            .catchup_window
+            .saturating_add(BACKFILL_REACH_BEYOND_WINDOW);
+        now - chrono::Duration::from_std(reach).unwrap_or_default()
+    }
+
+    /// The job's slots in `[from, to]` for a backfill at `now`: the range must be ordered,
+    /// end at or before `now` (slots to come are the scheduler's), start at or after
+    /// [`Job::backfill_floor`] (older slots have no dedupe mark left, so one already fired
+    /// could fire again), and hold at most [`MAX_BACKFILL_SLOTS`].
+    pub fn backfill_slots(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, RangeError> {
+        let err = |field, message: String| Err(RangeError { field, message });
+        let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if to < from {
+            return err("to", format!("{} is before from {}", text(to), text(from)));
+        }
+        if to > now {
+            return err(
+                "to",
+                format!(
+                    "{} is in the future (now {}): slots to come are the scheduler's",
+                    text(to),
+                    text(now)
+                ),
+            );
+        }
+        let floor = self.backfill_floor(now);
+        if from < floor {
+            return err(
+                "from",
+                format!(
+                    "{} is older than {} (the job's catch-up window plus 23h): a slot that old \
+                     has no dedupe mark left, so one that already fired could fire again",
+                    text(from),
+                    text(floor)
+                ),
+            );
+        }
+        let mut slots = Vec::new();
+        let mut t = from - chrono::Duration::nanoseconds(1);
+        while let Some(s) = self.next_after(t).filter(|s| *s <= to) {
+            if slots.len() == MAX_BACKFILL_SLOTS {
+                return err(
+                    "to",
+                    format!(
+                        "the range holds more than {MAX_BACKFILL_SLOTS} slots of the job; \
+                         split it into several requests"
+                    ),
+                );
+            }
+            slots.push(s);
+            t = s;
+        }
+        Ok(slots)
     }
 
     /// Whether no slot of the job can be fired any more at `now`, not even by a catch-up: the

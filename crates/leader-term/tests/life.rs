@@ -158,3 +158,138 @@ fn a_one_shot_missed_while_nobody_led_fires_once_on_recovery() {
     s.cursors(&[("once", shot)]);
     assert!(s.next().is_none());
 }
+
+fn backfill_of(
+    h: &mut H,
+    job: &str,
+    slots: Vec<chrono::DateTime<chrono::Utc>>,
+) -> leader_term::CommandId {
+    h.command(leader_term::Command::Backfill {
+        job: job.into(),
+        slots,
+    })
+}
+
+fn done(h: &mut H, id: leader_term::CommandId) -> leader_term::BackfillDone {
+    match h.reply_to(id) {
+        Some(leader_term::Reply::Backfill(Ok(d))) => d,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_backfill_enqueues_each_slot_with_its_fire_id_and_says_what_each_became() {
+    let mut h = H::new();
+    let j = job(
+        "daily",
+        "0 * * * *",
+        json!({"catchup": {"policy": "skip", "window": "1h"}}),
+    );
+    h.lead(7, std::slice::from_ref(&j));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("daily", sec(0))]);
+    assert!(h.next().is_none());
+    let slots: Vec<_> = (1..=5).map(|k| sec(-3600 * k)).rev().collect();
+    let id = backfill_of(&mut h, "daily", slots.clone());
+    let a = h.expect();
+    match &a {
+        Action::Enqueue { token, fires, .. } => {
+            assert_eq!(*token, 7);
+            let got: Vec<_> = fires
+                .iter()
+                .map(|p| (p.fire.slot, p.fire.fire_id, p.fire.kind))
+                .collect();
+            let want: Vec<_> = slots
+                .iter()
+                .map(|s| (*s, fire_id("daily", *s), cron_core::FireKind::Backfill))
+                .collect();
+            assert_eq!(got, want);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Two of them were enqueued before (Redis says so): they are not enqueued again.
+    h.answer(Outcome::Sent(Ok(vec![
+        FireOutcome::Duplicate,
+        FireOutcome::Enqueued,
+        FireOutcome::Enqueued,
+        FireOutcome::Duplicate,
+        FireOutcome::Enqueued,
+    ])));
+    assert!(h.next().is_none());
+    let d = done(&mut h, id);
+    assert_eq!(d.token, 7);
+    assert_eq!(d.enqueued, [slots[1], slots[2], slots[4]]);
+    assert_eq!(d.already, [slots[0], slots[3]]);
+    assert!(d.held.is_empty() && d.dropped.is_empty());
+}
+
+#[test]
+fn a_failed_backfill_batch_is_retried_with_the_same_fire_ids_and_big_ones_go_in_batches() {
+    let mut h = H::new();
+    let j = job(
+        "sec",
+        "* * * * * *",
+        json!({"catchup": {"policy": "skip", "window": "1h"}}),
+    );
+    h.lead(7, std::slice::from_ref(&j));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("sec", sec(0))]);
+    let first = h.expect();
+    h.answer(ok(&first)); // the staging of the next slots
+    let max = leader_term::Config::default().max_batch;
+    let n = max as i64 + 3;
+    let slots: Vec<_> = (0..n).map(|k| sec(k - n)).collect();
+    let id = backfill_of(&mut h, "sec", slots.clone());
+    let a = h.expect();
+    let ids = |a: &Action| match a {
+        Action::Enqueue { fires, .. } => fires.iter().map(|p| p.fire.fire_id).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let sent = ids(&a);
+    assert_eq!(sent.len(), max);
+    h.answer(Outcome::Sent(Err(lost())));
+    assert!(h.next().is_none(), "nothing during the backoff");
+    h.at(at(100));
+    let again = h.expect();
+    assert_eq!(ids(&again), sent);
+    h.answer(ok(&again));
+    let rest = h.expect();
+    assert_eq!(ids(&rest).len(), 3, "{rest:?}");
+    h.answer(ok(&rest));
+    let _ = h.next();
+    let d = done(&mut h, id);
+    assert_eq!(d.enqueued, slots);
+}
+
+#[test]
+fn a_backfill_leaves_held_slots_to_the_term_drops_foreign_ones_and_needs_a_leader() {
+    let mut h = H::new();
+    let j = job("spread", "0 * * * * *", json!({"jitter": "1m"}));
+    // The slot at t0 is waiting for its jittered instant in the term.
+    let slot = sec(0);
+    assert!(j.fire_at(slot) > at(1));
+    h.at(at(1));
+    h.lead(7, std::slice::from_ref(&j));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("spread", sec(-60))]);
+    assert!(h.next().is_none());
+    let id = backfill_of(&mut h, "spread", vec![sec(-120), sec(-90), slot]);
+    let a = h.expect();
+    assert_eq!(sent(&a), vec![("spread".into(), sec(-120))]);
+    h.answer(ok(&a));
+    assert!(h.next().is_none());
+    let d = done(&mut h, id);
+    assert_eq!(d.enqueued, [sec(-120)]);
+    assert_eq!(d.held, [slot]);
+    assert_eq!(d.dropped, [sec(-90)], "not a slot of the job");
+
+    let mut f = H::new();
+    let id = backfill_of(&mut f, "spread", vec![sec(-120)]);
+    assert!(f.next().is_none());
+    assert!(matches!(
+        f.reply_to(id),
+        Some(leader_term::Reply::Backfill(Err(
+            leader_term::CommandError::NotLeader
+        )))
+    ));
+}

@@ -54,6 +54,10 @@ impl Term {
                 Some(e) => out.reply(id, Reply::ManualRun(Err(e))),
                 None => self.manual.push_back((id, job, fire)),
             },
+            Command::Backfill { job, slots } => match blocked {
+                Some(e) => out.reply(id, Reply::Backfill(Err(e))),
+                None => self.backfill(id, job, slots),
+            },
             Command::JobChanged(event) => {
                 let job: Arc<str> = Arc::from(event.id());
                 self.change(now, event);

@@ -18,6 +18,7 @@
 //!
 //! `changes.rs` applies job changes; `outcomes.rs` applies the answers of Redis calls.
 
+mod backfill;
 mod changes;
 mod outcomes;
 mod poll;
@@ -70,6 +71,8 @@ pub(crate) enum Call {
         withdraw: Vec<Fire>,
         restage: Vec<(Fire, u64)>,
     },
+    /// A batch of the first backfill's fires.
+    Backfill(Vec<(Fire, u64)>),
     Prepare,
     Release(DateTime<Utc>),
     Record,
@@ -86,6 +89,7 @@ impl Call {
             Call::JobIndex => Op::JobIndex,
             Call::Cursors(_) => Op::Cursors,
             Call::Send { op, .. } => *op,
+            Call::Backfill(_) => Op::Enqueue,
             Call::Amend { .. } => Op::Amend,
             Call::Prepare | Call::Release(_) => Op::Release,
             Call::Record => Op::Record,
@@ -97,7 +101,12 @@ impl Call {
     pub(crate) fn fenced(&self) -> bool {
         matches!(
             self,
-            Call::Send { .. } | Call::Amend { .. } | Call::Release(_) | Call::Record | Call::Prove
+            Call::Send { .. }
+                | Call::Backfill(_)
+                | Call::Amend { .. }
+                | Call::Release(_)
+                | Call::Record
+                | Call::Prove
         )
     }
 }
@@ -145,6 +154,8 @@ pub(crate) struct Term {
     /// (the key's instant).
     later: BTreeMap<Key, Fire>,
     manual: VecDeque<(CommandId, Arc<Job>, Fire)>,
+    /// Backfill requests, oldest first; the first is being sent (`backfill.rs`).
+    backfills: VecDeque<backfill::Backfill>,
     resets: Vec<CommandId>,
     staged: Staged,
     /// Staged fires to check against the view (withdraw, restage, or keep), by slot.
@@ -173,6 +184,7 @@ impl Term {
             outbox: BTreeMap::new(),
             later: BTreeMap::new(),
             manual: VecDeque::new(),
+            backfills: VecDeque::new(),
             resets: Vec::new(),
             staged: Staged::default(),
             amends: BTreeMap::new(),
@@ -241,6 +253,9 @@ impl Term {
         for id in self.resets.drain(..) {
             out.reply(id, Reply::FenceReset(Err(error.clone())));
         }
+        for b in self.backfills.drain(..) {
+            out.reply(b.id, Reply::Backfill(Err(error.clone())));
+        }
         for w in self.waiters.drain(..) {
             out.reply(w.id, Reply::JobChanged(Err(error.clone())));
         }
@@ -268,6 +283,7 @@ impl Term {
         let immediate = !self.amends.is_empty()
             || !self.resets.is_empty()
             || !self.manual.is_empty()
+            || !self.backfills.is_empty()
             || !self.outbox.is_empty()
             || !self.awaiting.is_empty()
             || self.unrecorded

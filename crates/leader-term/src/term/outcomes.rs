@@ -91,6 +91,10 @@ impl Term {
                 }
                 r.map(|outcomes| self.sent(now, op, &fires, &outcomes, out))
             }
+            (Call::Backfill(fires), Outcome::Sent(r)) => {
+                self.backfill_sent(&fires, &r, out);
+                r.map(|outcomes| self.sent(now, Op::Enqueue, &fires, &outcomes, out))
+            }
             (Call::Amend { withdraw, restage }, Outcome::Amended(r)) => {
                 if r.is_err() {
                     for f in withdraw.iter().chain(restage.iter().map(|(f, _)| f)) {

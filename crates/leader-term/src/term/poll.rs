@@ -8,7 +8,8 @@
 //!    instant came;
 //! 4. withdraw or restage the other staged fires of changed jobs (an API node waits), or, when
 //!    none is staged, a fenced call that proves the term still the newest before it answers;
-//! 5. reset the fence (an operator waits); a manual run (a user waits);
+//! 5. reset the fence (an operator waits); a manual run (a user waits); a batch of a
+//!    backfill (an operator waits);
 //! 6. the outbox: fires whose slot passed are enqueued, the others (due within the lookahead)
 //!    staged, the slots of a stage remembered before the call;
 //! 7. read the cursors of jobs to catch up;
@@ -94,6 +95,9 @@ impl Term {
                 },
                 call,
             ));
+        }
+        if let Some(call) = self.send_backfill(now, cfg, out) {
+            return Some(call);
         }
         if let Some(call) = self.send_outbox(now, cfg, out) {
             return Some(call);
