@@ -180,3 +180,169 @@ fn bad_life_fields_are_refused_by_name() {
     let r = a.get("/v1/schedule?frequency=*+*+*+*+*&jitter=5m");
     assert_eq!(r.status, 422, "{}", r.text());
 }
+
+fn cli(node: &Node, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cronnode"))
+        .args(args)
+        .args(["--api", &format!("http://127.0.0.1:{}", node.port)])
+        .env_remove("CRONNODE_API_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn backfill_fires_past_slots_once_through_any_node() {
+    let _serial = common::serial();
+    let consul = Consul::start();
+    let redis = RedisServer::start().unwrap();
+    let a = Node::start("a", &consul, &redis.url(), &[]);
+    let b = Node::start("b", &consul, &redis.url(), &[]);
+    let leader = wait_for("a leader", Duration::from_secs(30), || a.leader());
+    let follower = if leader == "a" { &b } else { &a };
+
+    // Every 10 s; its missed slots are never caught up (policy skip).
+    let spec = with(
+        job("bf", "*/10 * * * * *"),
+        json!({"catchup": {"policy": "skip", "window": "1m"}}),
+    );
+    let r = a.post_json("/v1/cronjobs", &spec);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let now = Utc::now();
+    let from = now - chrono::Duration::minutes(5);
+    let to = now - chrono::Duration::minutes(2);
+    let range = json!({"from": rfc(from), "to": rfc(to)});
+    let expected: Vec<i64> = (from.timestamp()..=to.timestamp())
+        .filter(|s| s % 10 == 0)
+        .collect();
+
+    // Through the follower: forwarded to the leader with its body.
+    let r = follower.post_json("/v1/cronjobs/bf/backfill", &range);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["slots"], expected.len(), "{v}");
+    assert_eq!(
+        v["enqueued"].as_array().unwrap().len(),
+        expected.len(),
+        "{v}"
+    );
+    assert_eq!(v["already_enqueued"].as_array().unwrap().len(), 0);
+    assert_eq!(v["leader_node"], leader.as_str());
+    let backfilled: Vec<Value> = tasks_of(&redis.url(), "bf")
+        .into_iter()
+        .filter(|t| t.pointer("/cron/kind").and_then(Value::as_str) == Some("backfill"))
+        .collect();
+    let slots: Vec<i64> = backfilled.iter().map(slot_of).collect();
+    assert_eq!(slots, expected);
+    for t in &backfilled {
+        let slot = DateTime::from_timestamp(slot_of(t), 0).unwrap();
+        assert_eq!(
+            t["id"].as_str().unwrap(),
+            cron_core::fire::fire_id("bf", slot).to_string()
+        );
+    }
+
+    // Again, through the CLI on the leader: nothing fires twice.
+    let out = cli(
+        if leader == "a" { &a } else { &b },
+        &[
+            "jobs",
+            "backfill",
+            "bf",
+            "--from",
+            &rfc(from),
+            "--to",
+            &rfc(to),
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["enqueued"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(
+        again["already_enqueued"].as_array().unwrap().len(),
+        expected.len()
+    );
+    let count = tasks_of(&redis.url(), "bf")
+        .iter()
+        .filter(|t| t.pointer("/cron/kind").and_then(Value::as_str) == Some("backfill"))
+        .count();
+    assert_eq!(count, expected.len());
+    // The history records them as backfill.
+    let h = a.get("/v1/cronjobs/bf/fires").json();
+    let kinds: Vec<&str> = h["fires"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"backfill"), "{kinds:?}");
+
+    // Refused ranges name the field; nothing is enqueued.
+    let now = Utc::now();
+    let cases = [
+        (
+            json!({"from": rfc(now - chrono::Duration::minutes(1)), "to": rfc(now + chrono::Duration::minutes(1))}),
+            400,
+            "to: ",
+        ),
+        (
+            json!({"from": rfc(now - chrono::Duration::hours(30)), "to": rfc(now)}),
+            400,
+            "from: ",
+        ),
+        (
+            json!({"from": rfc(now), "to": rfc(now - chrono::Duration::minutes(1))}),
+            400,
+            "to: ",
+        ),
+        (json!({"from": "yesterday", "to": rfc(now)}), 400, "from: "),
+        (json!({"to": rfc(now)}), 400, "from: missing"),
+        (
+            json!({"from": rfc(now), "to": rfc(now), "rerun": true}),
+            400,
+            "unknown field \"rerun\"",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let r = follower.post_json("/v1/cronjobs/bf/backfill", &body);
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        assert!(r.error().1.starts_with(message), "{body}: {}", r.error().1);
+    }
+    let dense = with(job("dense", "* * * * * *"), json!({}));
+    assert_eq!(a.post_json("/v1/cronjobs", &dense).status, 201);
+    let r = a.post_json(
+        "/v1/cronjobs/dense/backfill",
+        &json!({"from": rfc(now - chrono::Duration::hours(3)), "to": rfc(now)}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.error().1.contains("more than 10000 slots"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        a.post_json("/v1/cronjobs/dense/pause", &json!({})).status,
+        200
+    );
+    let r = a.post_json("/v1/cronjobs/dense/backfill", &range);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = a.post_json("/v1/cronjobs/nope/backfill", &range);
+    assert_eq!(r.status, 404, "{}", r.text());
+    // The CLI: bad input is exit 2 with one `error:` line.
+    let out = cli(
+        &a,
+        &[
+            "jobs",
+            "backfill",
+            "bf",
+            "--from",
+            "yesterday",
+            "--to",
+            &rfc(now),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+}

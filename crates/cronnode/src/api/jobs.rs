@@ -160,7 +160,7 @@ async fn last_starts(
     }
 }
 
-async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError> {
+pub(super) async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError> {
     match state.store.get(id).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(ApiError::not_found(format!("no job {id:?}"))),

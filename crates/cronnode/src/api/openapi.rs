@@ -195,6 +195,22 @@ pub fn run_job() -> Value {
             "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}})
 }
 
+/// `POST /v1/cronjobs/{id}/backfill`.
+pub fn backfill_job() -> Value {
+    let slots = json!({"type": "array", "items": {"type": "string", "format": "date-time"}});
+    json!({"summary": "Fire the job's slots in [from, to] that were never enqueued (carried out by the leader; repeating it fires nothing twice; slots that did fire are not run again)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["from", "to"], "additionalProperties": false, "properties": {
+            "from": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset; not older than the job's catch-up window + 23h (older slots have no dedupe mark left)"},
+            "to": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset; not in the future"}}}}}},
+        "responses": {"200": ok("What each slot became", json!({"type": "object", "properties": {
+            "job_id": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+            "slots": {"type": "integer", "description": "Slots of the job in the range"},
+            "enqueued": slots, "already_enqueued": slots, "left_to_scheduler": slots, "dropped": slots,
+            "leader_node": {"type": "string"}, "token": {"type": "integer"}}})),
+            "400": err(&format!("Bad id, body or range (more than {} slots, in the future, too old)", cron_core::MAX_BACKFILL_SLOTS)),
+            "404": err("No such job"), "409": err("Job paused, or fence blocked"), "503": err("No leader, or it did not answer")}})
+}
+
 /// `POST /v1/cronjobs/{id}/sync`.
 pub fn sync_job() -> Value {
     json!({"summary": "Have the leader apply the job as stored now to the tasks it staged (withdraw or restage them); the API's own writes do it, forwarded to the leader",
@@ -307,7 +323,7 @@ fn components() -> Value {
             "FireRecord": {"type": "object", "properties": {
                 "slot": {"type": "string", "format": "date-time"}, "enqueued_at": {"type": "string", "format": "date-time"},
                 "lateness_ms": {"type": "integer"}, "fire_id": {"type": "string", "format": "uuid"},
-                "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual"]},
+                "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual", "backfill"]},
                 "leader_node": {"type": "string"}, "token": {"type": "integer"}, "outcome": {"type": "string"}}}
         }
     })
