@@ -93,26 +93,24 @@ pub(crate) fn has_slot(job: &Job, slot: DateTime<Utc>) -> bool {
     job.has_slot(slot)
 }
 
-/// The instant a fire of `job` at `slot` must wait for, held in the term (never staged), when
-/// that is after `now`: a delayed job's slot (a staged delayed task could not be withdrawn), a
-/// jittered job's jittered instant (jitter spreads a burst, so there is none to stage ahead
-/// of, and the instant is the job's own, not a slot a release waits for).
-pub(crate) fn hold_until(
-    job: &Job,
-    slot: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let at = if delayed(job) {
-        slot
+/// The instant a fire of `job` at `slot` is enqueued at, for a job whose fires are held in
+/// the term (never staged): a delayed job's slot (a staged delayed task could not be
+/// withdrawn), a jittered job's jittered instant (jitter spreads a burst, so there is none to
+/// stage ahead of). `None` for a job whose fires are staged. Such fires wait in the term's
+/// `later`, keyed by this instant, even when it has passed (a catch-up, a failed call): one
+/// job's fires then reach the queue in slot order, so its cursor (advanced by each enqueue)
+/// never passes a slot still waiting, which a successor's catch-up would skip.
+pub(crate) fn held_at(job: &Job, slot: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if delayed(job) {
+        Some(slot)
     } else if job.jitter().is_some() {
-        job.fire_at(slot)
+        Some(job.fire_at(slot))
     } else {
-        return None;
-    };
-    (at > now).then_some(at)
+        None
+    }
 }
 
-/// Whether `job`'s fires are never staged (see [`hold_until`]).
+/// Whether `job`'s fires are never staged (see [`held_at`]).
 pub(crate) fn held(job: &Job) -> bool {
     delayed(job) || job.jitter().is_some()
 }

@@ -293,3 +293,30 @@ fn a_backfill_leaves_held_slots_to_the_term_drops_foreign_ones_and_needs_a_leade
         )))
     ));
 }
+
+#[test]
+fn a_failed_jittered_fire_goes_out_before_its_job_s_next_one() {
+    // The cursor is advanced by each enqueue: were slot 2 enqueued while slot 1 waits for its
+    // retry, a successor's catch-up would start after slot 2 and never fire slot 1.
+    let mut h = H::new();
+    let j = job("spread", "*/10 * * * * *", json!({"jitter": "10s"}));
+    h.lead(7, std::slice::from_ref(&j));
+    assert!(matches!(h.expect(), Action::ReadCursors { .. }));
+    h.cursors(&[("spread", sec(0))]);
+    let (first, second) = (sec(10), sec(20));
+    h.at(j.fire_at(first));
+    loop {
+        let a = h.expect();
+        if h.now >= j.fire_at(second) {
+            assert_eq!(
+                sent(&a),
+                vec![("spread".into(), first), ("spread".into(), second)]
+            );
+            break;
+        }
+        assert_eq!(sent(&a), vec![("spread".into(), first)]);
+        h.answer(Outcome::Sent(Err(lost())));
+        let next = h.leader.poll_timeout().unwrap();
+        h.at(next);
+    }
+}

@@ -133,7 +133,7 @@ impl Term {
                 || self.outbox.contains_key(&key)
                 || self.later.contains_key(&key);
             if !held {
-                self.route(fire, now);
+                self.route(fire);
             }
             t = slot;
         }

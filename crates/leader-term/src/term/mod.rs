@@ -32,7 +32,7 @@ use cron_core::{Fire, FireKind, Job, Planner};
 use crate::input::CommandId;
 use crate::output::{ChangeApplied, CommandError, Op, Planned, Reply};
 use crate::staged::{Key, Staged};
-use crate::view::{has_slot, hold_until, View};
+use crate::view::{has_slot, held_at, View};
 use crate::Out;
 
 /// Where a term is in its start.
@@ -210,20 +210,25 @@ impl Term {
     }
 
     /// Puts a fire where it waits to be sent (a fire already staged is left there).
-    fn route(&mut self, fire: Fire, now: DateTime<Utc>) {
+    fn route(&mut self, fire: Fire) {
         let key = (fire.slot, fire.fire_id);
         if self.staged.get(key).is_some() {
             return;
         }
-        let until = self
+        self.hold(fire);
+    }
+
+    /// Puts a fire in `later` at its instant if its job's fires are held there (see
+    /// [`held_at`]), else in the outbox.
+    pub(crate) fn hold(&mut self, fire: Fire) {
+        let at = self
             .view
             .get(&fire.job_id)
-            .and_then(|k| hold_until(&k.job, fire.slot, now));
-        if let Some(until) = until {
-            self.later.insert((until, fire.fire_id), fire);
-        } else {
-            self.outbox.insert(key, fire);
-        }
+            .and_then(|k| held_at(&k.job, fire.slot));
+        match at {
+            Some(at) => self.later.insert((at, fire.fire_id), fire),
+            None => self.outbox.insert((fire.slot, fire.fire_id), fire),
+        };
     }
 
     /// A fenced call is being made: it proves the waiting API nodes' changes if it succeeds.

@@ -74,9 +74,15 @@ impl Term {
                         out.reply(id, Reply::ManualRun(Err(CommandError::Redis(e.clone()))));
                     }
                     (Err(Refused::Failed(_)), None) => {
-                        // The same fires again after the backoff; staged ones stay remembered.
+                        // The same fires again after the backoff, from where they were (a held
+                        // fire back in `later`, ahead of its job's next ones); staged ones stay
+                        // remembered.
                         for (fire, _) in &fires {
-                            self.outbox.insert((fire.slot, fire.fire_id), fire.clone());
+                            if op == Op::Stage {
+                                self.outbox.insert((fire.slot, fire.fire_id), fire.clone());
+                            } else {
+                                self.hold(fire.clone());
+                            }
                         }
                     }
                     (Err(Refused::Fenced { fence }), Some(id)) => {
@@ -211,7 +217,7 @@ impl Term {
             planned += plan.fires.len() as u64;
             skipped += plan.skipped;
             for fire in plan.fires {
-                self.route(fire, now);
+                self.route(fire);
             }
         }
         out.event(Event::CatchUp {

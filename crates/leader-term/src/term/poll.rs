@@ -20,7 +20,7 @@ use cron_core::Fire;
 
 use super::{Call, Phase, Term};
 use crate::output::{Action, Event, Op, Planned};
-use crate::view::{has_slot, held, hold_until};
+use crate::view::{has_slot, held, held_at};
 use crate::{Config, Out};
 
 /// What to do with a staged fire, given the view.
@@ -132,7 +132,7 @@ impl Term {
         let horizon = now + self.lookahead;
         if self.planner.next_wakeup().is_some_and(|t| t <= horizon) {
             for fire in self.planner.due(horizon) {
-                self.route(fire, now);
+                self.route(fire);
             }
         }
     }
@@ -165,12 +165,7 @@ impl Term {
                 }
                 Decision::Withdraw { later } => {
                     if later {
-                        let until = self
-                            .view
-                            .get(&fire.job_id)
-                            .and_then(|k| hold_until(&k.job, fire.slot, now))
-                            .unwrap_or(fire.slot);
-                        self.later.insert((until, fire.fire_id), fire.clone());
+                        self.hold(fire.clone());
                     }
                     withdraw.push(fire);
                 }
@@ -280,8 +275,8 @@ impl Term {
                 dropped += 1;
                 continue;
             };
-            if let Some(until) = hold_until(&p.job, fire.slot, now) {
-                self.later.insert((until, key.1), fire);
+            if let Some(at) = held_at(&p.job, fire.slot) {
+                self.later.insert((at, key.1), fire);
                 continue;
             }
             direct = Some(passed);
