@@ -60,8 +60,20 @@ fn spec(
     gen: u64,
     created: chrono::DateTime<chrono::Utc>,
 ) -> JobSpec {
+    spec_with(id, frequency, priority, gen, created, "")
+}
+
+/// [`spec`] with more top-level fields (`extra`: `,"jitter":"4s"`).
+fn spec_with(
+    id: &str,
+    frequency: &str,
+    priority: u8,
+    gen: u64,
+    created: chrono::DateTime<chrono::Utc>,
+    extra: &str,
+) -> JobSpec {
     let text = format!(
-        r#"{{"id":"{id}","frequency":"{frequency}","function":{{"app":"a","path":"/p","image":"sim/noop","priority":{priority},"body":"gen-{gen}"}},"catchup":{{"policy":"all","window":"20m"}},"created_at":"{}"}}"#,
+        r#"{{"id":"{id}","frequency":"{frequency}","function":{{"app":"a","path":"/p","image":"sim/noop","priority":{priority},"body":"gen-{gen}"}},"catchup":{{"policy":"all","window":"20m"}},"created_at":"{}"{extra}}}"#,
         created.to_rfc3339()
     );
     // The text is ours and valid: a failure here is a bug of the simulator.
@@ -120,6 +132,23 @@ pub fn create_static_jobs(w: &mut World) {
     let created = instant(w.now);
     for (id, frequency, priority) in STATIC_JOBS {
         let job = validate(spec(id, frequency, priority, 0, created));
+        w.api.jobs.push(JobUnderTest {
+            id: id.to_string(),
+            schedule: schedule(&job),
+            created,
+        });
+        write(w, id, Some(job));
+    }
+    // Jittered jobs (their tasks reach the queue at the jittered instant, with the nominal
+    // slot's fire id) and a one-shot 25 minutes in (fired once, caught up if nobody leads).
+    let shot = created + chrono::TimeDelta::minutes(25);
+    let life = [
+        ("jittered", "*/4 * * * * *".to_string(), r#","jitter":"4s""#),
+        ("jittered-minutely", "0 * * * * *".to_string(), r#","jitter":"50s""#),
+        ("one-shot", format!("@at {}", shot.to_rfc3339()), ""),
+    ];
+    for (id, frequency, extra) in life {
+        let job = validate(spec_with(id, &frequency, 1, 0, created, extra));
         w.api.jobs.push(JobUnderTest {
             id: id.to_string(),
             schedule: schedule(&job),
@@ -303,7 +332,11 @@ pub fn answered(w: &mut World, api: u64, reply: Option<Reply>) {
     }
     match pending {
         Pending::Change(i) => {
-            if let Some(c) = w.api.changes.get_mut(i) {
+            // As the API: 200 only when the leader confirmed the change; otherwise (no leader,
+            // NotLeader, fenced, no reply in time) 202 Accepted, which promises nothing about
+            // tasks after the answer (the change is in the store; the watch brings it).
+            let confirmed = matches!(reply, Some(Reply::JobChanged(Ok(_))));
+            if let Some(c) = w.api.changes.get_mut(i).filter(|_| confirmed) {
                 c.answered = Some(instant(w.now));
             }
         }
