@@ -144,7 +144,11 @@ pub fn create_static_jobs(w: &mut World) {
     let shot = created + chrono::TimeDelta::minutes(25);
     let life = [
         ("jittered", "*/4 * * * * *".to_string(), r#","jitter":"4s""#),
-        ("jittered-minutely", "0 * * * * *".to_string(), r#","jitter":"50s""#),
+        (
+            "jittered-minutely",
+            "0 * * * * *".to_string(),
+            r#","jitter":"50s""#,
+        ),
         ("one-shot", format!("@at {}", shot.to_rfc3339()), ""),
     ];
     for (id, frequency, extra) in life {

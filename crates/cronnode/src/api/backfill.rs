@@ -29,9 +29,11 @@ const FIELDS: &[&str] = &["from", "to"];
 fn instant(obj: &Map<String, Value>, name: &'static str) -> Result<DateTime<Utc>, ApiError> {
     let text = match obj.get(name) {
         Some(Value::String(t)) => t,
-        None | Some(Value::Null) => return Err(ApiError::bad_request(format!(
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request(format!(
             "{name}: missing; give an RFC 3339 instant with an offset, e.g. 2026-12-24T00:00:00Z"
-        ))),
+        )))
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "{name}: {other} is not a string; give an RFC 3339 instant with an offset"
