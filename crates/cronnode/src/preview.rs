@@ -32,30 +32,24 @@ pub struct Life<'a> {
 /// The job a preview is about: the expression, the zone and the life, validated by cron-core
 /// as a job spec would be (so its errors are the spec's: `jitter: ...`, `end_at: ...`).
 fn preview_job(frequency: &str, tz: Option<&str>, life: &Life) -> Result<Job, String> {
-    let spec = JobSpec {
-        id: life.id.unwrap_or("preview").to_string(),
-        function: cron_core::FunctionCall {
-            app: "preview".into(),
-            path: "/preview".into(),
-            headers: Vec::new(),
-            body: String::new(),
-            image: None,
-            priority: 0,
-            timeout: None,
-            delay: None,
-        },
-        frequency: frequency.to_string(),
-        timezone: tz.map(str::to_string),
-        paused: false,
-        catchup: cron_core::CatchUp::default(),
-        jitter: life.jitter.map(Into::into),
-        start_at: life.start_at.map(Into::into),
-        end_at: life.end_at.map(Into::into),
-        description: None,
-        tags: Vec::new(),
-        created_at: None,
-        updated_at: None,
-    };
+    // Built from JSON, as a user's spec is: the preview takes whatever a spec takes, and
+    // names no field of the spec it does not need.
+    let mut spec = serde_json::json!({
+        "id": life.id.unwrap_or("preview"),
+        "function": {"app": "preview", "path": "/preview"},
+        "frequency": frequency,
+    });
+    for (name, value) in [
+        ("timezone", tz),
+        ("jitter", life.jitter),
+        ("start_at", life.start_at),
+        ("end_at", life.end_at),
+    ] {
+        if let Some(v) = value {
+            spec[name] = serde_json::Value::String(v.to_string());
+        }
+    }
+    let spec = JobSpec::from_json(spec.to_string().as_bytes()).map_err(|e| e.to_string())?;
     spec.validate().map_err(|e| match e {
         // The expression's own errors read as before (`frequency: ` is implied).
         cron_core::JobError::Schedule(e) => e.to_string(),
