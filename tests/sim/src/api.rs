@@ -4,8 +4,9 @@
 //! API answers all the same); manual runs forwarded to the leader.
 //!
 //! What the API answered, and when, is the evidence the checker holds the cluster to: a change
-//! answered at an instant must hold for every task that reaches a queue after it. An API node
-//! that is down, paused, or cut from Consul answers nothing, and promises nothing. Must not
+//! answered `200` (the leader confirmed it) at an instant must hold for every task that
+//! reaches a queue after it; a `202` (no confirmation) promises nothing, as the API documents.
+//! An API node that is down, paused, or cut from Consul answers nothing, and promises nothing. Must not
 //! touch Redis (only the leader's machine does).
 
 use std::collections::BTreeMap;
