@@ -1,5 +1,6 @@
 //! End to end: three nodes, one leader, the `leader` tag in Consul's health endpoint on it
-//! alone; SIGTERM to the leader hands over within 2 s with no slot missed or doubled.
+//! alone; SIGTERM to the leader hands over without waiting out its session, with no slot
+//! missed or doubled.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -85,9 +86,12 @@ fn three_nodes_one_leader_and_a_clean_handover_on_sigterm() {
     let code = old.wait_exit(Duration::from_secs(15));
     eprintln!("handover after SIGTERM: {handover:?} ({leader} → {new_leader}); old leader exit status {code:?}");
     assert_eq!(code, Some(0), "graceful exit; log:\n{}", old.log());
+    // A graceful stop destroys the session, so the successor takes the lock at once; without
+    // that it would wait for the session's TTL to run out (Consul waits up to twice the TTL).
+    // The bound tells the two apart; it is not a speed figure (BENCHMARKS.md has those).
     assert!(
-        handover < Duration::from_secs(2),
-        "handover took {handover:?}"
+        handover < consul_lock::DEFAULT_SESSION_TTL,
+        "handover took {handover:?}: the session was not destroyed on SIGTERM"
     );
     wait_for("the leader tag moved", Duration::from_secs(15), || {
         (tagged_leaders(&consul) == vec![format!("cronnode-{new_leader}")]).then_some(())

@@ -200,15 +200,14 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
             .into_iter()
             .map(|t| t.join().unwrap())
             .collect();
+        // One delete wins: 200 when the leader confirmed it, 202 when none did in time.
+        let won = |s: &u16| *s == 200 || *s == 202;
         assert_eq!(
-            statuses.iter().filter(|s| **s == 200).count(),
+            statuses.iter().filter(|s| won(s)).count(),
             1,
             "{statuses:?}"
         );
-        assert!(
-            statuses.iter().all(|s| *s == 200 || *s == 404),
-            "{statuses:?}"
-        );
+        assert!(statuses.iter().all(|s| won(s) || *s == 404), "{statuses:?}");
     }
 
     // A job edited by hand into an invalid state: shown as invalid, paused no, deleted yes.

@@ -1,13 +1,13 @@
 //! The operators and the HTTP API of every node, as the simulation plays them (the daemon's
 //! `api/forward.rs`): job writes to the store, then (for a pause, resume, replace or delete)
-//! the change told to the leader, whose reply is awaited up to `TELL_LEADER_TIMEOUT` (and the
-//! API answers all the same); manual runs forwarded to the leader.
+//! the change told to the leader, whose reply is awaited up to `TELL_LEADER_TIMEOUT`: 200 when
+//! the leader confirmed it, 202 Accepted otherwise; manual runs forwarded to the leader.
 //!
 //! What the API answered, and when, is the evidence the checker holds the cluster to: a change
 //! answered `200` (the leader confirmed it) at an instant must hold for every task that
 //! reaches a queue after it; a `202` (no confirmation) promises nothing, as the API documents.
-//! An API node that is down, paused, or cut from Consul answers nothing, and promises nothing. Must not
-//! touch Redis (only the leader's machine does).
+//! An API node that is down, paused, or cut from Consul answers nothing, and promises nothing.
+//! Must not touch Redis (only the leader's machine does).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -285,7 +285,7 @@ fn run(w: &mut World, n: usize, id: String, job: Arc<Job>) {
 
 /// Tells the leader (this node's own machine if it leads, else the node the lock key names, as
 /// the API's `on_leader` does) and waits for its reply; with no leader, a change is answered at
-/// once (the next leader reads the store) and a run refused.
+/// once with 202 (the next leader reads the store) and a run refused.
 fn forward(w: &mut World, n: usize, pending: Pending, cmd: Command) {
     let wait = match pending {
         Pending::Change(_) => TELL_LEADER_TIMEOUT,
@@ -336,12 +336,11 @@ pub fn answered(w: &mut World, api: u64, reply: Option<Reply>) {
         ));
     }
     match pending {
+        // As `api::forward::tell_leader`: 200 only when the leader confirmed the change, and
+        // only that answer promises that no task of the old state reaches a queue after it;
+        // anything else is 202 Accepted (written, the leader's watch brings it), no promise.
         Pending::Change(i) => {
-            // As the API: 200 only when the leader confirmed the change; otherwise (no leader,
-            // NotLeader, fenced, no reply in time) 202 Accepted, which promises nothing about
-            // tasks after the answer (the change is in the store; the watch brings it).
-            let confirmed = matches!(reply, Some(Reply::JobChanged(Ok(_))));
-            if let Some(c) = w.api.changes.get_mut(i).filter(|_| confirmed) {
+            if let (Some(c), Some(Reply::JobChanged(Ok(_)))) = (w.api.changes.get_mut(i), &reply) {
                 c.answered = Some(instant(w.now));
             }
         }

@@ -86,6 +86,9 @@ export async function render(main, ctx, params, id) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;
+    // A check still in flight would answer for the form as it was and wipe what the save shows.
+    clearTimeout(timer);
+    checkNo++;
     const spec = collect(inputs);
     try {
       const saved = editing
