@@ -23,6 +23,9 @@ pub enum FireKind {
     CatchUp,
     /// A manual run (`POST /v1/cronjobs/{id}/run`); its slot is the request instant.
     Manual,
+    /// A past slot fired on an operator's request (`POST /v1/cronjobs/{id}/backfill`); its
+    /// fire id is the slot's, so a slot already enqueued is never enqueued again.
+    Backfill,
 }
 
 /// One call to make: a job's slot.

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Extensions: `function.image`, `function.priority` (0-2), `function.timeout`, `timezone`,
-//! `paused`, `catchup` (`policy`, `window`), `description`, `tags`. Unknown fields are rejected by
+//! `paused`, `catchup` (`policy`, `window`), `jitter`, `start_at`, `end_at` (their rules:
+//! [`crate::life`]), `description`, `tags`. Unknown fields are rejected by
 //! name. Every text field has a length limit (the `MAX_*` constants), and what reaches the
 //! task's URL, headers or image name has no control character (`check_function`); a new
 //! field gets its check in `check_function` or `check_labels`, or beside them. [`JobSpec`] is the stored form (Consul KV `<prefix>/jobs/<id>`); [`Job`] is a spec that
@@ -41,6 +42,17 @@ pub struct JobSpec {
     /// What a new leader (or a resume) does with slots that were missed.
     #[serde(default)]
     pub catchup: CatchUp,
+    /// Each slot runs this much later at most (a duration such as `5m`), by an offset that is
+    /// a pure function of (job id, slot); see [`crate::life`]. Boxed: most jobs have none, and
+    /// a leader holds a million specs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Box<str>>,
+    /// No slot before this instant (RFC 3339 with an offset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Box<str>>,
+    /// No slot after this instant (RFC 3339 with an offset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_at: Option<Box<str>>,
     /// Free text for operators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -137,6 +149,9 @@ pub struct Job {
     pub schedule: Schedule,
     /// The parsed catch-up window.
     pub catchup_window: Duration,
+    /// The parsed `jitter`, `start_at` and `end_at`; `None` when the spec has none of them
+    /// (one pointer for the many jobs without).
+    pub(crate) life: Option<Box<crate::life::Life>>,
 }
 
 /// Why a job spec was refused. Every variant names the field and what is allowed.
@@ -190,6 +205,9 @@ const TOP_FIELDS: &[&str] = &[
     "timezone",
     "paused",
     "catchup",
+    "jitter",
+    "start_at",
+    "end_at",
     "description",
     "tags",
     "created_at",
@@ -249,7 +267,7 @@ pub const MAX_DELAY_SECS: u32 = 86_400;
 /// Longest catch-up window.
 pub const MAX_CATCHUP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
-fn field(field: &'static str, message: impl Into<String>) -> JobError {
+pub(crate) fn field(field: &'static str, message: impl Into<String>) -> JobError {
     JobError::Field {
         field,
         message: message.into(),
@@ -382,10 +400,12 @@ fn validate(spec: JobSpec) -> Result<Job, JobError> {
             ),
         ));
     }
+    let life = crate::life::Life::parse(&spec, &schedule)?;
     Ok(Job {
         spec,
         schedule,
         catchup_window,
+        life,
     })
 }
 

@@ -98,6 +98,11 @@ pub struct Planner {
     buckets: BTreeMap<Secs, Vec<(u32, u32)>>,
     /// Items in `buckets`, live and stale.
     queued: usize,
+    /// `end_at` second → the slab indices of the jobs that end then. `due` computes a next
+    /// slot from the compiled schedule alone (reading each job's spec there costs a cache miss
+    /// a fire); before it gives out a bucket, the jobs that ended before it are stopped here.
+    /// Stale items (a job changed or removed since) are recognised by the job's own end.
+    ends: BTreeMap<Secs, Vec<u32>>,
     /// The storage of the last bucket `due` emptied, for the next new bucket: buckets of
     /// jobs firing every minute are about the same size, so reusing one spares the growth by
     /// doubling (and the holes it leaves in the heap).
@@ -112,9 +117,9 @@ fn instant(s: Secs) -> DateTime<Utc> {
     DateTime::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The job's first slot after `after`, inside its life (`start_at`, `end_at`).
 fn next_slot(job: &Job, after: Secs) -> Option<Secs> {
-    job.schedule
-        .next_after(DateTime::from_timestamp(after, 0)?)
+    job.next_after(DateTime::from_timestamp(after, 0)?)
         .map(secs)
 }
 
@@ -191,22 +196,51 @@ impl Planner {
         };
         let was_paused = e.job.spec.paused;
         let same = e.job.schedule == job.schedule;
+        let old_life = e.job.life.clone();
         let pending = e.next();
         e.slots = job.schedule.slots();
         e.job = job;
+        let same_life = same && old_life == e.job.life;
         let new_next = if e.job.spec.paused {
             None
-        } else if same && !was_paused && pending.is_some() {
+        } else if same_life && !was_paused && pending.is_some() {
             pending
         } else {
             next_slot(&e.job, now.max(e.floor))
         };
+        let end = e.job.end_at();
         self.set_next(i, new_next);
+        self.watch_end(i, end);
         self.prune();
+    }
+
+    fn watch_end(&mut self, i: u32, end: Option<DateTime<Utc>>) {
+        if let Some(end) = end {
+            self.ends.entry(secs(end)).or_default().push(i);
+        }
+    }
+
+    /// Stops the jobs whose `end_at` is before `slot` (see [`Planner::ends`]).
+    fn stop_ended(&mut self, slot: Secs) {
+        while let Some(first) = self.ends.first_entry() {
+            if *first.key() >= slot {
+                break;
+            }
+            let (end, items) = first.remove_entry();
+            for i in items {
+                let ended = self
+                    .entry(i)
+                    .is_some_and(|e| e.job.end_at().map(secs) == Some(end) && e.next > end);
+                if ended {
+                    self.set_next(i, None);
+                }
+            }
+        }
     }
 
     fn insert(&mut self, job: Arc<Job>, now: Secs) {
         let id: Arc<str> = Arc::from(job.spec.id.as_str());
+        let end = job.end_at();
         let next = if job.spec.paused {
             None
         } else {
@@ -240,6 +274,7 @@ impl Planner {
         if let Some(s) = next {
             self.enqueue(s, i, 0);
         }
+        self.watch_end(i, end);
     }
 
     fn enqueue(&mut self, slot: Secs, i: u32, generation: u32) {
@@ -335,6 +370,12 @@ impl Planner {
             let slot = *first.key();
             if slot > now {
                 break;
+            }
+            if self.ends.first_key_value().is_some_and(|(e, _)| *e < slot) {
+                self.stop_ended(slot);
+                // The bucket may hold nothing live any more: look again.
+                self.prune();
+                continue;
             }
             let mut items = first.remove();
             self.queued -= items.len();

@@ -149,7 +149,7 @@ fn unknown_and_missing_fields_are_named() {
     assert_eq!(
         err_with(&["colour"], json!("red")),
         "job: unknown field \"colour\" (allowed: id, function, frequency, timezone, paused, \
-         catchup, description, tags, created_at, updated_at)"
+         catchup, jitter, start_at, end_at, description, tags, created_at, updated_at)"
     );
     assert_eq!(
         err_with(&["function", "retries"], json!(3)),

@@ -85,4 +85,14 @@ pub enum Command {
     /// The API has just written this change to the store: apply it now rather than when the
     /// watch brings it, and answer once no staged task carries the old spec.
     JobChanged(JobEvent),
+    /// Enqueue these past slots of a job (`POST /v1/cronjobs/{id}/backfill`), in batches,
+    /// each with its slot's fire id (so a slot enqueued before is answered `Duplicate` and
+    /// not enqueued again), and answer with what each became. Slots the term still holds
+    /// (to be sent, staged, or waiting for their instant) are left to it.
+    Backfill {
+        /// The job id.
+        job: Arc<str>,
+        /// The slots, oldest first (the caller checked the range: past, bounded).
+        slots: Vec<DateTime<Utc>>,
+    },
 }

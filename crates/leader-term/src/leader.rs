@@ -95,6 +95,7 @@ impl Leader {
                     Command::ManualRun { .. } => Reply::ManualRun(Err(e)),
                     Command::ResetFence => Reply::FenceReset(Err(e)),
                     Command::JobChanged(_) => Reply::JobChanged(Err(e)),
+                    Command::Backfill { .. } => Reply::Backfill(Err(e)),
                 };
                 self.out.reply(id, reply);
             }

@@ -66,7 +66,8 @@ pub use outcome::{
     AmendOutcome, Answer, FireOutcome, Outcome, Refused, ReleasedSlot, StagedFire, StagedRead,
 };
 pub use output::{
-    Action, ChangeApplied, CommandError, Event, ManualRunDone, Op, Planned, Reply, Status, TermEnd,
+    Action, BackfillDone, ChangeApplied, CommandError, Event, ManualRunDone, Op, Planned, Reply,
+    Status, TermEnd,
 };
 
 /// How long before its slot a fire is staged. Long enough that staging a burst of 100,000

@@ -124,6 +124,25 @@ pub enum Reply {
     FenceReset(Result<u64, CommandError>),
     /// To `JobChanged`.
     JobChanged(Result<ChangeApplied, CommandError>),
+    /// To `Backfill`.
+    Backfill(Result<BackfillDone, CommandError>),
+}
+
+/// What a backfill did with each slot it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillDone {
+    /// The token the fires were enqueued with.
+    pub token: u64,
+    /// Slots enqueued now (never enqueued before).
+    pub enqueued: Vec<DateTime<Utc>>,
+    /// Slots Redis already had (enqueued before, by the schedule, a catch-up or a backfill).
+    pub already: Vec<DateTime<Utc>>,
+    /// Slots the term itself still holds (about to be enqueued, staged, or waiting for their
+    /// jittered instant): they fire on their own.
+    pub held: Vec<DateTime<Utc>>,
+    /// Slots not sent: the job is paused or gone, or the slot is no longer one of its slots
+    /// (the spec changed), or the task could not be built.
+    pub dropped: Vec<DateTime<Utc>>,
 }
 
 /// A manual fire that Redis answered for.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cron_core::Job;
 
 use crate::input::JobEvent;
@@ -88,9 +88,31 @@ impl View {
     }
 }
 
-/// Whether `slot` is one of `job`'s slots.
+/// Whether `slot` is one of `job`'s slots (inside its `start_at` and `end_at`).
 pub(crate) fn has_slot(job: &Job, slot: DateTime<Utc>) -> bool {
-    job.schedule.next_after(slot - Duration::seconds(1)) == Some(slot)
+    job.has_slot(slot)
+}
+
+/// The instant a fire of `job` at `slot` is enqueued at, for a job whose fires are held in
+/// the term (never staged): a delayed job's slot (a staged delayed task could not be
+/// withdrawn), a jittered job's jittered instant (jitter spreads a burst, so there is none to
+/// stage ahead of). `None` for a job whose fires are staged. Such fires wait in the term's
+/// `later`, keyed by this instant, even when it has passed (a catch-up, a failed call): one
+/// job's fires then reach the queue in slot order, so its cursor (advanced by each enqueue)
+/// never passes a slot still waiting, which a successor's catch-up would skip.
+pub(crate) fn held_at(job: &Job, slot: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if delayed(job) {
+        Some(slot)
+    } else if job.jitter().is_some() {
+        Some(job.fire_at(slot))
+    } else {
+        None
+    }
+}
+
+/// Whether `job`'s fires are never staged (see [`held_at`]).
+pub(crate) fn held(job: &Job) -> bool {
+    delayed(job) || job.jitter().is_some()
 }
 
 /// Whether `job`'s tasks wait in the platform's delayed set: such fires are never staged

@@ -315,6 +315,7 @@ pub fn kind_name(kind: FireKind) -> &'static str {
         FireKind::Scheduled => "scheduled",
         FireKind::CatchUp => "catchup",
         FireKind::Manual => "manual",
+        FireKind::Backfill => "backfill",
     }
 }
 
@@ -323,6 +324,7 @@ pub(crate) fn kind_from_name(name: &str) -> Option<FireKind> {
         "scheduled" => Some(FireKind::Scheduled),
         "catchup" => Some(FireKind::CatchUp),
         "manual" => Some(FireKind::Manual),
+        "backfill" => Some(FireKind::Backfill),
         _ => None,
     }
 }

@@ -24,6 +24,7 @@ mod consul_load;
 mod consumer;
 mod failover;
 mod http;
+mod jitter;
 mod lateness;
 mod memory;
 mod peer;
@@ -68,8 +69,8 @@ struct FullArgs {
     /// Where the markdown goes (appended section by section).
     #[arg(long)]
     out: PathBuf,
-    /// Sections to run (lateness,backlog,memory,consul,failover,churn,peer,console); all when
-    /// absent.
+    /// Sections to run (lateness,jitter,backlog,memory,consul,failover,churn,peer,console); all
+    /// when absent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Job counts of the lateness runs.
@@ -78,6 +79,12 @@ struct FullArgs {
     /// Slot placements of the lateness runs (same, minute).
     #[arg(long, value_delimiter = ',', default_values_t = ["same".to_string(), "minute".to_string()])]
     lateness_spreads: Vec<String>,
+    /// Job count of the jitter run (all at one instant).
+    #[arg(long, default_value_t = 10_000)]
+    jitter_jobs: usize,
+    /// Jitter of the jitter run, seconds.
+    #[arg(long, default_value_t = 300)]
+    jitter_secs: i64,
     /// Job count of the standing-backlog runs (all in one second).
     #[arg(long, default_value_t = 10_000)]
     backlog_jobs: usize,
@@ -263,6 +270,22 @@ async fn full(bins: &Bins, a: &FullArgs) -> Result<()> {
             let _ = write!(s, "\nFlat CPU profiles of the leader and of redis-server during the {n}-job run, {label} (perf, self time; full reports in target/bench/profiles/):\n\n```\n{p}\n```\n");
         }
         emit(&a.out, &s)?;
+    }
+    if want("jitter") {
+        let t = Instant::now();
+        match jitter::run(bins, a.jitter_jobs, a.jitter_secs).await {
+            Ok(o) => {
+                eprintln!(
+                    "jitter {}: created_at − jittered p99 {:.1} ms",
+                    o.n, o.late.p99
+                );
+                emit(
+                    &a.out,
+                    &(section("1c. Jitter spread (same instant, jitter)", t) + &jitter::report(&o)),
+                )?;
+            }
+            Err(e) => failed.push(format!("jitter: {e:#}")),
+        }
     }
     if want("backlog") {
         let t = Instant::now();

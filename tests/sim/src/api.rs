@@ -4,9 +4,10 @@
 //! the leader confirmed it, 202 Accepted otherwise; manual runs forwarded to the leader.
 //!
 //! What the API answered, and when, is the evidence the checker holds the cluster to: a change
-//! answered at an instant must hold for every task that reaches a queue after it. An API node
-//! that is down, paused, or cut from Consul answers nothing, and promises nothing. Must not
-//! touch Redis (only the leader's machine does).
+//! answered `200` (the leader confirmed it) at an instant must hold for every task that
+//! reaches a queue after it; a `202` (no confirmation) promises nothing, as the API documents.
+//! An API node that is down, paused, or cut from Consul answers nothing, and promises nothing.
+//! Must not touch Redis (only the leader's machine does).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,8 +61,20 @@ fn spec(
     gen: u64,
     created: chrono::DateTime<chrono::Utc>,
 ) -> JobSpec {
+    spec_with(id, frequency, priority, gen, created, "")
+}
+
+/// [`spec`] with more top-level fields (`extra`: `,"jitter":"4s"`).
+fn spec_with(
+    id: &str,
+    frequency: &str,
+    priority: u8,
+    gen: u64,
+    created: chrono::DateTime<chrono::Utc>,
+    extra: &str,
+) -> JobSpec {
     let text = format!(
-        r#"{{"id":"{id}","frequency":"{frequency}","function":{{"app":"a","path":"/p","image":"sim/noop","priority":{priority},"body":"gen-{gen}"}},"catchup":{{"policy":"all","window":"20m"}},"created_at":"{}"}}"#,
+        r#"{{"id":"{id}","frequency":"{frequency}","function":{{"app":"a","path":"/p","image":"sim/noop","priority":{priority},"body":"gen-{gen}"}},"catchup":{{"policy":"all","window":"20m"}},"created_at":"{}"{extra}}}"#,
         created.to_rfc3339()
     );
     // The text is ours and valid: a failure here is a bug of the simulator.
@@ -120,6 +133,27 @@ pub fn create_static_jobs(w: &mut World) {
     let created = instant(w.now);
     for (id, frequency, priority) in STATIC_JOBS {
         let job = validate(spec(id, frequency, priority, 0, created));
+        w.api.jobs.push(JobUnderTest {
+            id: id.to_string(),
+            schedule: schedule(&job),
+            created,
+        });
+        write(w, id, Some(job));
+    }
+    // Jittered jobs (their tasks reach the queue at the jittered instant, with the nominal
+    // slot's fire id) and a one-shot 25 minutes in (fired once, caught up if nobody leads).
+    let shot = created + chrono::TimeDelta::minutes(25);
+    let life = [
+        ("jittered", "*/4 * * * * *".to_string(), r#","jitter":"4s""#),
+        (
+            "jittered-minutely",
+            "0 * * * * *".to_string(),
+            r#","jitter":"50s""#,
+        ),
+        ("one-shot", format!("@at {}", shot.to_rfc3339()), ""),
+    ];
+    for (id, frequency, extra) in life {
+        let job = validate(spec_with(id, &frequency, 1, 0, created, extra));
         w.api.jobs.push(JobUnderTest {
             id: id.to_string(),
             schedule: schedule(&job),

@@ -340,7 +340,7 @@ impl RedisModel {
                         .push(task),
                 }
             }
-            if fire.kind != FireKind::Manual {
+            if !matches!(fire.kind, FireKind::Manual | FireKind::Backfill) {
                 let c = cursor.entry(job.spec.id.as_str()).or_insert(i64::MIN);
                 *c = (*c).max(fire.slot.timestamp());
             }

@@ -351,5 +351,7 @@ fn per_job_structures_stay_small() {
     assert!(size_of::<Option<Entry>>() <= 80, "{}", size_of::<Entry>());
     assert!(size_of::<Slots>() <= 32, "{}", size_of::<Slots>());
     assert!(size_of::<crate::Schedule>() <= 32);
-    assert!(size_of::<Job>() <= 376, "{}", size_of::<Job>());
+    // 376 before `jitter`, `start_at` and `end_at` (three boxed texts and one pointer to their
+    // parsed form): 448-byte malloc chunks with the `Arc`'s counts, 48 bytes a job more.
+    assert!(size_of::<Job>() <= 432, "{}", size_of::<Job>());
 }

@@ -131,6 +131,26 @@ const fn span(lo: u32, hi: u32) -> u64 {
     ((1u64 << (hi + 1)) - 1) & !((1u64 << lo) - 1)
 }
 
+/// The smallest difference between two consecutive set bits of `bits` (`None` with fewer than
+/// two), and the distance from the lowest set bit to the highest.
+fn gaps(bits: u64) -> (Option<u64>, u64) {
+    if bits == 0 {
+        return (None, 0);
+    }
+    let (lo, hi) = (bits.trailing_zeros(), 63 - bits.leading_zeros());
+    let mut smallest: Option<u64> = None;
+    let mut prev = lo;
+    let mut rest = bits & !(1u64 << lo);
+    while rest != 0 {
+        let b = rest.trailing_zeros();
+        let d = u64::from(b - prev);
+        smallest = Some(smallest.map_or(d, |s| s.min(d)));
+        prev = b;
+        rest &= !(1u64 << b);
+    }
+    (smallest, u64::from(hi - lo))
+}
+
 impl Calendar {
     /// Compiles saffron's parse of the five fields in zone `tz`, with the seconds from a sixth
     /// one (parsed by saffron as a minutes field) and the two "starts with `*`" flags of the
@@ -239,6 +259,30 @@ impl Calendar {
         } else {
             dom & dow
         }
+    }
+
+    /// The shortest distance in seconds between two consecutive matching times of day on the
+    /// local clock, counting the step from the day's last time to the next day's first as if
+    /// the next day matched. The times of a day are the product hours × minutes × seconds, so
+    /// two consecutive ones differ in the second only, or in the minute (last second to first),
+    /// or in the hour, or across midnight.
+    pub(crate) fn shortest_interval(&self) -> u64 {
+        let (ds, span_s) = gaps(self.seconds);
+        let (dm, span_m) = gaps(self.minutes);
+        let (dh, span_h) = gaps(u64::from(self.hours));
+        let within_minute = span_s;
+        let within_hour = span_m * 60 + within_minute;
+        let within_day = span_h * 3600 + within_hour;
+        [
+            ds,
+            dm.map(|d| d * 60 - within_minute),
+            dh.map(|d| d * 3600 - within_hour),
+            Some(86_400 - within_day),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(86_400)
     }
 
     /// The first local time at or after `t` that matches, or `None` within [`SEARCH_YEARS`].

@@ -8,6 +8,8 @@
 //! - Macros `@yearly @annually @monthly @weekly @daily @midnight @hourly`.
 //! - `@every <duration>` (whole seconds, at least 1 s): slots at whole multiples of the period
 //!   since the Unix epoch, whatever the zone, so every node agrees.
+//! - `@at <RFC 3339 instant with offset>` (dkron's spelling): one slot, at that instant
+//!   (truncated to the whole second); the zone changes nothing.
 //! - A time zone (IANA, UTC by default). Daylight saving: a local time inside a gap fires once,
 //!   at the first instant after the gap; a local time that happens twice fires once, at its
 //!   first occurrence; slots that land on the same instant are one slot.
@@ -54,6 +56,11 @@ pub(crate) enum Slots {
     /// to report it).
     Every {
         period: u64,
+        tz: Tz,
+    },
+    /// `@at`: one slot, at this Unix second (the zone kept only to report it).
+    At {
+        at: i64,
         tz: Tz,
     },
 }
@@ -118,9 +125,18 @@ impl Schedule {
             .get(..6)
             .filter(|p| p.eq_ignore_ascii_case("@every"))
             .map(|_| &text[6..]);
+        let at = text
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("@at"))
+            .map(|_| &text[3..]);
         let slots = if let Some(rest) = every {
             Slots::Every {
                 period: parse_every(rest)?,
+                tz,
+            }
+        } else if let Some(rest) = at {
+            Slots::At {
+                at: parse_at(rest)?,
                 tz,
             }
         } else if text.starts_with('@') {
@@ -128,7 +144,7 @@ impl Schedule {
             let Some(exp) = macro_expansion(&lower) else {
                 return Err(ScheduleError::Form(format!(
                     "unknown macro {text:?} (allowed: @yearly @annually @monthly @weekly @daily \
-                     @midnight @hourly @every <duration>)"
+                     @midnight @hourly @every <duration> @at <RFC 3339 instant>)"
                 )));
             };
             Slots::Cron(compile(exp, tz)?)
@@ -136,7 +152,7 @@ impl Schedule {
             Slots::Cron(compile(text, tz)?)
         };
         // Day fields repeat every 400 years: no slot in the first 400 means none ever.
-        if slots.next_after(0).is_none() {
+        if !matches!(slots, Slots::At { .. }) && slots.next_after(0).is_none() {
             return Err(ScheduleError::Form(format!(
                 "{text:?} never fires: no date matches its day and month fields"
             )));
@@ -162,6 +178,31 @@ impl Schedule {
         self.slots
     }
 
+    /// The instant of a one-shot schedule (`@at`), `None` for a recurring one.
+    pub fn one_shot(&self) -> Option<DateTime<Utc>> {
+        match self.slots {
+            Slots::At { at, .. } => DateTime::from_timestamp(at, 0),
+            _ => None,
+        }
+    }
+
+    /// A lower bound of the time between two consecutive slots, in seconds, as read on the
+    /// clock of the schedule's zone; `None` for a one-shot (it has no two slots).
+    ///
+    /// `@every`: the period. A crontab: the shortest distance between two matching times of
+    /// day, counting the step from the day's last to the next day's first as if the next day
+    /// matched (a bound, exact for every schedule that fires on two consecutive days). A
+    /// daylight-saving change can bring two slots closer on the real clock than on the local
+    /// one; [`crate::Job::fire_at`] caps a jittered offset at the real distance to the next
+    /// slot for that.
+    pub fn shortest_interval(&self) -> Option<u64> {
+        match self.slots {
+            Slots::Every { period, .. } => Some(period),
+            Slots::Cron(cal) => Some(cal.shortest_interval()),
+            Slots::At { .. } => None,
+        }
+    }
+
     /// The first slot strictly after `after`, or `None` when there is none.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Slots are whole seconds: the first candidate is the next whole second.
@@ -173,7 +214,7 @@ impl Slots {
     fn tz(&self) -> Tz {
         match self {
             Slots::Cron(cal) => cal.tz,
-            Slots::Every { tz, .. } => *tz,
+            Slots::Every { tz, .. } | Slots::At { tz, .. } => *tz,
         }
     }
 
@@ -184,6 +225,7 @@ impl Slots {
                 let p = i64::try_from(*period).ok()?;
                 after_secs.div_euclid(p).checked_add(1)?.checked_mul(p)
             }
+            Slots::At { at, .. } => (*at > after_secs).then_some(*at),
             Slots::Cron(cal) => {
                 if cal.tz == Tz::UTC {
                     let start = civil_of(after_secs.checked_add(1)?)?;
@@ -264,6 +306,25 @@ fn parse_every(rest: &str) -> Result<u64, ScheduleError> {
         });
     }
     Ok(d.as_secs())
+}
+
+/// The instant of `@at <instant>`: RFC 3339 with an offset (`Z` or `+01:00`), so that it means
+/// the same on every node whatever the job's zone.
+fn parse_at(rest: &str) -> Result<i64, ScheduleError> {
+    let arg = rest.trim();
+    if arg.is_empty() || !rest.starts_with(char::is_whitespace) {
+        return Err(ScheduleError::Form(
+            "@at needs an instant, e.g. @at 2026-12-24T18:00:00+01:00".into(),
+        ));
+    }
+    DateTime::parse_from_rfc3339(arg)
+        .map(|t| t.timestamp())
+        .map_err(|e| {
+            ScheduleError::Form(format!(
+                "@at {arg:?}: {e}; expected an RFC 3339 instant with an offset, e.g. \
+                 2026-12-24T18:00:00+01:00 or 2026-12-24T17:00:00Z"
+            ))
+        })
 }
 
 fn compile(text: &str, tz: Tz) -> Result<Calendar, ScheduleError> {

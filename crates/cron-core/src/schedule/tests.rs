@@ -388,7 +388,7 @@ fn every_error_message() {
         ("* * * * L", "day of week: L needs a day before it (5L is the last Friday of the month)"),
         ("* * * * 1#2,3", "day of week: 1#2 cannot be combined with other items in a list"),
         ("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with a leading second), found 4 in \"* * * *\""),
-        ("@reboot", "unknown macro \"@reboot\" (allowed: @yearly @annually @monthly @weekly @daily @midnight @hourly @every <duration>)"),
+        ("@reboot", "unknown macro \"@reboot\" (allowed: @yearly @annually @monthly @weekly @daily @midnight @hourly @every <duration> @at <RFC 3339 instant>)"),
         ("@every", "@every needs a duration, e.g. @every 90s or @every 1h30m"),
         ("@every 0s", "duration \"0s\": @every needs a whole number of seconds, at least 1s"),
         ("@every 1500ms", "duration \"1500ms\": @every needs a whole number of seconds, at least 1s"),

@@ -17,7 +17,7 @@ use super::state::AppState;
 use crate::activity::{Point, STEP, WINDOW};
 use crate::config::{API_TOKEN_META, API_TOKEN_REQUIRED};
 use crate::leader::LeaderStatus;
-use crate::preview::{parse_instant, preview_slots, DEFAULT_PREVIEW, MAX_PREVIEW};
+use crate::preview::{parse_instant, preview_slots, Life, DEFAULT_PREVIEW, MAX_PREVIEW};
 
 /// How long `/ready` waits for Consul and for Redis.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -322,7 +322,7 @@ pub async fn fence_reset(state: &AppState, headers: &hyper::HeaderMap) -> ApiRes
     .await
 }
 
-/// `GET /v1/schedule?frequency=&tz=&n=&from=`.
+/// `GET /v1/schedule?frequency=&tz=&n=&from=[&start_at=&end_at=&jitter=&id=]`.
 pub fn schedule(query: &HashMap<String, String>) -> ApiResult {
     let frequency = query
         .get("frequency")
@@ -341,7 +341,19 @@ pub fn schedule(query: &HashMap<String, String>) -> ApiResult {
         .get("tz")
         .map(String::as_str)
         .filter(|t| !t.is_empty());
-    let slots = preview_slots(frequency, tz, from, n).map_err(|e| {
+    let text = |name: &str| {
+        query
+            .get(name)
+            .map(String::as_str)
+            .filter(|t| !t.is_empty())
+    };
+    let life = Life {
+        id: text("id"),
+        jitter: text("jitter"),
+        start_at: text("start_at"),
+        end_at: text("end_at"),
+    };
+    let slots = preview_slots(frequency, tz, &life, from, n).map_err(|e| {
         if e.starts_with("n:") {
             ApiError::bad_request(e)
         } else {
@@ -351,16 +363,25 @@ pub fn schedule(query: &HashMap<String, String>) -> ApiResult {
     let utc: Vec<String> = slots.iter().map(|s| ts(s.utc)).collect();
     let local: Vec<&str> = slots.iter().map(|s| s.local.as_str()).collect();
     let changed: Vec<bool> = slots.iter().map(|s| s.offset_changed).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "frequency": frequency,
-            "timezone": tz.unwrap_or("UTC"),
-            "slots": utc,
-            "local": local,
-            "offset_changed": changed,
-        }),
-    ))
+    let mut answer = json!({
+        "frequency": frequency,
+        "timezone": tz.unwrap_or("UTC"),
+        "slots": utc,
+        "local": local,
+        "offset_changed": changed,
+    });
+    if life.jitter.is_some() {
+        let runs_at: Vec<Value> = slots
+            .iter()
+            .map(|s| {
+                s.runs_at.map_or(Value::Null, |t| {
+                    json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                })
+            })
+            .collect();
+        answer["runs_at"] = Value::Array(runs_at);
+    }
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 #[cfg(test)]

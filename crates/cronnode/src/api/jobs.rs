@@ -8,8 +8,10 @@
 //! moment (422 naming them when it lacks one, 503 when it cannot be reached) and the task is
 //! built from them; without it, an image is needed, from the job or `--default-image`.
 //!
-//! Output: the stored spec plus `next_start` (from the schedule), `last_start` (the job's
-//! cursor in Redis) and `version` (Consul's ModifyIndex).
+//! Output: the stored spec plus `next_start` (the next slot inside `start_at`/`end_at`),
+//! `next_run_at` (with a jitter: the instant that slot runs at), `state` (`waiting`, `active`,
+//! `ended`, `done`, `due`, `missed`: cron-core's `JobState`), `last_start` (the job's cursor in
+//! Redis) and `version` (Consul's ModifyIndex).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ use redis_queue::{RouteState, Routes, TaskSettings};
 /// Fields the API adds to a job; ignored on input.
 pub const READ_ONLY_FIELDS: &[&str] = &[
     "next_start",
+    "next_run_at",
+    "state",
     "last_start",
     "created_at",
     "updated_at",
@@ -133,10 +137,11 @@ pub async fn check_route(state: &AppState, job: &Job) -> Result<(), ApiError> {
 pub fn job_json(stored: &StoredJob, last_start: Option<chrono::DateTime<Utc>>) -> Value {
     let job = &stored.job;
     let mut v = serde_json::to_value(&job.spec).unwrap_or_else(|_| json!({}));
+    let now = Utc::now();
     let next_start = if job.spec.paused {
         None
     } else {
-        job.schedule.next_after(Utc::now())
+        job.next_after(now)
     };
     if let Value::Object(map) = &mut v {
         let ts = |t: Option<chrono::DateTime<Utc>>| {
@@ -145,6 +150,14 @@ pub fn job_json(stored: &StoredJob, last_start: Option<chrono::DateTime<Utc>>) -
             })
         };
         map.insert("next_start".into(), ts(next_start));
+        if job.jitter().is_some() {
+            let at = next_start.map(|s| job.fire_at(s));
+            let ms = at.map_or(Value::Null, |t| {
+                Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+            });
+            map.insert("next_run_at".into(), ms);
+        }
+        map.insert("state".into(), json!(job.state(now, last_start).as_str()));
         map.insert("last_start".into(), ts(last_start));
         map.insert("version".into(), json!(stored.version));
     }
@@ -188,7 +201,7 @@ async fn last_starts(
     }
 }
 
-async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError> {
+pub(super) async fn stored_or_404(state: &AppState, id: &str) -> Result<StoredJob, ApiError> {
     match state.store.get(id).await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Err(ApiError::not_found(format!("no job {id:?}"))),

@@ -13,6 +13,7 @@
 //! body). Handlers never enqueue: manual runs and fence resets go to the leader loop
 //! (`crate::leader`), on this node or forwarded to the leader's API.
 
+pub mod backfill;
 pub mod body;
 pub mod cluster;
 pub mod connections;

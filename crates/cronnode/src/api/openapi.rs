@@ -195,6 +195,22 @@ pub fn run_job() -> Value {
             "400": err("Bad id"), "404": err("No such job"), "409": err("Fence blocked")}})
 }
 
+/// `POST /v1/cronjobs/{id}/backfill`.
+pub fn backfill_job() -> Value {
+    let slots = json!({"type": "array", "items": {"type": "string", "format": "date-time"}});
+    json!({"summary": "Fire the job's slots in [from, to] that were never enqueued (carried out by the leader; repeating it fires nothing twice; slots that did fire are not run again)",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["from", "to"], "additionalProperties": false, "properties": {
+            "from": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset; not older than the job's catch-up window + 23h (older slots have no dedupe mark left)"},
+            "to": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset; not in the future"}}}}}},
+        "responses": {"200": ok("What each slot became", json!({"type": "object", "properties": {
+            "job_id": {"type": "string"}, "from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
+            "slots": {"type": "integer", "description": "Slots of the job in the range"},
+            "enqueued": slots, "already_enqueued": slots, "left_to_scheduler": slots, "dropped": slots,
+            "leader_node": {"type": "string"}, "token": {"type": "integer"}}})),
+            "400": err(&format!("Bad id, body or range (more than {} slots, in the future, too old)", cron_core::MAX_BACKFILL_SLOTS)),
+            "404": err("No such job"), "409": err("Job paused, or fence blocked"), "503": err("No leader, or it did not answer")}})
+}
+
 /// `POST /v1/cronjobs/{id}/sync`.
 pub fn sync_job() -> Value {
     json!({"summary": "Have the leader apply the job as stored now to the tasks it staged (withdraw or restage them); the API's own writes do it, forwarded to the leader",
@@ -259,13 +275,18 @@ pub fn schedule() -> Value {
             {"name": "frequency", "in": "query", "required": true, "schema": {"type": "string"}},
             {"name": "tz", "in": "query", "required": false, "schema": {"type": "string"}, "description": "IANA zone, default UTC"},
             {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": crate::preview::MAX_PREVIEW}},
-            {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}}
+            {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}},
+            {"name": "start_at", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "As a job's `start_at`: no slot before"},
+            {"name": "end_at", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}, "description": "As a job's `end_at`: no slot after"},
+            {"name": "jitter", "in": "query", "required": false, "schema": {"type": "string"}, "description": "As a job's `jitter` (`5m`): adds `runs_at`"},
+            {"name": "id", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The job id the jitter's offsets are drawn for (default `preview`)"}
         ],
         "responses": {"200": ok("Slots", json!({"type": "object", "properties": {
             "slots": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "In UTC"},
             "local": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "The same slots in the zone, with its offset"},
-            "offset_changed": {"type": "array", "items": {"type": "boolean"}, "description": "The zone's offset differs from the slot before's (the first: from `from`'s): a daylight-saving change"}}})),
-            "400": err("Missing or bad parameter"), "422": err("Bad expression or time zone")}})
+            "offset_changed": {"type": "array", "items": {"type": "boolean"}, "description": "The zone's offset differs from the slot before's (the first: from `from`'s): a daylight-saving change"},
+            "runs_at": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "With `jitter` only: the instant each slot runs at"}}})),
+            "400": err("Missing or bad parameter"), "422": err("Bad expression, time zone, start_at, end_at or jitter")}})
 }
 
 fn components() -> Value {
@@ -283,13 +304,18 @@ fn components() -> Value {
                     "image": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 2},
                     "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
                     "delay": {"type": "integer", "minimum": 0, "maximum": cron_core::job::MAX_DELAY_SECS}}},
-                "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s"},
+                "frequency": {"type": "string", "description": "crontab (5 or 6 fields), @daily…, @every 90s, or a one-shot `@at 2026-12-24T18:00:00+01:00`"},
+                "jitter": {"type": "string", "description": "Each slot runs later by an offset in [0, jitter) drawn from (job id, slot), e.g. `5m`; at most 24h and at most the schedule's shortest interval between slots"},
+                "start_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset: no slot before"},
+                "end_at": {"type": "string", "format": "date-time", "description": "RFC 3339 with an offset: no slot after (not before start_at)"},
                 "timezone": {"type": "string", "description": "IANA zone, default UTC"},
                 "paused": {"type": "boolean"},
                 "catchup": {"type": "object", "properties": {"policy": {"type": "string", "enum": ["skip", "latest", "all"]}, "window": {"type": "string"}}},
                 "description": {"type": "string"},
                 "tags": {"type": "array", "items": {"type": "string"}},
                 "next_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "next_run_at": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true, "description": "With a jitter: the instant next_start runs at"},
+                "state": {"type": "string", "enum": ["waiting", "active", "ended", "done", "due", "missed"], "readOnly": true, "description": "waiting: before start_at; ended: no slot left; done: a one-shot that fired; due/missed: a one-shot past its instant, unfired, inside/beyond its catch-up window"},
                 "last_start": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
                 "created_at": {"type": "string", "format": "date-time", "readOnly": true},
                 "updated_at": {"type": "string", "format": "date-time", "readOnly": true},
@@ -297,7 +323,7 @@ fn components() -> Value {
             "FireRecord": {"type": "object", "properties": {
                 "slot": {"type": "string", "format": "date-time"}, "enqueued_at": {"type": "string", "format": "date-time"},
                 "lateness_ms": {"type": "integer"}, "fire_id": {"type": "string", "format": "uuid"},
-                "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual"]},
+                "kind": {"type": "string", "enum": ["scheduled", "catchup", "manual", "backfill"]},
                 "leader_node": {"type": "string"}, "token": {"type": "integer"}, "outcome": {"type": "string"}}}
         }
     })

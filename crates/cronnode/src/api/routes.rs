@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use hyper::StatusCode;
 
 use super::router::{Call, Reply, Route};
-use super::{cluster, forward, jobs, openapi, reply};
+use super::{backfill, cluster, forward, jobs, openapi, reply};
 
 /// Every route of the API, in the order of the README's list.
 pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
@@ -82,6 +82,16 @@ pub static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
             |c| Box::pin(async move { jobs::run(&c.state, &c.id, &c.headers).await }),
             openapi::run_job,
         ),
+        Route::post(
+            "/v1/cronjobs/{id}/backfill",
+            |c| {
+                Box::pin(
+                    async move { backfill::backfill(&c.state, &c.id, &c.body, &c.headers).await },
+                )
+            },
+            openapi::backfill_job,
+        )
+        .json_body(),
         Route::post(
             "/v1/cronjobs/{id}/sync",
             |c| {

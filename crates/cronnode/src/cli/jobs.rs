@@ -1,13 +1,15 @@
-//! `cronnode jobs list|get|add|put|rm|pause|resume|run|fires`: the job API from the shell.
+//! `cronnode jobs list|get|add|put|rm|pause|resume|run|backfill|fires`: the job API from the
+//! shell.
 //!
 //! Every subcommand is one call to a node's API (`--api`, token from `CRONNODE_API_TOKEN`);
 //! text by default, the API's JSON with `--json`. No validation of a spec happens here: the API
 //! is the one judge, so the CLI and curl users get the same answers. A file is read up to the
 //! API's body limit, no further (`/dev/zero` is refused, not read until memory runs out).
 //!
-//! Exit status of `add` and `put`: a file refused, here (unreadable, too large, not a JSON
-//! object, `put` without an id) or by the API (400, 413, 415, 422), is bad input, 2, the same
-//! in both; anything else that fails (the API unreachable, 401, 404, 409, 5xx) is 1.
+//! Exit status of `add`, `put` and `backfill`: a file or a range refused, here (unreadable, too
+//! large, not a JSON object, `put` without an id) or by the API (400, 413, 415, 422), is bad
+//! input, 2, the same in both; anything else that fails (the API unreachable, 401, 404, 409,
+//! 5xx) is 1.
 
 use std::io::Read;
 
@@ -83,6 +85,19 @@ pub enum JobsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Fire a job's past slots in [FROM, TO] that were never enqueued (each at most once).
+    Backfill {
+        /// The job id.
+        id: String,
+        /// The first instant of the range (RFC 3339 with an offset).
+        #[arg(long)]
+        from: String,
+        /// The last instant of the range (RFC 3339 with an offset, not in the future).
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show a job's recent fires.
     Fires {
         /// The job id.
@@ -98,8 +113,11 @@ pub async fn run(cmd: &JobsCommand) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             let code = super::report_failure(&e);
-            let reads_a_file = matches!(cmd, JobsCommand::Add { .. } | JobsCommand::Put { .. });
-            if reads_a_file && refuses_the_spec(&e) {
+            let bad_input = matches!(
+                cmd,
+                JobsCommand::Add { .. } | JobsCommand::Put { .. } | JobsCommand::Backfill { .. }
+            );
+            if bad_input && refuses_the_spec(&e) {
                 super::EXIT_BAD_INPUT
             } else {
                 code
@@ -250,6 +268,19 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
                 .json(Method::POST, &format!("{}/run", job_path(id)), None)
                 .await?,
         ),
+        JobsCommand::Backfill { id, from, to, api } => {
+            let body = serde_json::json!({"from": from, "to": to}).to_string();
+            (
+                api,
+                client(api)?
+                    .json(
+                        Method::POST,
+                        &format!("{}/backfill", job_path(id)),
+                        Some(Bytes::from(body)),
+                    )
+                    .await?,
+            )
+        }
         JobsCommand::Fires { id, api } => (
             api,
             client(api)?
@@ -272,6 +303,28 @@ async fn exec(cmd: &JobsCommand) -> Result<(), ClientError> {
             "enqueued a manual run of {id}: fire id {}",
             s(&answer, "/fire_id")
         ),
+        JobsCommand::Backfill { id, .. } => {
+            let n = |p: &str| {
+                answer
+                    .pointer(p)
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+            };
+            println!(
+                "backfill of {id}: {} slots in range, {} enqueued now, {} already enqueued, {} left \
+                 to the scheduler, {} dropped",
+                s(&answer, "/slots"),
+                n("/enqueued"),
+                n("/already_enqueued"),
+                n("/left_to_scheduler"),
+                n("/dropped")
+            );
+            if let Some(slots) = answer.pointer("/enqueued").and_then(Value::as_array) {
+                for slot in slots.iter().filter_map(Value::as_str) {
+                    println!("enqueued {slot}");
+                }
+            }
+        }
         _ => print_job(&answer),
     }
     Ok(())
@@ -309,17 +362,18 @@ fn print_list(v: &Value, header: bool) {
     let jobs = v.get("jobs").and_then(Value::as_array).unwrap_or(&empty);
     if header {
         println!(
-            "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
-            "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "NEXT START", "LAST START"
+            "{:<24} {:<18} {:<14} {:<7} {:<8} {:<21} {:<21}",
+            "ID", "FREQUENCY", "TIMEZONE", "PAUSED", "STATE", "NEXT START", "LAST START"
         );
     }
     for j in jobs {
         println!(
-            "{:<24} {:<18} {:<14} {:<7} {:<21} {:<21}",
+            "{:<24} {:<18} {:<14} {:<7} {:<8} {:<21} {:<21}",
             s(j, "/id"),
             s(j, "/frequency"),
             j.get("timezone").and_then(Value::as_str).unwrap_or("UTC"),
             j.get("paused").and_then(Value::as_bool).unwrap_or(false),
+            s(j, "/state"),
             s(j, "/next_start"),
             s(j, "/last_start"),
         );

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use cron_core::{Fire, Job};
-use leader_term::{ChangeApplied, JobEvent};
+use leader_term::{BackfillDone, ChangeApplied, JobEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How long the API waits for the loop to carry out a manual run or a fence reset.
@@ -40,6 +41,15 @@ pub enum Command {
     ResetFence {
         /// Where the answer goes (the fence now).
         reply: oneshot::Sender<Result<u64, CommandError>>,
+    },
+    /// Enqueue these past slots of a job (a backfill; the API checked the range).
+    Backfill {
+        /// The job id.
+        job: Arc<str>,
+        /// The slots, oldest first.
+        slots: Vec<DateTime<Utc>>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<BackfillDone, CommandError>>,
     },
     /// A job the API has just written (or deleted): withdraw or restage its staged tasks now.
     JobChanged {
@@ -121,6 +131,17 @@ impl LeaderHandle {
     pub async fn manual_run(&self, job: Arc<Job>) -> Result<ManualRun, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::ManualRun { job, reply }).await?;
+        wait_reply(rx, COMMAND_TIMEOUT).await
+    }
+
+    /// Asks the loop to enqueue these past slots of `job` (each with its slot's fire id).
+    pub async fn backfill(
+        &self,
+        job: Arc<str>,
+        slots: Vec<DateTime<Utc>>,
+    ) -> Result<BackfillDone, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Backfill { job, slots, reply }).await?;
         wait_reply(rx, COMMAND_TIMEOUT).await
     }
 

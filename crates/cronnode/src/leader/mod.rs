@@ -100,6 +100,7 @@ enum Waiting {
     ManualRun(oneshot::Sender<Result<ManualRun, CommandError>>),
     FenceReset(oneshot::Sender<Result<u64, CommandError>>),
     JobChanged(oneshot::Sender<Result<leader_term::ChangeApplied, CommandError>>),
+    Backfill(oneshot::Sender<Result<leader_term::BackfillDone, CommandError>>),
 }
 
 /// The driver's own state between steps.
@@ -350,6 +351,10 @@ impl LeaderLoop {
                 leader_term::Command::JobChanged(change),
                 Waiting::JobChanged(reply),
             ),
+            Command::Backfill { job, slots, reply } => (
+                leader_term::Command::Backfill { job, slots },
+                Waiting::Backfill(reply),
+            ),
         };
         d.waiting.insert(id, waiting);
         d.machine.handle_command(now, id, command);
@@ -364,6 +369,7 @@ impl LeaderLoop {
                 Waiting::ManualRun(r) => drop(r.send(Err(e))),
                 Waiting::FenceReset(r) => drop(r.send(Err(e))),
                 Waiting::JobChanged(r) => drop(r.send(Err(e))),
+                Waiting::Backfill(r) => drop(r.send(Err(e))),
             }
         }
         if !matches!(*self.status.borrow(), LeaderStatus::Follower) {
@@ -409,6 +415,9 @@ fn answer(waiting: &mut HashMap<CommandId, Waiting>, id: CommandId, reply: Reply
             r.send(a.map_err(CommandError::from)).map_err(drop)
         }
         (Waiting::JobChanged(r), Reply::JobChanged(a)) => {
+            r.send(a.map_err(CommandError::from)).map_err(drop)
+        }
+        (Waiting::Backfill(r), Reply::Backfill(a)) => {
             r.send(a.map_err(CommandError::from)).map_err(drop)
         }
         _ => {

@@ -54,6 +54,10 @@ impl Term {
                 Some(e) => out.reply(id, Reply::ManualRun(Err(e))),
                 None => self.manual.push_back((id, job, fire)),
             },
+            Command::Backfill { job, slots } => match blocked {
+                Some(e) => out.reply(id, Reply::Backfill(Err(e))),
+                None => self.backfill(id, job, slots),
+            },
             Command::JobChanged(event) => {
                 let job: Arc<str> = Arc::from(event.id());
                 self.change(now, event);
@@ -77,7 +81,9 @@ impl Term {
         };
         let planned = self.planner.job(&id).is_some();
         match &new {
-            Some(k) if k.active() => {
+            // Past its last slot and its catch-up window (ended, or a one-shot gone by): it
+            // costs the term nothing, not even a cursor read.
+            Some(k) if k.active() && !k.job.finished(now) => {
                 if planned {
                     // Slots already due under the old spec go out first (with the new spec
                     // if it still has them: checked when they are sent); the upsert plans
@@ -117,7 +123,7 @@ impl Term {
         let job = known.job.clone();
         let horizon = now + self.lookahead;
         let mut t = now;
-        while let Some(slot) = job.schedule.next_after(t) {
+        while let Some(slot) = job.next_after(t) {
             if slot > horizon {
                 break;
             }
@@ -127,7 +133,7 @@ impl Term {
                 || self.outbox.contains_key(&key)
                 || self.later.contains_key(&key);
             if !held {
-                self.route(fire, now);
+                self.route(fire);
             }
             t = slot;
         }

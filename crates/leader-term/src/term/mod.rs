@@ -18,6 +18,7 @@
 //!
 //! `changes.rs` applies job changes; `outcomes.rs` applies the answers of Redis calls.
 
+mod backfill;
 mod changes;
 mod outcomes;
 mod poll;
@@ -32,7 +33,7 @@ use cron_core::{Fire, FireKind, Job, Planner};
 use crate::input::CommandId;
 use crate::output::{ChangeApplied, CommandError, Op, Planned, Reply};
 use crate::staged::{Key, Staged};
-use crate::view::{delayed, has_slot, View};
+use crate::view::{has_slot, held_at, View};
 use crate::Out;
 
 /// Where a term is in its start.
@@ -71,6 +72,8 @@ pub(crate) enum Call {
         withdraw: Vec<Fire>,
         restage: Vec<(Fire, u64)>,
     },
+    /// A batch of the first backfill's fires.
+    Backfill(Vec<(Fire, u64)>),
     Prepare,
     Release(DateTime<Utc>),
     Record,
@@ -87,6 +90,7 @@ impl Call {
             Call::JobIndex => Op::JobIndex,
             Call::Cursors(_) => Op::Cursors,
             Call::Send { op, .. } => *op,
+            Call::Backfill(_) => Op::Enqueue,
             Call::Amend { .. } => Op::Amend,
             Call::Prepare | Call::Release(_) => Op::Release,
             Call::Record => Op::Record,
@@ -98,7 +102,12 @@ impl Call {
     pub(crate) fn fenced(&self) -> bool {
         matches!(
             self,
-            Call::Send { .. } | Call::Amend { .. } | Call::Release(_) | Call::Record | Call::Prove
+            Call::Send { .. }
+                | Call::Backfill(_)
+                | Call::Amend { .. }
+                | Call::Release(_)
+                | Call::Record
+                | Call::Prove
         )
     }
 }
@@ -142,9 +151,12 @@ pub(crate) struct Term {
     caught_up: bool,
     /// Fires to send, by slot: enqueued when their slot has passed, staged otherwise.
     outbox: BTreeMap<Key, Fire>,
-    /// Fires of delayed jobs, enqueued at their slot.
+    /// Fires of delayed and of jittered jobs, enqueued at their slot or jittered instant
+    /// (the key's instant).
     later: BTreeMap<Key, Fire>,
     manual: VecDeque<(CommandId, Arc<Job>, Fire)>,
+    /// Backfill requests, oldest first; the first is being sent (`backfill.rs`).
+    backfills: VecDeque<backfill::Backfill>,
     resets: Vec<CommandId>,
     staged: Staged,
     /// Staged fires to check against the view (withdraw, restage, or keep), by slot.
@@ -173,6 +185,7 @@ impl Term {
             outbox: BTreeMap::new(),
             later: BTreeMap::new(),
             manual: VecDeque::new(),
+            backfills: VecDeque::new(),
             resets: Vec::new(),
             staged: Staged::default(),
             amends: BTreeMap::new(),
@@ -198,17 +211,25 @@ impl Term {
     }
 
     /// Puts a fire where it waits to be sent (a fire already staged is left there).
-    fn route(&mut self, fire: Fire, now: DateTime<Utc>) {
+    fn route(&mut self, fire: Fire) {
         let key = (fire.slot, fire.fire_id);
         if self.staged.get(key).is_some() {
             return;
         }
-        let held = fire.slot > now && self.view.get(&fire.job_id).is_some_and(|k| delayed(&k.job));
-        if held {
-            self.later.insert(key, fire);
-        } else {
-            self.outbox.insert(key, fire);
-        }
+        self.hold(fire);
+    }
+
+    /// Puts a fire in `later` at its instant if its job's fires are held there (see
+    /// [`held_at`]), else in the outbox.
+    pub(crate) fn hold(&mut self, fire: Fire) {
+        let at = self
+            .view
+            .get(&fire.job_id)
+            .and_then(|k| held_at(&k.job, fire.slot));
+        match at {
+            Some(at) => self.later.insert((at, fire.fire_id), fire),
+            None => self.outbox.insert((fire.slot, fire.fire_id), fire),
+        };
     }
 
     /// A fenced call is being made: it proves the waiting API nodes' changes if it succeeds.
@@ -238,6 +259,9 @@ impl Term {
         for id in self.resets.drain(..) {
             out.reply(id, Reply::FenceReset(Err(error.clone())));
         }
+        for b in self.backfills.drain(..) {
+            out.reply(b.id, Reply::Backfill(Err(error.clone())));
+        }
         for w in self.waiters.drain(..) {
             out.reply(w.id, Reply::JobChanged(Err(error.clone())));
         }
@@ -265,6 +289,7 @@ impl Term {
         let immediate = !self.amends.is_empty()
             || !self.resets.is_empty()
             || !self.manual.is_empty()
+            || !self.backfills.is_empty()
             || !self.outbox.is_empty()
             || !self.awaiting.is_empty()
             || self.unrecorded

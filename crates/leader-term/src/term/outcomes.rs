@@ -74,9 +74,15 @@ impl Term {
                         out.reply(id, Reply::ManualRun(Err(CommandError::Redis(e.clone()))));
                     }
                     (Err(Refused::Failed(_)), None) => {
-                        // The same fires again after the backoff; staged ones stay remembered.
+                        // The same fires again after the backoff, from where they were (a held
+                        // fire back in `later`, ahead of its job's next ones); staged ones stay
+                        // remembered.
                         for (fire, _) in &fires {
-                            self.outbox.insert((fire.slot, fire.fire_id), fire.clone());
+                            if op == Op::Stage {
+                                self.outbox.insert((fire.slot, fire.fire_id), fire.clone());
+                            } else {
+                                self.hold(fire.clone());
+                            }
                         }
                     }
                     (Err(Refused::Fenced { fence }), Some(id)) => {
@@ -90,6 +96,10 @@ impl Term {
                     });
                 }
                 r.map(|outcomes| self.sent(now, op, &fires, &outcomes, out))
+            }
+            (Call::Backfill(fires), Outcome::Sent(r)) => {
+                self.backfill_sent(&fires, &r, out);
+                r.map(|outcomes| self.sent(now, Op::Enqueue, &fires, &outcomes, out))
             }
             (Call::Amend { withdraw, restage }, Outcome::Amended(r)) => {
                 if r.is_err() {
@@ -207,7 +217,7 @@ impl Term {
             planned += plan.fires.len() as u64;
             skipped += plan.skipped;
             for fire in plan.fires {
-                self.route(fire, now);
+                self.route(fire);
             }
         }
         out.event(Event::CatchUp {
@@ -237,7 +247,12 @@ impl Term {
                     if op == Op::Stage {
                         self.staged.set_version(key, *version);
                     } else if fire.kind == FireKind::Scheduled {
-                        let late = (now - fire.slot).num_microseconds().unwrap_or(i64::MAX);
+                        // Against the instant the fire was due: the jittered one, if any.
+                        let due = self
+                            .view
+                            .get(&fire.job_id)
+                            .map_or(fire.slot, |k| k.job.fire_at(fire.slot));
+                        let late = (now - due).num_microseconds().unwrap_or(i64::MAX);
                         out.event(Event::Lateness {
                             seconds: late as f64 / 1e6,
                             tasks: 1,

@@ -4,10 +4,12 @@
 //! 1. withdraw or restage staged fires of changed jobs whose slot is due (before they are
 //!    released with the old spec);
 //! 2. release the due staged slots (the time-critical step: release before stage);
-//! 3. enqueue the fires of delayed jobs whose slot came;
+//! 3. enqueue the fires of delayed jobs whose slot came, and of jittered jobs whose jittered
+//!    instant came;
 //! 4. withdraw or restage the other staged fires of changed jobs (an API node waits), or, when
 //!    none is staged, a fenced call that proves the term still the newest before it answers;
-//! 5. reset the fence (an operator waits); a manual run (a user waits);
+//! 5. reset the fence (an operator waits); a manual run (a user waits); a batch of a
+//!    backfill (an operator waits);
 //! 6. the outbox: fires whose slot passed are enqueued, the others (due within the lookahead)
 //!    staged, the slots of a stage remembered before the call;
 //! 7. read the cursors of jobs to catch up;
@@ -18,7 +20,7 @@ use cron_core::Fire;
 
 use super::{Call, Phase, Term};
 use crate::output::{Action, Event, Op, Planned};
-use crate::view::{delayed, has_slot};
+use crate::view::{has_slot, held, held_at};
 use crate::{Config, Out};
 
 /// What to do with a staged fire, given the view.
@@ -94,6 +96,9 @@ impl Term {
                 call,
             ));
         }
+        if let Some(call) = self.send_backfill(now, cfg, out) {
+            return Some(call);
+        }
         if let Some(call) = self.send_outbox(now, cfg, out) {
             return Some(call);
         }
@@ -127,7 +132,7 @@ impl Term {
         let horizon = now + self.lookahead;
         if self.planner.next_wakeup().is_some_and(|t| t <= horizon) {
             for fire in self.planner.due(horizon) {
-                self.route(fire, now);
+                self.route(fire);
             }
         }
     }
@@ -160,7 +165,7 @@ impl Term {
                 }
                 Decision::Withdraw { later } => {
                     if later {
-                        self.later.insert(key, fire.clone());
+                        self.hold(fire.clone());
                     }
                     withdraw.push(fire);
                 }
@@ -208,7 +213,7 @@ impl Term {
         let wanted = known.active() && has_slot(&known.job, fire.slot);
         if !wanted {
             Decision::Withdraw { later: false }
-        } else if delayed(&known.job) {
+        } else if held(&known.job) {
             Decision::Withdraw { later: true }
         } else if version < known.version {
             Decision::Restage(Planned {
@@ -221,7 +226,7 @@ impl Term {
         }
     }
 
-    /// An `Enqueue` of the fires of delayed jobs whose slot has come.
+    /// An `Enqueue` of the fires of delayed and jittered jobs whose instant has come.
     fn send_later(
         &mut self,
         now: DateTime<Utc>,
@@ -270,8 +275,8 @@ impl Term {
                 dropped += 1;
                 continue;
             };
-            if !passed && delayed(&p.job) {
-                self.later.insert(key, fire);
+            if let Some(at) = held_at(&p.job, fire.slot) {
+                self.later.insert((at, key.1), fire);
                 continue;
             }
             direct = Some(passed);

@@ -286,8 +286,10 @@ impl<'k> EnqueueCall<'k> {
         for (key, count) in &self.runs {
             // Manual runs do not move the cursor: it says how far the schedule was enqueued,
             // and a manual run at 10:05 must not hide a missed 10:00 slot from the catch-up.
+            // Nor do backfills: a range backfilled before the job's catch-up read its cursor
+            // would hide the missed slots before the range.
             let cursor = match key.kind {
-                FireKind::Manual => String::new(),
+                FireKind::Manual | FireKind::Backfill => String::new(),
                 FireKind::Scheduled | FireKind::CatchUp => key.slot.to_string(),
             };
             let (head, tail) = match self.mode {
