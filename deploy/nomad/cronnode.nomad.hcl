@@ -41,6 +41,8 @@ job "cronnode" {
         CRONNODE_LISTEN    = "0.0.0.0:${NOMAD_PORT_api}"
         CRONNODE_ADVERTISE = "${attr.unique.network.ip-address}:${NOMAD_PORT_api}"
         CRONNODE_LOG_FORMAT = "json"
+        # The platform's IronFunctions API server: jobs' apps and routes are read there.
+        CRONNODE_FUNCTIONS_URL = "http://functions.service.consul:8080"
       }
 
       template {
