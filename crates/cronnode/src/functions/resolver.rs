@@ -35,6 +35,10 @@ pub const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// One (app, path) a job names.
 type Pair = (String, String);
 
+/// What a read learnt of each pair it was asked: `None` when IronFunctions gave no answer
+/// (the pair's last known state stays).
+type Learnt = Vec<(Pair, Option<RouteState>)>;
+
 /// The background reader of routes.
 pub struct Resolver {
     client: FunctionsClient,
@@ -82,7 +86,7 @@ impl Resolver {
     /// Runs until `shutdown`. Reads run in their own tasks and report here, so a slow
     /// IronFunctions delays neither the job sets (beyond [`PUBLISH_WAIT`]) nor shutdown.
     pub async fn run(mut self, mut shutdown: broadcast::Receiver<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(Pair, RouteState)>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Learnt>();
         let mut next_full = tokio::time::Instant::now() + self.interval;
         self.jobs.mark_changed();
         loop {
@@ -126,40 +130,34 @@ impl Resolver {
     }
 
     /// Starts reading `pairs` in a task that reports on `tx`.
-    fn read(&mut self, pairs: BTreeSet<Pair>, tx: &mpsc::UnboundedSender<Vec<(Pair, RouteState)>>) {
+    fn read(&mut self, pairs: BTreeSet<Pair>, tx: &mpsc::UnboundedSender<Learnt>) {
         if pairs.is_empty() {
             return;
         }
         self.pending.extend(pairs.iter().cloned());
         let (client, tx) = (self.client.clone(), tx.clone());
         tokio::spawn(async move {
-            let asked: Vec<Pair> = pairs.iter().cloned().collect();
-            let mut found = resolve(&client, pairs).await;
-            // Pairs without an answer come back without a state: no longer pending.
-            let answered: BTreeSet<&Pair> = found.iter().map(|(p, _)| p).collect();
-            let unanswered: Vec<Pair> = asked
+            let mut found: BTreeMap<Pair, RouteState> =
+                resolve(&client, pairs.clone()).await.into_iter().collect();
+            // Every pair asked comes back, answered or not: none stays pending.
+            let learnt = pairs
                 .into_iter()
-                .filter(|p| !answered.contains(p))
+                .map(|p| {
+                    let state = found.remove(&p);
+                    (p, state)
+                })
                 .collect();
-            found.extend(
-                unanswered
-                    .into_iter()
-                    .map(|p| (p, RouteState::Missing(String::new()))),
-            );
-            let _ = tx.send(found);
+            let _ = tx.send(learnt);
         });
     }
 
-    /// Takes a read's answers (an empty `Missing` marks a pair without an answer: its last
-    /// known state stays).
-    fn learn(&mut self, found: Vec<(Pair, RouteState)>) {
-        for (pair, state) in found {
+    /// Takes a read's answers; a pair without one keeps its last known state.
+    fn learn(&mut self, learnt: Learnt) {
+        for (pair, state) in learnt {
             self.pending.remove(&pair);
-            let unanswered = matches!(&state, RouteState::Missing(m) if m.is_empty());
-            if unanswered || !self.wanted.contains(&pair) {
-                continue;
+            if let Some(state) = state.filter(|_| self.wanted.contains(&pair)) {
+                self.known.insert(pair, state);
             }
-            self.known.insert(pair, state);
         }
         self.publish();
     }
