@@ -38,7 +38,7 @@ fn no_task_reaching_the_queue_after_the_api_answered_carries_the_old_spec() {
     let url = redis.url();
     let a = Node::start("a", &consul, &url, &[]);
     let b = Node::start("b", &consul, &url, &[]);
-    let leader = wait_for("a leader", Duration::from_secs(30), || a.leader());
+    let leader = a.wait_leader();
     let follower = if leader == "a" { &b } else { &a };
 
     let r = follower.post_json("/v1/cronjobs", &job("ch", "@every 1s"));

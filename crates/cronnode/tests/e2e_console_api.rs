@@ -31,7 +31,7 @@ fn what_the_console_asks_of_any_node() {
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
     let b = Node::start("b", &consul, &redis.url(), &[]);
-    let leader = wait_for("a leader", WAIT, || a.leader());
+    let leader = a.wait_leader();
     let (leader, follower) = if leader == "a" { (&a, &b) } else { (&b, &a) };
 
     // The list's filters, on the follower.

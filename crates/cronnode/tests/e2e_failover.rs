@@ -44,7 +44,7 @@ fn three_nodes_one_leader_and_a_clean_handover_on_sigterm() {
         .map(|n| Node::start(n, &consul, &url, &[]))
         .collect();
 
-    let leader = wait_for("a leader", Duration::from_secs(30), || nodes[0].leader());
+    let leader = nodes[0].wait_leader();
     // Every node names the same leader, and only that one says it leads.
     for n in &nodes {
         assert_eq!(n.leader().as_deref(), Some(leader.as_str()));
@@ -279,7 +279,7 @@ fn a_leader_killed_between_stage_and_release_loses_and_doubles_nothing() {
         .iter()
         .map(|n| Node::start(n, &consul, &url, &[]))
         .collect();
-    let leader = wait_for("a leader", Duration::from_secs(30), || nodes[0].leader());
+    let leader = nodes[0].wait_leader();
     let r = nodes[0].post_json("/v1/cronjobs", &job("beat", "@every 1s"));
     assert_eq!(r.status, 201, "{}", r.text());
     wait_for("fires before the kill", Duration::from_secs(30), || {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{job, tasks_of, wait_for, Consul, Node};
@@ -15,20 +14,6 @@ use serde_json::Value;
 
 /// A fence left by an older Consul cluster whose Raft indexes had gone far higher.
 const OLD_FENCE: u64 = 1_000_000;
-
-fn cli(node: &Node, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cronnode"))
-        .args(args)
-        .args(["--api", &format!("http://127.0.0.1:{}", node.port)])
-        .env_remove("CRONNODE_API_TOKEN")
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn a_fence_above_the_token_blocks_until_the_operator_resets_it() {
@@ -53,15 +38,15 @@ fn a_fence_above_the_token_blocks_until_the_operator_resets_it() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("job.json");
     std::fs::write(&spec, job("blocked", "@every 1s").to_string()).unwrap();
-    let (code, out, err) = cli(&node, &["jobs", "add", spec.to_str().unwrap()]);
+    let (code, out, err) = node.cli(None, &["jobs", "add", spec.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let (code, out, _) = cli(&node, &["jobs", "list"]);
+    let (code, out, _) = node.cli(None, &["jobs", "list"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("blocked") && out.contains("@every 1s"),
         "{out}"
     );
-    let (code, out, _) = cli(&node, &["jobs", "get", "blocked", "--json"]);
+    let (code, out, _) = node.cli(None, &["jobs", "get", "blocked", "--json"]);
     assert_eq!(code, Some(0));
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()["id"],
@@ -87,7 +72,7 @@ fn a_fence_above_the_token_blocks_until_the_operator_resets_it() {
         .text()
         .contains("cronnode_fence_blocked 1"));
     assert!(node.log().contains("FENCE BLOCKED"), "{}", node.log());
-    let (code, out, _) = cli(&node, &["status"]);
+    let (code, out, _) = node.cli(None, &["status"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("BLOCKED"), "{out}");
 
@@ -101,9 +86,9 @@ fn a_fence_above_the_token_blocks_until_the_operator_resets_it() {
     assert_eq!(r.error().0, "fence_blocked");
 
     // The operator resets: refused without --yes, done with it.
-    let (code, _, err) = cli(&node, &["fence", "reset"]);
+    let (code, _, err) = node.cli(None, &["fence", "reset"]);
     assert_eq!(code, Some(2), "{err}");
-    let (code, out, err) = cli(&node, &["fence", "reset", "--yes"]);
+    let (code, out, err) = node.cli(None, &["fence", "reset", "--yes"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let token = leader
         .pointer("/leader/token")
@@ -133,7 +118,7 @@ fn a_fence_above_the_token_blocks_until_the_operator_resets_it() {
         "a scheduled fire after the reset",
         Duration::from_secs(30),
         || {
-            let (code, out, _) = cli(&node, &["jobs", "fires", "blocked"]);
+            let (code, out, _) = node.cli(None, &["jobs", "fires", "blocked"]);
             (code == Some(0) && out.contains("catchup") && out.contains("scheduled")).then_some(())
         },
     );

@@ -74,7 +74,7 @@ fn firing() -> (Consul, RedisServer, FunctionsApi, Node, Value) {
     let redis = RedisServer::start().unwrap();
     let f = functions();
     let node = start_node(&consul, &redis, &f.url());
-    wait_for("a leader", Duration::from_secs(30), || node.leader());
+    node.wait_leader();
     let r = node.post_json("/v1/cronjobs", &job("report", "myapp", "/hello"));
     assert_eq!(r.status, 201, "{}", r.text());
     let first = wait_for("a task of the job", Duration::from_secs(30), || {

@@ -52,20 +52,6 @@ fn expect(r: &http::Response, status: u16, code: &str, needle: &str) {
     assert!(m.contains(needle), "message {m:?} should name {needle:?}");
 }
 
-fn cli(node: &Node, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cronnode"))
-        .args(args)
-        .args(["--api", &format!("http://127.0.0.1:{}", node.port)])
-        .env("CRONNODE_API_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn consul_put(consul: &Consul, path: &str, body: &[u8]) -> http::Response {
     http::request(consul.port, "PUT", path, &[], body).unwrap()
 }
@@ -233,7 +219,7 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
         "stored_invalid",
         "delete it",
     );
-    let (code, out, err) = cli(&node, &["jobs", "rm", "handmade"]);
+    let (code, out, err) = node.cli(Some(TOKEN), &["jobs", "rm", "handmade"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(consul.get_json(&format!("/v1/kv/{key}")), Value::Null);
     expect(
@@ -244,7 +230,7 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
     );
 
     // The CLI: an endless file is refused at the API's limit; one bad file, one exit code.
-    let (code, _, err) = cli(&node, &["jobs", "add", "/dev/zero"]);
+    let (code, _, err) = node.cli(Some(TOKEN), &["jobs", "add", "/dev/zero"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.starts_with("error:") && err.contains("larger than"),
@@ -266,8 +252,8 @@ fn a_node_refuses_every_bad_input_with_a_4xx() {
         let file = dir.path().join(name);
         std::fs::write(&file, content).unwrap();
         let file = file.to_str().unwrap();
-        let (add, _, add_err) = cli(&node, &["jobs", "add", file]);
-        let (put, _, put_err) = cli(&node, &["jobs", "put", file]);
+        let (add, _, add_err) = node.cli(Some(TOKEN), &["jobs", "add", file]);
+        let (put, _, put_err) = node.cli(Some(TOKEN), &["jobs", "put", file]);
         assert_eq!(add, Some(2), "{name}: add: {add_err}");
         assert_eq!(put, Some(2), "{name}: put: {put_err}");
         assert_eq!(add_err.lines().count(), 1, "{add_err}");
@@ -464,7 +450,7 @@ fn nodes_that_disagree_on_the_token_are_flagged() {
     assert_eq!(by_name("without")["api_token_required"], false, "{nodes}");
     let warning = nodes["warnings"][0].as_str().unwrap_or_default();
     assert!(warning.contains("without"), "{nodes}");
-    let (code, out, err) = cli(&with, &["status"]);
+    let (code, out, err) = with.cli(Some(TOKEN), &["status"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("WARNING") && out.contains("without"), "{out}");
     drop(without);

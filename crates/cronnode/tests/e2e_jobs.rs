@@ -14,10 +14,6 @@ use serde_json::Value;
 /// Lateness the test accepts (the goal, 100 ms, is reported; a loaded CI machine may exceed it).
 const LATENESS_LIMIT_MS: i64 = 1_000;
 
-fn leader_of(nodes: &[&Node]) -> String {
-    wait_for("a leader", Duration::from_secs(30), || nodes[0].leader())
-}
-
 #[test]
 fn job_created_on_a_follower_fires_on_time_as_ironfunctions_tasks() {
     let _serial = common::serial();
@@ -25,7 +21,7 @@ fn job_created_on_a_follower_fires_on_time_as_ironfunctions_tasks() {
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
     let b = Node::start("b", &consul, &redis.url(), &[]);
-    let leader = leader_of(&[&a, &b]);
+    let leader = a.wait_leader();
     let follower = if leader == "a" { &b } else { &a };
 
     let r = follower.post_json("/v1/cronjobs", &job("tick", "@every 1s"));
@@ -113,7 +109,7 @@ fn pause_resume_delete_and_manual_run() {
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
     let b = Node::start("b", &consul, &redis.url(), &[]);
-    let leader = leader_of(&[&a, &b]);
+    let leader = a.wait_leader();
     let follower = if leader == "a" { &b } else { &a };
     let url = redis.url();
 
@@ -209,7 +205,7 @@ fn put_round_trips_a_get_and_checks_the_version() {
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
     // A write is answered 200 once a leader confirmed it (202 while none leads yet).
-    leader_of(&[&a]);
+    a.wait_leader();
     let r = a.post_json("/v1/cronjobs", &job("rt", "0 9 * * 1-5"));
     assert_eq!(r.status, 201, "{}", r.text());
     let r = a.post_json("/v1/cronjobs", &job("rt", "0 9 * * 1-5"));

@@ -36,7 +36,7 @@ fn jitter_start_end_and_one_shot_on_a_real_cluster() {
     let consul = Consul::start();
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
-    wait_for("a leader", Duration::from_secs(30), || a.leader());
+    a.wait_leader();
     let now = Utc::now();
 
     // Jitter: each task reaches the queue at its slot's jittered instant (computed here by
@@ -181,15 +181,6 @@ fn bad_life_fields_are_refused_by_name() {
     assert_eq!(r.status, 422, "{}", r.text());
 }
 
-fn cli(node: &Node, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_cronnode"))
-        .args(args)
-        .args(["--api", &format!("http://127.0.0.1:{}", node.port)])
-        .env_remove("CRONNODE_API_TOKEN")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn backfill_fires_past_slots_once_through_any_node() {
     let _serial = common::serial();
@@ -197,7 +188,7 @@ fn backfill_fires_past_slots_once_through_any_node() {
     let redis = RedisServer::start().unwrap();
     let a = Node::start("a", &consul, &redis.url(), &[]);
     let b = Node::start("b", &consul, &redis.url(), &[]);
-    let leader = wait_for("a leader", Duration::from_secs(30), || a.leader());
+    let leader = a.wait_leader();
     let follower = if leader == "a" { &b } else { &a };
 
     // Every 10 s; its missed slots are never caught up (policy skip).
@@ -242,8 +233,8 @@ fn backfill_fires_past_slots_once_through_any_node() {
     }
 
     // Again, through the CLI on the leader: nothing fires twice.
-    let out = cli(
-        if leader == "a" { &a } else { &b },
+    let (code, stdout, stderr) = (if leader == "a" { &a } else { &b }).cli(
+        None,
         &[
             "jobs",
             "backfill",
@@ -255,8 +246,8 @@ fn backfill_fires_past_slots_once_through_any_node() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{out:?}");
-    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let again: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(again["enqueued"].as_array().unwrap().len(), 0, "{again}");
     assert_eq!(
         again["already_enqueued"].as_array().unwrap().len(),
@@ -329,8 +320,8 @@ fn backfill_fires_past_slots_once_through_any_node() {
     let r = a.post_json("/v1/cronjobs/nope/backfill", &range);
     assert_eq!(r.status, 404, "{}", r.text());
     // The CLI: bad input is exit 2 with one `error:` line.
-    let out = cli(
-        &a,
+    let (code, stdout, stderr) = a.cli(
+        None,
         &[
             "jobs",
             "backfill",
@@ -341,8 +332,8 @@ fn backfill_fires_past_slots_once_through_any_node() {
             &rfc(now),
         ],
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    let err = stderr;
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: "), "{err}");
 }

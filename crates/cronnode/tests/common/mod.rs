@@ -206,6 +206,29 @@ impl Node {
         .unwrap()
     }
 
+    /// Waits until this node names a leader; its name.
+    pub fn wait_leader(&self) -> String {
+        wait_for("a leader", Duration::from_secs(30), || self.leader())
+    }
+
+    /// Runs the `cronnode` CLI with `args` against this node's API, with `token` as
+    /// `CRONNODE_API_TOKEN` (none when `None`): its exit status, stdout and stderr.
+    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> (Option<i32>, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cronnode"));
+        cmd.args(args)
+            .args(["--api", &format!("http://127.0.0.1:{}", self.port)]);
+        match token {
+            Some(t) => cmd.env("CRONNODE_API_TOKEN", t),
+            None => cmd.env_remove("CRONNODE_API_TOKEN"),
+        };
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// The node named leader by `GET /v1/leader`, if any.
     pub fn leader(&self) -> Option<String> {
         let r = http::get(self.port, "/v1/leader", None).ok()?;
