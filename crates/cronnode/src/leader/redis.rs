@@ -130,7 +130,7 @@ pub(super) async fn perform(
                 tracing::warn!(%slot, error = %e, "could not prepare the release; the slot is released by the script");
                 None
             });
-            tracing::info!(%slot, prepared = prepared.is_some(), took = ?started.elapsed(), "release prepared");
+            tracing::debug!(%slot, prepared = prepared.is_some(), took = ?started.elapsed(), "release prepared");
             Outcome::Prepared {
                 ready: prepared.is_some(),
             }
