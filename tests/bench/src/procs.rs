@@ -252,7 +252,8 @@ impl Node {
             "--default-image",
             "bench/fn:latest",
         ])
-        .env("RUST_LOG", "info");
+        // The backlog scenario reads the leader's `release prepared` line (debug).
+        .env("RUST_LOG", "info,cronnode::leader::redis=debug");
         match &self.functions_url {
             Some(url) => cmd.args(["--resolve-routes", "true", "--functions-url", url]),
             None => cmd.args(["--resolve-routes", "false"]),
